@@ -1,0 +1,141 @@
+//! Capabilities: the bounding set, securebits, and the P/E/I/ambient sets.
+//!
+//! Enforces: nothing survives into the target but `capabilities.keep`, raised through the
+//! ambient set (capabilities(7), "Ambient capability set"). The bounding set is dropped up
+//! to `/proc/sys/kernel/cap_last_cap`, not to a compiled list, so a capability newer than
+//! this build is dropped too. Cannot: an unprivileged start cannot drop its bounding set
+//! (no CAP_SETPCAP); no_new_privs makes it inert for setuid binaries and file caps.
+
+use std::io;
+use std::str::FromStr;
+
+use caps::{CapSet, Capability, CapsHashSet};
+
+use crate::sys;
+
+/// Parse `CAP_NET_BIND_SERVICE` (or `net_bind_service`).
+pub fn parse_cap_name(name: &str) -> Result<Capability, String> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    Capability::from_str(&full).map_err(|_| {
+        let known: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+        format!(
+            "unknown capability {name:?}; expected one of: {}",
+            known.join(", ")
+        )
+    })
+}
+
+/// The highest capability number this kernel knows, from /proc.
+pub fn read_cap_last_cap() -> io::Result<u32> {
+    let s = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")?;
+    s.trim()
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("cap_last_cap: {s:?}")))
+}
+
+/// `prctl(PR_CAPBSET_DROP, n)` for every n in 0..=cap_last_cap except the kept ones.
+/// Returns the number of capabilities dropped.
+pub fn drop_bounding_set(last_cap: u32, keep: &[Capability]) -> Result<u32, (String, io::Error)> {
+    let mut dropped = 0;
+    for n in 0..=last_cap {
+        if keep.iter().any(|c| c.index() as u32 == n) {
+            continue;
+        }
+        sys::capbset_drop(n).map_err(|e| (format!("prctl(PR_CAPBSET_DROP, {n})"), e))?;
+        dropped += 1;
+    }
+    Ok(dropped)
+}
+
+/// The securebits clawjail locks before the uid switch (capabilities(7)):
+/// NOROOT on (root gets no caps from execve), NO_SETUID_FIXUP *off* so the switch away
+/// from uid 0 clears P/E/ambient, both locked; KEEP_CAPS only when a cap must survive the
+/// switch; NO_CAP_AMBIENT_RAISE (locked) when nothing is kept.
+pub fn securebits_for(keep_any: bool) -> u32 {
+    let mut bits =
+        libc::SECBIT_NOROOT | libc::SECBIT_NOROOT_LOCKED | libc::SECBIT_NO_SETUID_FIXUP_LOCKED;
+    if keep_any {
+        bits |= libc::SECBIT_KEEP_CAPS;
+    } else {
+        bits |= libc::SECBIT_NO_CAP_AMBIENT_RAISE | libc::SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    }
+    bits as u32
+}
+
+/// `prctl(PR_SET_SECUREBITS, bits)`.
+pub fn lock_securebits(bits: u32) -> Result<(), (String, io::Error)> {
+    sys::set_securebits(bits).map_err(|e| (format!("prctl(PR_SET_SECUREBITS, {bits:#x})"), e))
+}
+
+/// Set P/E/I to exactly `keep`, then the ambient set to exactly `keep`.
+/// capset(2) then prctl(PR_CAP_AMBIENT_RAISE) — a cap can only be made ambient when it is
+/// in both P and I.
+pub fn set_process_sets(keep: &[Capability]) -> Result<(), (String, io::Error)> {
+    let set: CapsHashSet = keep.iter().copied().collect();
+    let err = |what: &str, e: caps::errors::CapsError| {
+        (what.to_string(), io::Error::other(e.to_string()))
+    };
+    sys::ambient_clear_all().map_err(|e| ("prctl(PR_CAP_AMBIENT_CLEAR_ALL)".to_string(), e))?;
+    caps::set(None, CapSet::Inheritable, &set).map_err(|e| err("capset(inheritable)", e))?;
+    caps::set(None, CapSet::Effective, &set).map_err(|e| err("capset(effective)", e))?;
+    caps::set(None, CapSet::Permitted, &set).map_err(|e| err("capset(permitted)", e))?;
+    for cap in keep {
+        caps::raise(None, CapSet::Ambient, *cap)
+            .map_err(|e| err(&format!("prctl(PR_CAP_AMBIENT_RAISE, {cap})"), e))?;
+    }
+    Ok(())
+}
+
+/// What the current process holds, for the report.
+pub fn current_sets() -> Vec<(&'static str, String)> {
+    let fmt = |s: CapSet| match caps::read(None, s) {
+        Ok(set) => {
+            let mut v: Vec<String> = set.iter().map(|c| c.to_string()).collect();
+            v.sort();
+            v.join(",")
+        }
+        Err(e) => format!("unreadable: {e}"),
+    };
+    vec![
+        ("permitted", fmt(CapSet::Permitted)),
+        ("effective", fmt(CapSet::Effective)),
+        ("inheritable", fmt(CapSet::Inheritable)),
+        ("ambient", fmt(CapSet::Ambient)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names() {
+        assert_eq!(
+            parse_cap_name("CAP_NET_BIND_SERVICE"),
+            Ok(Capability::CAP_NET_BIND_SERVICE)
+        );
+        assert_eq!(
+            parse_cap_name("net_bind_service"),
+            Ok(Capability::CAP_NET_BIND_SERVICE)
+        );
+        assert!(parse_cap_name("CAP_NOPE")
+            .unwrap_err()
+            .contains("CAP_CHOWN"));
+    }
+
+    #[test]
+    fn securebits_never_set_no_setuid_fixup() {
+        for keep in [false, true] {
+            let b = securebits_for(keep);
+            assert_eq!(b & libc::SECBIT_NO_SETUID_FIXUP as u32, 0);
+            assert_ne!(b & libc::SECBIT_NO_SETUID_FIXUP_LOCKED as u32, 0);
+            assert_ne!(b & libc::SECBIT_NOROOT_LOCKED as u32, 0);
+            assert_eq!(b & libc::SECBIT_KEEP_CAPS as u32 != 0, keep);
+        }
+    }
+}

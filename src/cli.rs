@@ -1,0 +1,224 @@
+//! Command line: `run`, `check` (and later `verify`, `audit`). Exit codes for `run`:
+//! the target's own once it runs; 125 when clawjail refuses or a step fails (the target
+//! never ran); 126 when the exec itself fails; 127 when the target is not found.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plan::{self, PrepareOptions};
+use crate::policy::{self, Loaded, Origin, Source};
+
+#[derive(Debug, Parser)]
+#[command(name = "clawjail", version, about = "Confine an AI-agent gateway before it starts", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Confine and exec a command: clawjail run [--policy FILE] -- CMD [ARGS...]
+    Run(RunArgs),
+    /// Validate a policy, resolve it on this machine and print the plan `run` would apply.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Policy file (default: $CLAWJAIL_POLICY, then /etc/clawjail/policy.toml, then the embedded default).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Set a policy variable: --var PORT=18789 (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    policy::vars::parse_cli_var(s)
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Print the plan and stop before the first irreversible step.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Fork: the child is confined and execs the target; the parent stays as a minimal
+    /// PID 1 (subreaper, signal relay, exit status). For container entrypoints.
+    #[arg(long)]
+    pub init: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print a readable disassembly of the seccomp filter.
+    #[arg(long)]
+    pub bpf: bool,
+    /// Optional command, to show its resolved exec chain.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// A failure reported once by main, with the exit code to use.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(code: i32, message: impl ToString) -> Self {
+        Failure {
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Find and load the policy: --policy, $CLAWJAIL_POLICY, /etc/clawjail/policy.toml, embedded.
+pub fn load_policy(flag: Option<&PathBuf>) -> Result<Loaded, policy::PolicyError> {
+    const SYSTEM: &str = "/etc/clawjail/policy.toml";
+    let origin = if let Some(p) = flag {
+        Origin::Flag(p.display().to_string())
+    } else if let Some(p) = std::env::var_os("CLAWJAIL_POLICY").filter(|p| !p.is_empty()) {
+        Origin::Env(PathBuf::from(p).display().to_string())
+    } else if std::path::Path::new(SYSTEM).exists() {
+        Origin::System(SYSTEM.to_string())
+    } else {
+        Origin::Embedded
+    };
+    let text = match &origin {
+        Origin::Embedded => policy::EMBEDDED_DEFAULT.to_string(),
+        Origin::Flag(p) | Origin::Env(p) | Origin::System(p) => std::fs::read_to_string(p)
+            .map_err(|e| {
+                policy::PolicyError::whole(
+                    p,
+                    "unreadable",
+                    format!("cannot read policy ({}): {e}", origin.how()),
+                )
+            })?,
+    };
+    policy::load(Source::new(origin, text))
+}
+
+/// Set up tracing on stderr (text or one JSON object per line).
+pub fn init_logging(format: LogFormat) {
+    // CLAWJAIL_LOG=debug|warn|error|off; default info.
+    let level = match std::env::var("CLAWJAIL_LOG").as_deref() {
+        Ok("debug") => tracing::level_filters::LevelFilter::DEBUG,
+        Ok("warn") => tracing::level_filters::LevelFilter::WARN,
+        Ok("error") => tracing::level_filters::LevelFilter::ERROR,
+        Ok("off") => tracing::level_filters::LevelFilter::OFF,
+        _ => tracing::level_filters::LevelFilter::INFO,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false);
+    // A second init (tests) is harmless; the first subscriber stays.
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+    if result.is_err() {
+        tracing::debug!("logging already initialised");
+    }
+}
+
+pub fn run(cli: Cli) -> Result<i32, Failure> {
+    match cli.command {
+        Command::Run(a) => cmd_run(a),
+        Command::Check(a) => cmd_check(a),
+    }
+}
+
+fn cmd_check(a: CheckArgs) -> Result<i32, Failure> {
+    init_logging(LogFormat::Text);
+    let loaded = load_policy(a.policy.policy.as_ref()).map_err(|e| Failure::new(1, e))?;
+    let opts = PrepareOptions {
+        cli_vars: a.policy.vars,
+        command: (!a.command.is_empty()).then_some(a.command),
+        init: false,
+        apply: false,
+    };
+    let plan = plan::prepare(&loaded, &opts).map_err(|e| Failure::new(1, e))?;
+    let mut v = crate::report::plan_json(&plan);
+    if a.bpf {
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert(
+                "bpf".into(),
+                serde_json::Value::String(plan.seccomp.disassemble()),
+            );
+        }
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| Failure::new(1, e))?
+        );
+    } else {
+        print!("{}", crate::report::render_text(&v));
+    }
+    Ok(0)
+}
+
+fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
+    init_logging(a.log_format);
+    let loaded = load_policy(a.policy.policy.as_ref()).map_err(|e| Failure::new(125, e))?;
+    let opts = PrepareOptions {
+        cli_vars: a.policy.vars,
+        command: Some(a.command),
+        init: a.init,
+        apply: !a.dry_run,
+    };
+    let mut plan = plan::prepare(&loaded, &opts).map_err(|e| {
+        let code = match &e {
+            plan::PlanError::Target(plan::target::TargetError::NotFound { .. }) => 127,
+            _ => 125,
+        };
+        Failure::new(code, e)
+    })?;
+    if a.dry_run {
+        print!(
+            "{}",
+            crate::report::render_text(&crate::report::plan_json(&plan))
+        );
+        println!(
+            "dry run: stopped before the first irreversible step ({})",
+            crate::launch::Step::NewSession
+        );
+        return Ok(0);
+    }
+    crate::launch::apply(&mut plan).map_err(|e| Failure::new(125, e))?;
+    let e = crate::launch::exec(&plan);
+    let code = if e.source.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    Err(Failure::new(code, e))
+}

@@ -1,0 +1,21 @@
+//! Inherited file descriptors.
+//!
+//! Enforces: every fd >= 3 is close-on-exec, so nothing clawjail inherited or opened reaches
+//! the target. This matters because Landlock does not restrict fds opened before
+//! restrict_self (an inherited fd reads an outside file; compare runc's CVE-2024-21626).
+//! With socket activation allowed by the policy, fds 3..3+LISTEN_FDS stay open.
+
+use std::io;
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)` — close_range(2).
+pub fn mark_cloexec_from(first: u32) -> Result<(), (String, io::Error)> {
+    crate::sys::cloexec_from(first)
+        .map_err(|e| (format!("close_range({first}, ~0, CLOSE_RANGE_CLOEXEC)"), e))
+}
+
+/// Count the fds currently open (for the report), from /proc/self/fd.
+pub fn count_open() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}

@@ -1,0 +1,267 @@
+//! The one place that orders the steps. Each step is one call into one mechanism module;
+//! the comments say why the step sits where it does. `Step::ALL` is the documented order
+//! (docs/design.md and `clawjail check` print it from here; a unit test pins it).
+//!
+//! Everything fallible was done by `plan::prepare`. From `NewSession` on, every failure
+//! aborts the launch with exit 125 and the target never runs (fail closed).
+
+use std::fmt;
+use std::io;
+use std::os::fd::AsFd;
+
+use crate::landlock::LandlockOutcome;
+use crate::plan::{IdentityPlan, Plan};
+use crate::session::SessionOutcome;
+
+/// The launch steps, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    ResolvePolicy,
+    OpenResources,
+    NewSession,
+    DropBoundingSet,
+    LockSecurebits,
+    SetIds,
+    SetCapabilitySets,
+    LimitsUmaskWorkdir,
+    NoNewPrivs,
+    Environment,
+    CloexecFds,
+    ResetSignals,
+    LandlockRestrictSelf,
+    SeccompFilter,
+    Exec,
+}
+
+impl Step {
+    /// The fixed order (DESIGN.md "Order of operations").
+    pub const ALL: [Step; 15] = [
+        Step::ResolvePolicy,
+        Step::OpenResources,
+        Step::NewSession,
+        Step::DropBoundingSet,
+        Step::LockSecurebits,
+        Step::SetIds,
+        Step::SetCapabilitySets,
+        Step::LimitsUmaskWorkdir,
+        Step::NoNewPrivs,
+        Step::Environment,
+        Step::CloexecFds,
+        Step::ResetSignals,
+        Step::LandlockRestrictSelf,
+        Step::SeccompFilter,
+        Step::Exec,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::ResolvePolicy => "resolve-policy",
+            Step::OpenResources => "open-resources",
+            Step::NewSession => "new-session",
+            Step::DropBoundingSet => "drop-bounding-set",
+            Step::LockSecurebits => "lock-securebits",
+            Step::SetIds => "set-ids",
+            Step::SetCapabilitySets => "set-capability-sets",
+            Step::LimitsUmaskWorkdir => "limits-umask-workdir",
+            Step::NoNewPrivs => "no-new-privs",
+            Step::Environment => "environment",
+            Step::CloexecFds => "cloexec-fds",
+            Step::ResetSignals => "reset-signals",
+            Step::LandlockRestrictSelf => "landlock-restrict-self",
+            Step::SeccompFilter => "seccomp-filter",
+            Step::Exec => "exec",
+        }
+    }
+
+    /// One line on what the step does, for `check`.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Step::ResolvePolicy => "parse the policy; resolve user and groups via NSS (before Landlock hides /etc)",
+            Step::OpenResources => "open the target (O_PATH) and Landlock path fds, read env files, compile the BPF, build argv/envp",
+            Step::NewSession => "setsid(), or fork once and leave a supervisor when clawjail leads a process group (TIOCSTI)",
+            Step::DropBoundingSet => "PR_CAPBSET_DROP 0..=cap_last_cap (needs CAP_SETPCAP, so before the uid switch); root start only",
+            Step::LockSecurebits => "NOROOT + NO_SETUID_FIXUP off, both locked; KEEP_CAPS only when a cap is kept; root start only",
+            Step::SetIds => "setgroups -> setresgid -> setresuid, then prove root cannot be regained; root start only",
+            Step::SetCapabilitySets => "P/E/I and ambient = the kept set (usually empty)",
+            Step::LimitsUmaskWorkdir => "setrlimit (soft = hard), umask, chdir as the target user",
+            Step::NoNewPrivs => "PR_SET_NO_NEW_PRIVS: setuid bits and file caps are ignored from here on",
+            Step::Environment => "envp = allowlist only (built in open-resources; finalised here)",
+            Step::CloexecFds => "close_range(3, ~0, CLOSE_RANGE_CLOEXEC): Landlock does not restrict fds opened before it",
+            Step::ResetSignals => "SIG_DFL for 1..=SIGRTMAX (raw rt_sigaction), empty mask: ignored signals survive execve",
+            Step::LandlockRestrictSelf => "landlock_restrict_self: filesystem, TCP and scope rules (log_new_exec)",
+            Step::SeccompFilter => "one combined BPF filter, last, so clawjail needs nothing from it but execveat",
+            Step::Exec => "execveat(fd, \"\", AT_EMPTY_PATH) of the fd opened in open-resources",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A step that failed: which step, which call, and the kernel's answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {call}: {source}")]
+pub struct LaunchError {
+    pub step: Step,
+    pub call: String,
+    #[source]
+    pub source: io::Error,
+}
+
+fn at(step: Step) -> impl FnOnce((String, io::Error)) -> LaunchError {
+    move |(call, source)| LaunchError { step, call, source }
+}
+
+/// What the applied steps achieved, for the launch event and `verify`.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub session: SessionOutcome,
+    pub bounding_dropped: Option<u32>,
+    pub landlock: Option<LandlockOutcome>,
+}
+
+/// Apply steps 3..=14. On return the process is fully confined; only exec remains.
+/// On a fork (process-group leader, `--init`) only the child returns here.
+pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
+    // Step 3/15: before the uid switch, so the supervisor (if we fork) can still switch
+    // its own ids; setsid(2) EPERM for a process-group leader means fork.
+    let session = crate::session::enter_new_session(plan.session, &plan.supervisor)
+        .map_err(at(Step::NewSession))?;
+
+    let mut bounding_dropped = None;
+    if let IdentityPlan::Switch { ids } = &plan.identity {
+        // Step 4/15: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set, which the
+        // uid switch removes (capabilities(7)); so strictly before step 6.
+        bounding_dropped = Some(
+            crate::caps::drop_bounding_set(plan.caps.last_cap, &plan.caps.keep)
+                .map_err(at(Step::DropBoundingSet))?,
+        );
+        // Step 5/15: PR_SET_SECUREBITS also needs CAP_SETPCAP. NO_SETUID_FIXUP stays off so
+        // step 6 itself clears P/E/ambient; KEEP_CAPS keeps P across it only if a cap is kept.
+        crate::caps::lock_securebits(plan.caps.securebits).map_err(at(Step::LockSecurebits))?;
+        // Step 6/15: groups and gid first: both need CAP_SETGID, which setresuid removes.
+        crate::identity::set_res_ids(ids).map_err(at(Step::SetIds))?;
+        crate::identity::assert_root_unrecoverable(ids).map_err(at(Step::SetIds))?;
+    }
+    if let SessionOutcome::Forked { supervisor } = session {
+        // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 6;
+        // if the supervisor died before this, stop here rather than run unsupervised.
+        crate::sys::set_pdeathsig(libc::SIGKILL).map_err(|e| LaunchError {
+            step: Step::SetIds,
+            call: "prctl(PR_SET_PDEATHSIG, SIGKILL)".into(),
+            source: e,
+        })?;
+        if nix::unistd::getppid().as_raw() != supervisor {
+            return Err(LaunchError {
+                step: Step::SetIds,
+                call: "getppid()".into(),
+                source: io::Error::other("the supervisor exited"),
+            });
+        }
+    }
+    // Step 7/15: set P/E/I to the kept set and raise it as ambient (a cap can be raised into
+    // ambient only when it is in P and I). Unprivileged, this clears whatever was there.
+    crate::caps::set_process_sets(&plan.caps.keep).map_err(at(Step::SetCapabilitySets))?;
+    if !plan.caps.keep.is_empty() {
+        crate::sys::set_keepcaps(false)
+            .map_err(|e| at(Step::SetCapabilitySets)(("prctl(PR_SET_KEEPCAPS, 0)".into(), e)))?;
+    }
+    // Step 8/15: after the switch, so chdir is checked against the target's ids and
+    // RLIMIT_NPROC against its uid; before Landlock, which might not grant the workdir's parents.
+    crate::limits::set_rlimits(&plan.limits).map_err(at(Step::LimitsUmaskWorkdir))?;
+    crate::limits::set_umask(plan.umask);
+    if let Some(dir) = &plan.workdir {
+        crate::limits::change_dir(dir).map_err(at(Step::LimitsUmaskWorkdir))?;
+    }
+    // Step 9/15: no_new_privs before Landlock and seccomp, which require it without
+    // CAP_SYS_ADMIN (seccomp(2), landlock_restrict_self(2)).
+    crate::nnp::set_no_new_privs().map_err(at(Step::NoNewPrivs))?;
+    // Step 10/15: envp was built from the allowlist in prepare; after a fork the socket
+    // activation pid must name the child that will exec.
+    if let SessionOutcome::Forked { .. } = session {
+        if plan.env.get("LISTEN_PID").is_some() {
+            plan.env.insert(
+                "LISTEN_PID",
+                std::process::id().to_string(),
+                crate::env::EnvFrom::Clawjail,
+            );
+            plan.envp = plan.env.envp().map_err(|m| LaunchError {
+                step: Step::Environment,
+                call: "envp".into(),
+                source: io::Error::other(m),
+            })?;
+        }
+    }
+    // Step 11/15: after the last open clawjail needs, before Landlock: fds opened before
+    // restrict_self are not restricted by it, so none may reach the target.
+    crate::fds::mark_cloexec_from(3 + plan.fds.keep_listen_fds).map_err(at(Step::CloexecFds))?;
+    // Step 12/15: ignored dispositions and the mask survive execve (signal(7)).
+    crate::signals::reset_dispositions_and_mask().map_err(at(Step::ResetSignals))?;
+    // Step 13/15: Landlock before seccomp, so the filter need not allow landlock_*; after
+    // every open of a path the target must not reach.
+    let landlock =
+        crate::landlock::restrict_self(&plan.landlock).map_err(at(Step::LandlockRestrictSelf))?;
+    let applied = Applied {
+        session,
+        bounding_dropped,
+        landlock: Some(landlock),
+    };
+    crate::report::launch_event(plan, &applied);
+    // Step 14/15: last, so clawjail itself needs nothing from the filter but execveat (and
+    // write/exit_group on the error path). One combined program: stacked filters let the
+    // most severe action win and break the clone3 ENOSYS and io_uring EPERM guards.
+    plan.seccomp.install().map_err(at(Step::SeccompFilter))?;
+    Ok(applied)
+}
+
+/// Step 15/15: execveat(fd, "", AT_EMPTY_PATH). Returns only on failure.
+pub fn exec(plan: &Plan) -> LaunchError {
+    let Some(t) = &plan.target else {
+        return LaunchError {
+            step: Step::Exec,
+            call: "execveat".into(),
+            source: io::Error::other("no target"),
+        };
+    };
+    let source = crate::sys::fexecve(t.exec_fd.as_fd(), &t.argv, &plan.envp);
+    LaunchError {
+        step: Step::Exec,
+        call: format!("execveat({}, AT_EMPTY_PATH)", t.exec_path.display()),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The order is documented in DESIGN.md and docs/design.md; this pins it.
+    #[test]
+    fn step_order_is_the_documented_one() {
+        let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "resolve-policy",
+                "open-resources",
+                "new-session",
+                "drop-bounding-set",
+                "lock-securebits",
+                "set-ids",
+                "set-capability-sets",
+                "limits-umask-workdir",
+                "no-new-privs",
+                "environment",
+                "cloexec-fds",
+                "reset-signals",
+                "landlock-restrict-self",
+                "seccomp-filter",
+                "exec",
+            ]
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! clawjail: confine an AI-agent gateway before it starts.
+//!
+//! policy (what the operator wrote) -> plan (resolved, opened) -> launch (ordered,
+//! irreversible steps) -> exec. See `launch::Step::ALL` for the order and why.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod caps;
+pub mod cli;
+pub mod env;
+pub mod fds;
+pub mod identity;
+pub mod landlock;
+pub mod launch;
+pub mod limits;
+pub mod nnp;
+pub mod plan;
+pub mod policy;
+pub mod probe;
+pub mod report;
+pub mod seccomp;
+pub mod session;
+pub mod signals;
+pub mod supervisor;
+pub mod sys;

@@ -1,0 +1,488 @@
+//! Plan: everything `run` will apply, resolved against this machine and opened, as plain
+//! data (ripgrep's "high args"). `check` renders the same Plan that `run` applies, so the
+//! two cannot disagree. Everything fallible happens here, before the first irreversible
+//! step: user lookup, variables, env files, the target and its exec chain, Landlock path
+//! fds, the BPF program, argv/envp.
+
+pub mod target;
+pub mod user;
+
+use std::ffi::{CString, OsString};
+use std::path::PathBuf;
+
+use caps::Capability;
+use nix::sys::resource::Resource;
+
+use crate::env::{self, EnvFrom, EnvPlan};
+use crate::identity::Ids;
+use crate::landlock::{self, LandlockInputs, LandlockPlan};
+use crate::limits::Rlimit;
+use crate::policy::{self, vars::Vars, LimitValue, Loaded, PolicyError};
+use crate::seccomp::{self, SeccompInputs, SeccompPlan};
+use crate::session::SessionMode;
+use crate::supervisor::SupervisorPlan;
+use target::TargetPlan;
+
+/// Why a plan could not be built. Nothing irreversible has happened yet.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    #[error("{0}")]
+    EnvFile(#[from] env::EnvFileError),
+    #[error("{0}")]
+    Target(#[from] target::TargetError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}: not implemented in this build; refusing to start without it")]
+    NotImplemented(&'static str),
+}
+
+/// How the identity step will behave.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "mode")]
+pub enum IdentityPlan {
+    /// Root start: switch to these ids.
+    Switch { ids: Ids },
+    /// Unprivileged start: the caller's ids are kept.
+    Keep { ids: Ids, reason: String },
+}
+
+impl IdentityPlan {
+    pub fn ids(&self) -> &Ids {
+        match self {
+            IdentityPlan::Switch { ids } | IdentityPlan::Keep { ids, .. } => ids,
+        }
+    }
+}
+
+/// Capabilities as they will be applied.
+#[derive(Debug, Clone)]
+pub struct CapsPlan {
+    pub keep: Vec<Capability>,
+    pub last_cap: u32,
+    pub securebits: u32,
+}
+
+/// Socket-activation fds kept open (3..3+n).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct FdPlan {
+    pub keep_listen_fds: u32,
+}
+
+/// Options from the command line that shape the plan.
+#[derive(Debug, Clone, Default)]
+pub struct PrepareOptions {
+    /// `--var NAME=VALUE`.
+    pub cli_vars: Vec<(String, String)>,
+    /// The command, when there is one (`run`; optional for `check`).
+    pub command: Option<Vec<OsString>>,
+    /// `--init`: always fork, the parent is a subreaper PID 1.
+    pub init: bool,
+    /// false for `check`/`--dry-run`: create nothing on disk.
+    pub apply: bool,
+}
+
+/// Where the policy came from, for the log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceInfo {
+    pub file: String,
+    pub selected_by: String,
+    pub sha256: String,
+}
+
+/// Everything `launch::apply` needs, resolved and opened.
+#[derive(Debug)]
+pub struct Plan {
+    pub source: SourceInfo,
+    pub privileged: bool,
+    pub identity: IdentityPlan,
+    pub allow_root: bool,
+    pub caps: CapsPlan,
+    pub limits: Vec<Rlimit>,
+    pub umask: u32,
+    pub workdir: Option<PathBuf>,
+    pub session: SessionMode,
+    pub supervisor: SupervisorPlan,
+    pub env: EnvPlan,
+    pub envp: Vec<CString>,
+    pub fds: FdPlan,
+    pub landlock: LandlockPlan,
+    pub seccomp: SeccompPlan,
+    pub target: Option<TargetPlan>,
+    pub vars: Vars,
+    /// Controls that will not be (fully) applied, each with the reason.
+    pub degraded: Vec<String>,
+}
+
+/// Build the plan. Pure apart from reads (and, with `apply`, the directories the policy
+/// asks clawjail to create, which the Landlock step needs to exist).
+pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError> {
+    let src = &loaded.source;
+    let p = &loaded.policy;
+    let privileged = nix::unistd::geteuid().is_root();
+    let mut degraded = Vec::new();
+
+    // Identity: from the policy on a root start, the caller's otherwise.
+    let (identity, home) = if privileged {
+        let u = user::resolve(src, &p.identity)?;
+        (IdentityPlan::Switch { ids: u.ids }, u.home)
+    } else {
+        let u = user::caller();
+        let reason = "not started as root: the caller's uid, gid and groups are kept".to_string();
+        degraded.push(format!("identity: {reason}"));
+        (IdentityPlan::Keep { ids: u.ids, reason }, u.home)
+    };
+    let ids = identity.ids().clone();
+    if !p.identity.allow_root && (ids.uid == 0 || ids.gid == 0 || ids.groups.contains(&0)) {
+        let span = p.identity.user.as_ref().map(|u| u.span()).unwrap_or(0..0);
+        return Err(PolicyError::at(
+            src,
+            span,
+            "root-target",
+            "identity.user",
+            format!(
+                "the target would run with uid {} gid {} groups {:?}; refusing to exec it as root (uid 0 or gid 0) unless identity.allow_root = true",
+                ids.uid, ids.gid, ids.groups
+            ),
+        )
+        .into());
+    }
+
+    let vars = build_vars(loaded, &ids, home.as_deref(), &opts.cli_vars)?;
+
+    // Capabilities.
+    let mut keep = Vec::new();
+    for c in &p.capabilities.keep {
+        let cap = crate::caps::parse_cap_name(c.get_ref()).map_err(|m| {
+            PolicyError::at(src, c.span(), "unknown-capability", "capabilities.keep", m)
+        })?;
+        if !privileged {
+            return Err(PolicyError::at(
+                src,
+                c.span(),
+                "keep-needs-root",
+                "capabilities.keep",
+                format!("{cap} can only be kept when clawjail starts as root (it cannot grant what the caller lacks)"),
+            )
+            .into());
+        }
+        keep.push(cap);
+    }
+    let last_cap = crate::caps::read_cap_last_cap().map_err(|source| PlanError::Io {
+        what: "reading /proc/sys/kernel/cap_last_cap".into(),
+        source,
+    })?;
+    let caps = CapsPlan {
+        securebits: crate::caps::securebits_for(!keep.is_empty()),
+        keep,
+        last_cap,
+    };
+
+    let limits = resolve_limits(loaded)?;
+    let umask = match &p.process.umask {
+        Some(u) => policy::parse_octal_mode(u.get_ref())
+            .map_err(|m| PolicyError::at(src, u.span(), "bad-mode", "process.umask", m))?,
+        None => 0o077,
+    };
+    let workdir = match &p.process.workdir {
+        Some(w) => Some(expand_abs_path(loaded, &vars, w, "process.workdir")?),
+        None => None,
+    };
+
+    // Environment, then the target through the target's PATH.
+    let (env_plan, fds) = build_env(loaded, &vars, &ids)?;
+    let envp = env_plan.envp().map_err(PlanError::Refused)?;
+    let target = match &opts.command {
+        Some(cmd) => {
+            let path_var = env_plan
+                .get("PATH")
+                .unwrap_or(target::DEFAULT_PATH)
+                .to_string();
+            Some(target::resolve(cmd, &path_var, &ids)?)
+        }
+        None => None,
+    };
+    let chain: Vec<target::ChainEntry> =
+        target.as_ref().map(|t| t.chain.clone()).unwrap_or_default();
+
+    let session = if opts.init {
+        SessionMode::Init
+    } else if p.process.new_session {
+        SessionMode::New
+    } else {
+        degraded.push("session: process.new_session = false: the target keeps the caller's session (TIOCSTI is still refused by seccomp)".into());
+        SessionMode::Keep
+    };
+    let supervisor = SupervisorPlan {
+        ids: matches!(identity, IdentityPlan::Switch { .. }).then(|| ids.clone()),
+        last_cap,
+        subreaper: opts.init,
+    };
+
+    let landlock = landlock::prepare(&LandlockInputs {
+        src,
+        fs: &p.filesystem,
+        network: &p.network,
+        scope: &p.scope,
+        kernel: &p.kernel,
+        vars: &vars,
+        exec_chain: &chain,
+        target: &ids,
+        apply: opts.apply,
+    })?;
+    let seccomp = seccomp::prepare(&SeccompInputs {
+        src,
+        cfg: &p.seccomp,
+        allow_unix: p.network.unix,
+    })?;
+
+    Ok(Plan {
+        source: SourceInfo {
+            file: src.origin.display_name().to_string(),
+            selected_by: src.origin.how().to_string(),
+            sha256: src.sha256.clone(),
+        },
+        privileged,
+        identity,
+        allow_root: p.identity.allow_root,
+        caps,
+        limits,
+        umask,
+        workdir,
+        session,
+        supervisor,
+        env: env_plan,
+        envp,
+        fds,
+        landlock,
+        seccomp,
+        target,
+        vars,
+        degraded,
+    })
+}
+
+/// Variables from the target user, then `[vars]`, then `--var`.
+pub fn build_vars(
+    loaded: &Loaded,
+    ids: &Ids,
+    home: Option<&str>,
+    cli: &[(String, String)],
+) -> Result<Vars, PlanError> {
+    let src = &loaded.source;
+    let mut v = Vars::new();
+    v.set("UID", ids.uid.to_string());
+    v.set("GID", ids.gid.to_string());
+    if let Some(name) = &ids.user_name {
+        v.set("USER", name.clone());
+    }
+    if let Some(h) = home {
+        v.set("HOME", h.to_string());
+        v.set("STATE_DIR", format!("{h}/.openclaw"));
+    }
+    v.set("TMP", format!("/tmp/clawjail-{}", ids.uid));
+    for (name, value) in &loaded.policy.vars {
+        let expanded = v.expand(value.get_ref()).map_err(|m| {
+            PolicyError::at(
+                src,
+                value.span(),
+                "undefined-variable",
+                &format!("vars.{name}"),
+                m,
+            )
+        })?;
+        v.set(name, expanded);
+    }
+    for (name, value) in cli {
+        let expanded = v
+            .expand(value)
+            .map_err(|m| PlanError::Refused(format!("--var {name}: {m}")))?;
+        v.set(name, expanded);
+    }
+    Ok(v)
+}
+
+/// Expand a path-valued key and require an absolute result.
+pub fn expand_abs_path(
+    loaded: &Loaded,
+    vars: &Vars,
+    value: &toml::Spanned<String>,
+    key: &str,
+) -> Result<PathBuf, PlanError> {
+    let src = &loaded.source;
+    let s = vars
+        .expand(value.get_ref())
+        .map_err(|m| PolicyError::at(src, value.span(), "undefined-variable", key, m))?;
+    if !s.starts_with('/') {
+        return Err(PolicyError::at(
+            src,
+            value.span(),
+            "relative-path",
+            key,
+            format!("{:?} expands to {s:?}, which is not an absolute path; write /..., ~/..., or ${{HOME}}/...", value.get_ref()),
+        )
+        .into());
+    }
+    Ok(PathBuf::from(s))
+}
+
+fn resolve_limits(loaded: &Loaded) -> Result<Vec<Rlimit>, PlanError> {
+    let src = &loaded.source;
+    let l = &loaded.policy.limits;
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
+    type Row<'a> = (
+        &'static str,
+        Resource,
+        &'a Option<toml::Spanned<LimitValue>>,
+        u64,
+        u64,
+    );
+    let table: [Row<'_>; 6] = [
+        ("nofile", Resource::RLIMIT_NOFILE, &l.nofile, 16, nr_open),
+        ("nproc", Resource::RLIMIT_NPROC, &l.nproc, 1, u64::MAX),
+        ("core", Resource::RLIMIT_CORE, &l.core, 0, u64::MAX),
+        (
+            "address_space",
+            Resource::RLIMIT_AS,
+            &l.address_space,
+            1 << 24,
+            u64::MAX,
+        ),
+        ("cpu", Resource::RLIMIT_CPU, &l.cpu, 1, u64::MAX),
+        ("fsize", Resource::RLIMIT_FSIZE, &l.fsize, 0, u64::MAX),
+    ];
+    let mut out = Vec::new();
+    for (name, resource, value, min, max) in table {
+        let Some(v) = value else { continue };
+        let value = match *v.get_ref() {
+            LimitValue::Unlimited if name == "nofile" => {
+                return Err(PolicyError::at(
+                    src,
+                    v.span(),
+                    "bad-value",
+                    "limits.nofile",
+                    format!("nofile cannot be unlimited; expected {min} to {max} (fs.nr_open)"),
+                )
+                .into())
+            }
+            LimitValue::Unlimited => None,
+            LimitValue::Value(n) if n < min || n > max => {
+                return Err(PolicyError::at(
+                    src,
+                    v.span(),
+                    "bad-value",
+                    &format!("limits.{name}"),
+                    format!(
+                        "{name} = {n} is out of range; expected {min} to {max}{}",
+                        if name == "nofile" {
+                            " (fs.nr_open)"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+                .into())
+            }
+            LimitValue::Value(n) => Some(n),
+        };
+        out.push(Rlimit {
+            resource,
+            name,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+/// The target's environment: pass, then set, then files; socket activation and
+/// NOTIFY_SOCKET only when the policy allows them.
+fn build_env(loaded: &Loaded, vars: &Vars, ids: &Ids) -> Result<(EnvPlan, FdPlan), PlanError> {
+    let src = &loaded.source;
+    let e = &loaded.policy.env;
+    let allow = e.allow_code_loading_vars;
+    let refuse = |name: &str, span: std::ops::Range<usize>, key: &str| -> Result<(), PlanError> {
+        if !allow && env::is_code_loading(name) {
+            return Err(PolicyError::at(
+                src,
+                span,
+                "code-loading-env",
+                key,
+                format!("{name} makes the loader or a runtime load code; refused unless env.allow_code_loading_vars = true"),
+            )
+            .into());
+        }
+        Ok(())
+    };
+    let mut plan = EnvPlan::default();
+    for name in &e.pass {
+        refuse(name.get_ref(), name.span(), "env.pass")?;
+        match std::env::var(name.get_ref()) {
+            Ok(v) => plan.insert(name.get_ref(), v, EnvFrom::Pass),
+            Err(_) => plan.missing.push(name.get_ref().clone()),
+        }
+    }
+    for (name, value) in &e.set {
+        refuse(name, value.span(), &format!("env.set.{name}"))?;
+        let v = vars.expand(value.get_ref()).map_err(|m| {
+            PolicyError::at(
+                src,
+                value.span(),
+                "undefined-variable",
+                &format!("env.set.{name}"),
+                m,
+            )
+        })?;
+        plan.insert(name, v, EnvFrom::Set);
+    }
+    for f in &e.files {
+        let path = expand_abs_path(loaded, vars, f, "env.files")?;
+        let path_s = path.display().to_string();
+        for (k, v) in env::read_env_file(&path_s, ids.uid)? {
+            if !allow && env::is_code_loading(&k) {
+                return Err(PlanError::Refused(format!(
+                    "env file {path_s}: {k} makes the loader or a runtime load code; refused unless env.allow_code_loading_vars = true"
+                )));
+            }
+            plan.insert(&k, v, EnvFrom::File);
+        }
+    }
+    let mut fds = FdPlan::default();
+    if e.socket_activation {
+        // sd_listen_fds(3): the fds are ours only when LISTEN_PID names this process.
+        let ours = std::env::var("LISTEN_PID")
+            .ok()
+            .and_then(|p| p.parse::<i32>().ok())
+            == Some(std::process::id() as i32);
+        let n = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0);
+        if ours && n > 0 {
+            fds.keep_listen_fds = n;
+            plan.insert("LISTEN_FDS", n.to_string(), EnvFrom::Clawjail);
+            plan.insert(
+                "LISTEN_PID",
+                std::process::id().to_string(),
+                EnvFrom::Clawjail,
+            );
+            if let Ok(names) = std::env::var("LISTEN_FDNAMES") {
+                plan.insert("LISTEN_FDNAMES", names, EnvFrom::Clawjail);
+            }
+        }
+    }
+    if e.notify_socket {
+        if let Ok(v) = std::env::var("NOTIFY_SOCKET") {
+            plan.insert("NOTIFY_SOCKET", v, EnvFrom::Pass);
+        }
+    }
+    Ok((plan, fds))
+}

@@ -1,0 +1,527 @@
+//! Policy v1: what the operator wrote, validated without touching the system.
+//!
+//! This layer only parses and checks shape (ripgrep's "low args"): no NSS lookups, no
+//! `open`. Everything that needs the machine (users, paths, the target, BPF) happens in
+//! [`crate::plan`]. Every field that later validation may reject is kept as
+//! `toml::Spanned` so the error can point at `file:line:col`.
+//!
+//! The reference for every key is `docs/policy.md`.
+
+pub mod diag;
+pub mod vars;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+pub use diag::PolicyError;
+
+/// The policy compiled into the binary, used when neither `--policy`, `$CLAWJAIL_POLICY`
+/// nor `/etc/clawjail/policy.toml` names one.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../policies/openclaw-gateway.toml");
+
+/// The only schema version this build understands.
+pub const SUPPORTED_VERSION: u32 = 1;
+
+/// Where a policy came from, for the launch log, `check` and error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// `--policy FILE`
+    Flag(String),
+    /// `$CLAWJAIL_POLICY`
+    Env(String),
+    /// `/etc/clawjail/policy.toml`
+    System(String),
+    /// compiled in (`policies/openclaw-gateway.toml`)
+    Embedded,
+}
+
+impl Origin {
+    /// The name used in `file:line:col` diagnostics.
+    pub fn display_name(&self) -> &str {
+        match self {
+            Origin::Flag(p) | Origin::Env(p) | Origin::System(p) => p,
+            Origin::Embedded => "<embedded:openclaw-gateway.toml>",
+        }
+    }
+
+    /// How the policy was selected, e.g. "--policy" or "$CLAWJAIL_POLICY".
+    pub fn how(&self) -> &'static str {
+        match self {
+            Origin::Flag(_) => "--policy",
+            Origin::Env(_) => "$CLAWJAIL_POLICY",
+            Origin::System(_) => "/etc/clawjail/policy.toml",
+            Origin::Embedded => "embedded default",
+        }
+    }
+}
+
+/// The policy text with its origin and digest; diagnostics are rendered against it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub origin: Origin,
+    pub text: String,
+    pub sha256: String,
+}
+
+impl Source {
+    pub fn new(origin: Origin, text: String) -> Self {
+        let sha256 = hex(&Sha256::digest(text.as_bytes()));
+        Source {
+            origin,
+            text,
+            sha256,
+        }
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rfind('\n').map_or(before.chars().count(), |nl| {
+            before[nl + 1..].chars().count()
+        }) + 1;
+        (line, col)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A parsed, shape-checked policy together with its source text.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub source: Source,
+    pub policy: Policy,
+}
+
+/// Parse and validate policy text. Pure: used by `run`, `check`, `verify` and the fuzzer.
+pub fn parse(text: &str) -> Result<Policy, toml::de::Error> {
+    toml::from_str(text)
+}
+
+/// Parse, then apply the checks that need no system access (version, names, modes).
+pub fn load(source: Source) -> Result<Loaded, PolicyError> {
+    let policy: Policy = parse(&source.text).map_err(|e| diag::from_toml(&source, &e))?;
+    validate(&source, &policy)?;
+    Ok(Loaded { source, policy })
+}
+
+/// A user or group given by name or by number.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum IdSpec {
+    Id(u32),
+    Name(String),
+}
+
+/// A TCP port: a number or a string with a variable, e.g. `"${PORT}"`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum PortSpec {
+    Number(i64),
+    Text(String),
+}
+
+/// An rlimit value: a number or `"unlimited"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitValue {
+    Value(u64),
+    Unlimited,
+}
+
+impl<'de> Deserialize<'de> for LimitValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(i64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) if n >= 0 => Ok(LimitValue::Value(n as u64)),
+            Raw::N(n) => Err(serde::de::Error::custom(format!(
+                "invalid limit {n}: expected a non-negative integer or \"unlimited\""
+            ))),
+            Raw::S(s) if s == "unlimited" || s == "infinity" => Ok(LimitValue::Unlimited),
+            Raw::S(s) => Err(serde::de::Error::custom(format!(
+                "invalid limit \"{s}\": expected a non-negative integer or \"unlimited\""
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Schema version; must be 1.
+    pub version: Spanned<i64>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Default values for `${NAME}` variables; `--var NAME=VALUE` overrides them.
+    #[serde(default)]
+    pub vars: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub identity: Identity,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    /// Absent means: nothing is reachable but the automatic exec chain (fail closed).
+    #[serde(default)]
+    pub filesystem: Filesystem,
+    /// Absent means: no TCP bind or connect at all, no AF_UNIX sockets.
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub scope: Scope,
+    #[serde(default)]
+    pub seccomp: Seccomp,
+    #[serde(default)]
+    pub env: Env,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub process: Process,
+    #[serde(default)]
+    pub kernel: Kernel,
+    #[serde(default)]
+    pub risk: Risk,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// Target user (name or uid). Required when clawjail starts as root.
+    #[serde(default)]
+    pub user: Option<Spanned<IdSpec>>,
+    /// Target group; default: the user's primary group.
+    #[serde(default)]
+    pub group: Option<Spanned<IdSpec>>,
+    /// Exactly these supplementary groups; default none.
+    #[serde(default)]
+    pub supplementary_groups: Vec<Spanned<IdSpec>>,
+    /// Allow the target to run with uid 0 or gid 0.
+    #[serde(default)]
+    pub allow_root: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// Capabilities that survive into the target (through the ambient set), e.g.
+    /// `["CAP_NET_BIND_SERVICE"]`. Everything else is cleared from every set.
+    #[serde(default)]
+    pub keep: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filesystem {
+    /// Read files and list directories (no execute). A leading `?` marks an optional entry.
+    #[serde(default)]
+    pub read: Vec<Spanned<String>>,
+    /// Read plus create/remove/rename/truncate/write inside the tree.
+    #[serde(default)]
+    pub write: Vec<Spanned<String>>,
+    /// Execute + read. The target's own exec chain is added automatically.
+    #[serde(default)]
+    pub exec: Vec<Spanned<String>>,
+    /// Never reachable, even under an allowed parent.
+    #[serde(default)]
+    pub deny: Vec<Spanned<String>>,
+    /// Directories clawjail creates (owned by the target, `create_mode`) before the rules
+    /// are built, like systemd's StateDirectory=.
+    #[serde(default)]
+    pub create: Vec<Spanned<String>>,
+    /// Mode for `create`d directories, octal string; default "0700".
+    #[serde(default)]
+    pub create_mode: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// TCP ports the target may bind. 0 = the whole ephemeral range (not by default).
+    #[serde(default)]
+    pub bind: Vec<Spanned<PortSpec>>,
+    /// TCP ports the target may connect to (any address).
+    #[serde(default)]
+    pub connect: Vec<Spanned<PortSpec>>,
+    /// Allow `socket(AF_UNIX)` (pathname and abstract sockets, subject to `[scope]`).
+    /// socketpair(SOCK_STREAM|SOCK_SEQPACKET) is always allowed.
+    #[serde(default)]
+    pub unix: bool,
+}
+
+/// Landlock scopes (ABI 6): what the target may reach outside its own sandbox.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// Connect to abstract unix sockets created outside the sandbox.
+    #[serde(default)]
+    pub abstract_unix_outside: bool,
+    /// Send signals to processes outside the sandbox.
+    #[serde(default)]
+    pub signal_outside: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeccompProfile {
+    #[default]
+    Default,
+    Strict,
+    Custom,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeccompAction {
+    /// Denied calls fail with EPERM.
+    #[default]
+    Errno,
+    /// Denied calls kill the process (SIGSYS).
+    Kill,
+    /// Learning mode: nothing is denied, would-be denials are logged by the kernel.
+    Log,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seccomp {
+    #[serde(default)]
+    pub profile: SeccompProfile,
+    #[serde(default)]
+    pub action: SeccompAction,
+    /// Extra syscalls to allow (names).
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// Extra syscalls to deny (names).
+    #[serde(default)]
+    pub deny: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Env {
+    /// Variable names passed through from clawjail's environment.
+    #[serde(default)]
+    pub pass: Vec<Spanned<String>>,
+    /// Variables set to a value (variables expanded).
+    #[serde(default)]
+    pub set: BTreeMap<String, Spanned<String>>,
+    /// KEY=VALUE files read before the drop; mode 0600 or stricter, owned by root or target.
+    #[serde(default)]
+    pub files: Vec<Spanned<String>>,
+    /// Allow names that make the loader or a runtime load code (LD_*, NODE_OPTIONS, ...).
+    #[serde(default)]
+    pub allow_code_loading_vars: bool,
+    /// Pass LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES and keep fds 3.. for socket activation.
+    #[serde(default)]
+    pub socket_activation: bool,
+    /// Pass NOTIFY_SOCKET (systemd Type=notify). Needs `network.unix = true` to be usable.
+    #[serde(default)]
+    pub notify_socket: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default)]
+    pub nofile: Option<Spanned<LimitValue>>,
+    #[serde(default)]
+    pub nproc: Option<Spanned<LimitValue>>,
+    #[serde(default = "default_core")]
+    pub core: Option<Spanned<LimitValue>>,
+    #[serde(default)]
+    pub address_space: Option<Spanned<LimitValue>>,
+    #[serde(default)]
+    pub cpu: Option<Spanned<LimitValue>>,
+    #[serde(default)]
+    pub fsize: Option<Spanned<LimitValue>>,
+}
+
+fn default_core() -> Option<Spanned<LimitValue>> {
+    Some(Spanned::new(0..0, LimitValue::Value(0)))
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            nofile: None,
+            nproc: None,
+            core: default_core(),
+            address_space: None,
+            cpu: None,
+            fsize: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    /// Working directory of the target (variables expanded); default: unchanged.
+    #[serde(default)]
+    pub workdir: Option<Spanned<String>>,
+    /// Octal umask, default "0077".
+    #[serde(default)]
+    pub umask: Option<Spanned<String>>,
+    /// Put the target in a session of its own (no controlling tty). Default true.
+    #[serde(default = "yes")]
+    pub new_session: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Process {
+    fn default() -> Self {
+        Process {
+            workdir: None,
+            umask: None,
+            new_session: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LandlockMode {
+    /// Refuse to start unless every right the policy implies is enforced.
+    #[default]
+    Required,
+    /// Start anyway and log, feature by feature, what was dropped.
+    BestEffort,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kernel {
+    #[serde(default)]
+    pub landlock: LandlockMode,
+    /// Refuse to start on a kernel whose Landlock ABI is lower (both modes).
+    #[serde(default)]
+    pub min_landlock_abi: Option<Spanned<i64>>,
+}
+
+/// Risks the operator accepts knowingly; `clawjail verify` reports them instead of failing.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Risk {
+    #[serde(default)]
+    pub accept: Vec<Spanned<String>>,
+}
+
+/// Shape checks that need no system access.
+fn validate(src: &Source, p: &Policy) -> Result<(), PolicyError> {
+    if *p.version.get_ref() != i64::from(SUPPORTED_VERSION) {
+        return Err(PolicyError::at(
+            src,
+            p.version.span(),
+            "unsupported-version",
+            "version",
+            format!(
+                "unsupported policy version {}; this clawjail understands version = {}",
+                p.version.get_ref(),
+                SUPPORTED_VERSION
+            ),
+        ));
+    }
+    for (name, value) in &p.vars {
+        vars::check_var_name(name).map_err(|m| {
+            PolicyError::at(
+                src,
+                value.span(),
+                "bad-variable",
+                &format!("vars.{name}"),
+                m,
+            )
+        })?;
+        if vars::BUILTIN.contains(&name.as_str()) && name != "STATE_DIR" {
+            return Err(PolicyError::at(
+                src,
+                value.span(),
+                "bad-variable",
+                &format!("vars.{name}"),
+                format!("${{{name}}} comes from the target user and cannot be set in [vars]"),
+            ));
+        }
+    }
+    for (key, v) in [
+        ("process.umask", &p.process.umask),
+        ("filesystem.create_mode", &p.filesystem.create_mode),
+    ] {
+        if let Some(v) = v {
+            parse_octal_mode(v.get_ref())
+                .map_err(|m| PolicyError::at(src, v.span(), "bad-mode", key, m))?;
+        }
+    }
+    if let Some(abi) = &p.kernel.min_landlock_abi {
+        if !(1..=255).contains(abi.get_ref()) {
+            return Err(PolicyError::at(
+                src,
+                abi.span(),
+                "bad-value",
+                "kernel.min_landlock_abi",
+                format!(
+                    "min_landlock_abi = {} is out of range; expected 1 to 9",
+                    abi.get_ref()
+                ),
+            ));
+        }
+    }
+    for name in &p.env.pass {
+        check_env_name(name.get_ref())
+            .map_err(|m| PolicyError::at(src, name.span(), "bad-env-name", "env.pass", m))?;
+    }
+    for (name, value) in &p.env.set {
+        check_env_name(name).map_err(|m| {
+            PolicyError::at(
+                src,
+                value.span(),
+                "bad-env-name",
+                &format!("env.set.{name}"),
+                m,
+            )
+        })?;
+    }
+    for cap in &p.capabilities.keep {
+        crate::caps::parse_cap_name(cap.get_ref()).map_err(|m| {
+            PolicyError::at(
+                src,
+                cap.span(),
+                "unknown-capability",
+                "capabilities.keep",
+                m,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Parse an octal mode such as "0077" or "700".
+pub fn parse_octal_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o7777 && !digits.is_empty() => Ok(m),
+        _ => Err(format!(
+            "invalid mode \"{s}\": expected an octal string such as \"0077\""
+        )),
+    }
+}
+
+/// An environment variable name: non-empty, no `=`, no NUL.
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains('=') || name.contains('\0') {
+        Err(format!(
+            "invalid environment variable name {name:?}: must be non-empty without '=' or NUL"
+        ))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! What will be / was enforced: `check`'s plan rendering and the one launch event.
+//!
+//! Both are built from the same `Plan`, so `check` shows exactly what `run` applies.
+//! Variable values from the environment are never printed, only names.
+
+use serde_json::{json, Value};
+
+use crate::launch::{Applied, Step};
+use crate::plan::{IdentityPlan, Plan};
+
+/// Limits of the kernel mechanisms that no policy can change; printed by `check`, the
+/// README and `verify`.
+pub const CANNOT_ENFORCE: &[&str] = &[
+    "Landlock Execute limits execve of files, not code: any readable ELF can be run through the dynamic loader (ld-linux-x86-64.so.2 /bin/sh) and an interpreter runs any readable script. Grant read on library directories, not on /usr/bin.",
+    "Landlock TCP rules match ports only: any host on an allowed port is reachable (cloud metadata 169.254.169.254:80 included if 80 is allowed); use nftables (meta skuid) or systemd IPAddressDeny= for addresses.",
+    "UDP (DNS included) and ICMP are not controlled by Landlock on this kernel.",
+    "listen() without bind() auto-binds an ephemeral port even when no bind rule allows it (landlock-lsm/linux#15).",
+    "Pathname unix sockets are not covered by Landlock below ABI 9; clawjail closes them by refusing socket(AF_UNIX) in seccomp unless network.unix = true.",
+    "Memory is not capped by clawjail (no address-space limit by default: V8 reserves far more than it uses); use cgroups (systemd MemoryMax=, compose mem_limit).",
+];
+
+/// The plan as JSON (`check --json`); the text form is rendered from this.
+pub fn plan_json(plan: &Plan) -> Value {
+    let ids = plan.identity.ids();
+    let identity = match &plan.identity {
+        IdentityPlan::Switch { .. } => json!({
+            "mode": "switch", "uid": ids.uid, "gid": ids.gid, "groups": ids.groups,
+            "user": ids.user_name, "allow_root": plan.allow_root,
+        }),
+        IdentityPlan::Keep { reason, .. } => json!({
+            "mode": "keep", "uid": ids.uid, "gid": ids.gid, "groups": ids.groups,
+            "user": ids.user_name, "reason": reason,
+        }),
+    };
+    let keep: Vec<String> = plan.caps.keep.iter().map(|c| c.to_string()).collect();
+    let target = plan.target.as_ref().map(|t| {
+        json!({
+            "command": t.command,
+            "exec": t.exec_path.display().to_string(),
+            "argv": t.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+            "exec_chain": t.chain,
+        })
+    });
+    let steps: Vec<Value> = Step::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, s)| json!({"n": i + 1, "step": s.name(), "what": s.summary()}))
+        .collect();
+    json!({
+        "policy": plan.source,
+        "identity": identity,
+        "capabilities": {
+            "keep": keep,
+            "bounding_set": if plan.privileged { format!("drop 0..={} except kept", plan.caps.last_cap) } else { "kept (unprivileged start cannot drop it; no_new_privs makes it inert)".to_string() },
+            "securebits": if plan.privileged { format!("{:#x}", plan.caps.securebits) } else { "unchanged (needs CAP_SETPCAP)".to_string() },
+        },
+        "no_new_privs": true,
+        "session": format!("{:?}", plan.session).to_lowercase(),
+        "limits": plan.limits.iter().map(|l| json!({"name": l.name, "value": l.value.map_or("unlimited".to_string(), |v| v.to_string())})).collect::<Vec<_>>(),
+        "umask": format!("{:04o}", plan.umask),
+        "workdir": plan.workdir.as_ref().map(|w| w.display().to_string()),
+        "env": {
+            "names": plan.env.names().into_iter().map(|(n, f)| json!({"name": n, "from": f})).collect::<Vec<_>>(),
+            "missing_pass": plan.env.missing,
+        },
+        "fds": {"cloexec_from": 3 + plan.fds.keep_listen_fds, "socket_activation_fds": plan.fds.keep_listen_fds},
+        "landlock": plan.landlock.describe(),
+        "seccomp": plan.seccomp.describe(),
+        "target": target,
+        "variables": plan.vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        "steps": steps,
+        "degraded": plan.degraded,
+        "cannot_enforce": CANNOT_ENFORCE,
+    })
+}
+
+/// Render JSON as indented `key: value` text, section by section.
+pub fn render_text(v: &Value) -> String {
+    let mut out = String::new();
+    if let Value::Object(map) = v {
+        for (k, val) in map {
+            out.push_str(&format!("[{k}]\n"));
+            render_value(val, 1, &mut out);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => Some("-".into()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn render_value(v: &Value, depth: usize, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    match v {
+        Value::Object(map) => {
+            for (k, val) in map {
+                match scalar(val) {
+                    Some(s) => out.push_str(&format!("{pad}{k}: {s}\n")),
+                    None if is_empty(val) => out.push_str(&format!("{pad}{k}: (none)\n")),
+                    None => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        render_value(val, depth + 1, out);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if items.is_empty() {
+                out.push_str(&format!("{pad}(none)\n"));
+            }
+            for item in items {
+                match item {
+                    Value::Object(m) if m.values().all(|x| scalar(x).is_some()) => {
+                        let parts: Vec<String> = m
+                            .iter()
+                            .map(|(k, x)| format!("{k}={}", scalar(x).unwrap_or_default()))
+                            .collect();
+                        out.push_str(&format!("{pad}- {}\n", parts.join("  ")));
+                    }
+                    other => match scalar(other) {
+                        Some(s) => out.push_str(&format!("{pad}- {s}\n")),
+                        None => {
+                            out.push_str(&format!("{pad}-\n"));
+                            render_value(other, depth + 1, out);
+                        }
+                    },
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", scalar(other).unwrap_or_default())),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    matches!(v, Value::Array(a) if a.is_empty()) || matches!(v, Value::Object(o) if o.is_empty())
+}
+
+/// The one structured event at launch: every control applied and every one degraded.
+/// Emitted after Landlock (its status is known) and right before seccomp and exec.
+pub fn launch_event(plan: &Plan, applied: &Applied) {
+    let ids = plan.identity.ids();
+    let identity = match &plan.identity {
+        IdentityPlan::Switch { .. } => "switched",
+        IdentityPlan::Keep { .. } => "kept (unprivileged start)",
+    };
+    let env_names: Vec<String> = plan.env.names().into_iter().map(|(n, _)| n).collect();
+    let limits: Vec<String> = plan
+        .limits
+        .iter()
+        .map(|l| {
+            format!(
+                "{}={}",
+                l.name,
+                l.value.map_or("unlimited".to_string(), |v| v.to_string())
+            )
+        })
+        .collect();
+    let caps_kept: Vec<String> = plan.caps.keep.iter().map(|c| c.to_string()).collect();
+    let landlock = applied
+        .landlock
+        .as_ref()
+        .map(|l| l.summary.to_string())
+        .unwrap_or_else(|| "none".into());
+    tracing::info!(
+        policy = %plan.source.file,
+        policy_selected_by = %plan.source.selected_by,
+        policy_sha256 = %plan.source.sha256,
+        identity,
+        uid = ids.uid,
+        gid = ids.gid,
+        groups = ?ids.groups,
+        caps_kept = ?caps_kept,
+        bounding_set_dropped = ?applied.bounding_dropped,
+        no_new_privs = true,
+        rlimits = ?limits,
+        umask = %format!("{:04o}", plan.umask),
+        env_names = ?env_names,
+        fds_cloexec_from = 3 + plan.fds.keep_listen_fds,
+        session = ?applied.session,
+        signals = "reset",
+        landlock = %landlock,
+        seccomp = %plan.seccomp.describe_short(),
+        degraded = ?plan.degraded,
+        target = %plan.target.as_ref().map(|t| t.exec_path.display().to_string()).unwrap_or_default(),
+        "clawjail launch"
+    );
+}

@@ -1,0 +1,212 @@
+//! The only module allowed `unsafe`: thin wrappers over raw calls that nix and caps lack.
+//!
+//! Every wrapper returns `io::Result` with the raw errno; callers attach the step.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `prctl(PR_CAPBSET_DROP, cap)` — prctl(2). Needs CAP_SETPCAP in the effective set.
+pub fn capbset_drop(cap: u32) -> io::Result<()> {
+    // SAFETY: PR_CAPBSET_DROP takes an integer argument and touches no memory of ours.
+    check(
+        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) }
+            as libc::c_long,
+    )
+    .map(drop)
+}
+
+/// `prctl(PR_CAPBSET_READ, cap)`: whether `cap` is still in the bounding set.
+pub fn capbset_read(cap: u32) -> io::Result<bool> {
+    // SAFETY: integer arguments only.
+    check(
+        unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) }
+            as libc::c_long,
+    )
+    .map(|r| r == 1)
+}
+
+/// `prctl(PR_SET_SECUREBITS, bits)` — capabilities(7) "The securebits flags".
+pub fn set_securebits(bits: u32) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    check(
+        unsafe { libc::prctl(libc::PR_SET_SECUREBITS, libc::c_ulong::from(bits), 0, 0, 0) }
+            as libc::c_long,
+    )
+    .map(drop)
+}
+
+/// `prctl(PR_GET_SECUREBITS)`.
+pub fn get_securebits() -> io::Result<u32> {
+    // SAFETY: no arguments beyond the option.
+    check(unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) } as libc::c_long)
+        .map(|r| r as u32)
+}
+
+/// `prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)` — works unprivileged.
+pub fn ambient_clear_all() -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } as libc::c_long)
+    .map(drop)
+}
+
+/// `prctl(PR_SET_KEEPCAPS, on)`.
+pub fn set_keepcaps(on: bool) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    check(
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) }
+            as libc::c_long,
+    )
+    .map(drop)
+}
+
+/// `prctl(PR_SET_PDEATHSIG, sig)`.
+pub fn set_pdeathsig(sig: i32) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    check(
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) }
+            as libc::c_long,
+    )
+    .map(drop)
+}
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)` — close_range(2), Linux 5.11.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: integer arguments; the kernel only sets FD_CLOEXEC, no fd is closed under us.
+    check(
+        unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) }
+            as libc::c_long,
+    )
+    .map(drop)
+}
+
+/// Raw `rt_sigaction(sig, SIG_DFL)`. glibc's sigaction refuses 32 and 33 (its own
+/// reserved signals) with EINVAL, yet they can arrive ignored; the raw call resets them.
+pub fn signal_default(sig: i32) -> io::Result<()> {
+    // The kernel's struct sigaction on x86_64/aarch64: handler, flags, restorer, mask (8 bytes).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::c_ulong,
+        flags: libc::c_ulong,
+        restorer: libc::c_ulong,
+        mask: u64,
+    }
+    let act = KernelSigaction {
+        handler: libc::SIG_DFL as libc::c_ulong,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: `act` is a valid kernel sigaction for the duration of the call; oldact is NULL;
+    // sigsetsize 8 matches the kernel's sigset_t on 64-bit Linux.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig as libc::c_long,
+            &act as *const KernelSigaction,
+            std::ptr::null::<KernelSigaction>(),
+            8 as libc::c_long,
+        )
+    })
+    .map(drop)
+}
+
+/// Raw `rt_sigprocmask(SIG_SETMASK, {})`: unblock every signal, 32 and 33 included.
+pub fn unblock_all_signals() -> io::Result<()> {
+    let empty: u64 = 0;
+    // SAFETY: `empty` outlives the call; oldset NULL; sigsetsize 8 (64-bit kernel sigset).
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK as libc::c_long,
+            &empty as *const u64,
+            std::ptr::null::<u64>(),
+            8 as libc::c_long,
+        )
+    })
+    .map(drop)
+}
+
+/// `SIGRTMAX` as this libc reports it.
+pub fn sigrtmax() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// `fork(2)`. Returns 0 in the child, the child's pid in the parent.
+///
+/// Only called while clawjail is single-threaded (before any thread is spawned; tracing's
+/// stderr writer spawns none), so the child may keep running Rust code.
+pub fn fork() -> io::Result<libc::pid_t> {
+    // SAFETY: clawjail is single-threaded at this point (see above), so the child inherits
+    // no lock held by another thread.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(pid)
+    }
+}
+
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)` — what glibc's fexecve does; works on an
+/// O_PATH fd for ELF files. Returns only on failure.
+pub fn fexecve(fd: BorrowedFd<'_>, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    let empty = c"";
+    // SAFETY: argv_p/envp_p are NULL-terminated arrays of pointers into CStrings that
+    // outlive the call; `empty` is a valid C string; fd is a live descriptor.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd() as libc::c_long,
+            empty.as_ptr(),
+            argv_p.as_ptr(),
+            envp_p.as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_long,
+        )
+    };
+    io::Error::last_os_error()
+}
+
+/// `waitpid(pid, &status, flags)` with the raw status.
+pub fn waitpid(pid: libc::pid_t, flags: i32) -> io::Result<(libc::pid_t, i32)> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer for the call.
+    let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok((r, status))
+    }
+}
+
+/// `sigwaitinfo(set)` for a set of blocked signals; returns the signal number.
+pub fn sigwait(set: &nix::sys::signal::SigSet) -> io::Result<i32> {
+    let raw: &libc::sigset_t = set.as_ref();
+    // SAFETY: `raw` points to a valid sigset; info may be NULL.
+    let r = unsafe { libc::sigwaitinfo(raw, std::ptr::null_mut()) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
