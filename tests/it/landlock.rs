@@ -1,0 +1,3 @@
+//! Integration tests: landlock.
+#[allow(unused_imports)]
+use crate::util::*;

@@ -1,0 +1,3 @@
+//! Integration tests: launch.
+#[allow(unused_imports)]
+use crate::util::*;

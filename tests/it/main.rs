@@ -1,0 +1,14 @@
+//! One integration binary (ripgrep's tests/tests.rs): each area in its own file.
+//! Root-only tests print "skipped: needs root" and return when not run as root.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unused_macros)]
+
+// First, so its macros are visible to the modules below.
+#[macro_use]
+mod util;
+
+mod landlock;
+mod launch;
+mod openclaw;
+mod policy_errors;
+mod seccomp;
+mod verify;

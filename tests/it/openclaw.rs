@@ -1,0 +1,3 @@
+//! Integration tests: openclaw.
+#[allow(unused_imports)]
+use crate::util::*;

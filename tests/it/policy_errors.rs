@@ -1,0 +1,3 @@
+//! Integration tests: policy_errors.
+#[allow(unused_imports)]
+use crate::util::*;

@@ -1,0 +1,3 @@
+//! Integration tests: seccomp.
+#[allow(unused_imports)]
+use crate::util::*;

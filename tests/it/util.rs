@@ -1,0 +1,199 @@
+//! Shared helpers: run the built clawjail with a temporary policy, a probe copied to a
+//! world-readable scratch dir (so uid 65534 can exec it wherever the checkout lives).
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The uid/gid tests drop to.
+pub const NOBODY: u32 = 65534;
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Return early (and say so) from a test that needs root.
+macro_rules! require_root {
+    () => {
+        if !$crate::util::is_root() {
+            eprintln!("skipped: needs root ({}:{})", file!(), line!());
+            return;
+        }
+    };
+}
+
+/// A scratch directory under /tmp, mode 0755, removed on drop.
+pub struct Scratch {
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = PathBuf::from(format!("/tmp/cj-it-{}-{}-{}", name, std::process::id(), n));
+        if path.exists() {
+            std::fs::remove_dir_all(&path).unwrap();
+        }
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch { path }
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+
+    /// Write a file (creating parents) and return its path.
+    pub fn file(&self, rel: &str, content: &str, mode: u32) -> PathBuf {
+        let p = self.path.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    /// Create a directory (and parents) with a mode, owned by uid:gid.
+    pub fn dir(&self, rel: &str, mode: u32, owner: Option<(u32, u32)>) -> PathBuf {
+        let p = self.path.join(rel);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        if let Some((u, g)) = owner {
+            chown(&p, u, g);
+        }
+        p
+    }
+
+    /// Write `policy.toml` here and return its path.
+    pub fn policy(&self, text: &str) -> PathBuf {
+        self.file("policy.toml", text, 0o644)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var_os("CLAWJAIL_KEEP_SCRATCH").is_none() {
+            std::fs::remove_dir_all(&self.path).ok();
+        }
+    }
+}
+
+pub fn chown(p: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+}
+
+pub fn clawjail_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_clawjail")
+}
+
+/// The probe, copied once per test process to a 0755 dir under /tmp so any uid can exec it.
+pub fn probe() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = PathBuf::from(format!("/tmp/cj-it-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dst = dir.join("clawjail-probe");
+        std::fs::copy(env!("CARGO_BIN_EXE_clawjail-probe"), &dst).unwrap();
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dst
+    })
+}
+
+/// The probe's directory (for `exec`/`read` rules).
+pub fn probe_dir() -> &'static Path {
+    probe().parent().unwrap()
+}
+
+/// `clawjail run --policy P -- ARGS...` with a clean environment plus `env`.
+pub fn clawjail_run(policy: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(clawjail_bin());
+    c.arg("run")
+        .arg("--policy")
+        .arg(policy)
+        .arg("--")
+        .args(args);
+    c.env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.stdin(Stdio::null());
+    c.output().unwrap()
+}
+
+/// Run the probe under clawjail: `clawjail run --policy P -- probe ACTION ARGS...`.
+pub fn run_probe(policy: &Path, action: &str, args: &[&str]) -> Output {
+    let probe = probe().to_str().unwrap().to_string();
+    let mut all = vec![probe.as_str(), action];
+    all.extend_from_slice(args);
+    clawjail_run(policy, &all, &[])
+}
+
+/// The same probe without clawjail, as `uid:gid` via setpriv (the control run).
+pub fn bare_probe_as(uid: u32, action: &str, args: &[&str]) -> Output {
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg(probe())
+        .arg(action)
+        .args(args);
+    c.env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    c.stdin(Stdio::null());
+    c.output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The probe's one-line answer (last stdout line), panicking with context if absent.
+pub fn answer(o: &Output) -> String {
+    let out = stdout(o);
+    match out.lines().last() {
+        Some(l) => l.trim().to_string(),
+        None => panic!(
+            "no probe output; status {:?}\nstdout: {}\nstderr: {}",
+            o.status,
+            out,
+            stderr(o)
+        ),
+    }
+}
+
+/// Assert the probe answered exactly `expected` (e.g. "errno EACCES" or "ok").
+#[track_caller]
+pub fn assert_answer(o: &Output, expected: &str) {
+    let a = answer(o);
+    assert!(
+        a == expected || (expected == "ok" && a.starts_with("ok")),
+        "expected {expected:?}, got {a:?}\nstatus: {:?}\nstderr: {}",
+        o.status,
+        stderr(o)
+    );
+}
+
+/// A policy prefix that lets uid 65534 run the probe: identity and the probe dir.
+/// Append further sections/keys as needed (it ends inside [filesystem]).
+pub fn base_policy(extra_read: &[&str], extra_write: &[&str]) -> String {
+    let q = |v: &[&str]| {
+        v.iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "version = 1\n[identity]\nuser = {NOBODY}\ngroup = {NOBODY}\n\n[filesystem]\nexec = [{:?}]\nread = [{}]\nwrite = [{}]\n",
+        probe_dir().display().to_string(),
+        q(extra_read),
+        q(extra_write)
+    )
+}

@@ -1,0 +1,3 @@
+//! Integration tests: verify.
+#[allow(unused_imports)]
+use crate::util::*;
