@@ -1,3 +1,508 @@
-//! Integration tests: launch.
-#[allow(unused_imports)]
+//! Integration tests: the core launcher (identity, capabilities, no_new_privs, env, fds,
+//! signals, rlimits, session, supervisor, script targets, logging).
+#![allow(unsafe_code)]
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
 use crate::util::*;
+
+/// /proc/self/status of the probe run under `policy`, as (key, value) lines.
+fn status_under(policy: &std::path::Path) -> std::collections::HashMap<String, String> {
+    let o = run_probe(policy, "status", &[]);
+    assert!(o.status.success(), "status probe failed: {}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn root_start_switches_ids_and_clears_every_capability_set() {
+    require_root!();
+    let s = Scratch::new("ids");
+    let pol = s.policy(&base_policy(&[], &[]));
+    let st = status_under(&pol);
+    assert_eq!(st["Uid"], "65534\t65534\t65534\t65534");
+    assert_eq!(st["Gid"], "65534\t65534\t65534\t65534");
+    assert_eq!(st["Groups"], "");
+    for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(st[k], "0000000000000000", "{k}");
+    }
+    assert_eq!(st["NoNewPrivs"], "1");
+    // The target cannot get root back.
+    assert_answer(&run_probe(&pol, "setuid0", &[]), "errno EPERM");
+    assert_answer(&run_probe(&pol, "setgid0", &[]), "errno EPERM");
+}
+
+#[test]
+fn supplementary_groups_are_exactly_the_policy_list() {
+    require_root!();
+    let s = Scratch::new("groups");
+    let pol = s.policy(&base_policy(&[], &[]).replace(
+        "group = 65534\n",
+        "group = 65534\nsupplementary_groups = [4242, 100]\n",
+    ));
+    let st = status_under(&pol);
+    assert_eq!(st["Groups"], "100 4242");
+}
+
+#[test]
+fn kept_capability_survives_through_ambient_and_works() {
+    require_root!();
+    let s = Scratch::new("keepcap");
+    let with_cap = s.policy(&format!(
+        "{}\n[capabilities]\nkeep = [\"CAP_NET_BIND_SERVICE\"]\n[network]\nbind = [80]\n",
+        base_policy(&[], &[])
+    ));
+    let st = status_under(&with_cap);
+    for k in ["CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(st[k], "0000000000000400", "{k}");
+    }
+    assert_eq!(st["CapInh"], "0000000000000400");
+    assert_eq!(st["NoNewPrivs"], "1");
+    assert_answer(&run_probe(&with_cap, "tcp-bind", &["80"]), "ok");
+    // Control: the same bind without the kept cap fails, so the cap is what made it work.
+    let s2 = Scratch::new("keepcap-control");
+    let without = s2.policy(&format!(
+        "{}\n[network]\nbind = [80]\n",
+        base_policy(&[], &[])
+    ));
+    assert_answer(&run_probe(&without, "tcp-bind", &["80"]), "errno EACCES");
+}
+
+/// Start clawjail with signals ignored and blocked, as a careless parent might.
+fn with_dirty_signals(c: &mut Command) {
+    // SAFETY: pre_exec runs in the forked child before exec; sigaction/sigprocmask are
+    // async-signal-safe and touch no allocator state.
+    unsafe {
+        c.pre_exec(|| {
+            use nix::sys::signal::{
+                sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
+            };
+            let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+            sigaction(Signal::SIGUSR1, &ign).map_err(std::io::Error::from)?;
+            sigaction(Signal::SIGPIPE, &ign).map_err(std::io::Error::from)?;
+            let mut block = SigSet::empty();
+            block.add(Signal::SIGUSR2);
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&block), None)
+                .map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+}
+
+fn status_field(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn ignored_and_blocked_signals_do_not_leak_into_the_target() {
+    require_root!();
+    let s = Scratch::new("signals");
+    let pol = s.policy(&base_policy(&["/proc/self"], &[]));
+    // /bin/cat, not the probe: Rust's runtime ignores SIGPIPE at startup, so a Rust target
+    // would show SigIgn 0x1000 whatever clawjail did.
+    let mut c = Command::new(clawjail_bin());
+    c.args(["run", "--policy"])
+        .arg(&pol)
+        .args(["--", "/bin/cat", "/proc/self/status"]);
+    with_dirty_signals(&mut c);
+    let o = c.output().unwrap();
+    let out = stdout(&o);
+    assert_eq!(
+        status_field(&out, "SigIgn"),
+        "0000000000000000",
+        "{out}{}",
+        stderr(&o)
+    );
+    assert_eq!(status_field(&out, "SigBlk"), "0000000000000000", "{out}");
+    // Control: the same parent without clawjail leaks both into the probe.
+    let mut bare = Command::new("/bin/cat");
+    bare.arg("/proc/self/status");
+    with_dirty_signals(&mut bare);
+    let out = stdout(&bare.output().unwrap());
+    assert_ne!(status_field(&out, "SigIgn"), "0000000000000000");
+    assert_ne!(status_field(&out, "SigBlk"), "0000000000000000");
+}
+
+/// Leak `secret` into the child as fd 7 without O_CLOEXEC.
+fn with_leaked_fd(c: &mut Command, secret: &std::path::Path) {
+    let f = std::fs::File::open(secret).unwrap();
+    // SAFETY: dup2 is async-signal-safe; `f` stays alive in the parent until spawn returns.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        let raw = f.as_raw_fd();
+        c.pre_exec(move || {
+            if libc::dup2(raw, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    std::mem::forget(f);
+}
+
+#[test]
+fn a_leaked_fd_is_not_readable_by_the_target() {
+    require_root!();
+    let s = Scratch::new("fdleak");
+    let secret = s.file("secret", "s3cret\n", 0o600);
+    let pol = s.policy(&base_policy(&[], &[]));
+    let mut c = Command::new(clawjail_bin());
+    c.args(["run", "--policy"])
+        .arg(&pol)
+        .arg("--")
+        .arg(probe())
+        .args(["read-fd", "7"]);
+    with_leaked_fd(&mut c, &secret);
+    let o = c.output().unwrap();
+    assert_answer(&o, "errno EBADF");
+    // Control: without clawjail the leaked fd reads the secret (even as uid 65534).
+    let mut bare = Command::new("setpriv");
+    bare.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(probe())
+        .args(["read-fd", "7"]);
+    with_leaked_fd(&mut bare, &secret);
+    assert_answer(&bare.output().unwrap(), "ok s3cret");
+}
+
+#[test]
+fn only_allowlisted_environment_reaches_the_target() {
+    require_root!();
+    let s = Scratch::new("env");
+    let envf = s.file("token.env", "GATEWAY_TOKEN=t0k\n", 0o600);
+    let pol = s.policy(&format!(
+        "{}\n[env]\npass = [\"LANG\", \"ABSENT_VAR\"]\nset = {{ HOME = \"/nonexistent\", MODE = \"${{UID}}\" }}\nfiles = [{:?}]\n",
+        base_policy(&[], &[]),
+        envf.display().to_string()
+    ));
+    let o = clawjail_run(
+        &pol,
+        &[probe().to_str().unwrap(), "env-names"],
+        &[
+            ("LANG", "C.UTF-8"),
+            ("AWS_SECRET_ACCESS_KEY", "leak"),
+            ("LD_PRELOAD", "/x.so"),
+        ],
+    );
+    assert_answer(&o, "ok GATEWAY_TOKEN,HOME,LANG,MODE");
+    let o = clawjail_run(&pol, &[probe().to_str().unwrap(), "env-get", "MODE"], &[]);
+    assert_answer(&o, "ok 65534");
+    // Names are logged, values never.
+    assert!(!stderr(&o).contains("t0k"), "{}", stderr(&o));
+}
+
+#[test]
+fn rlimits_umask_and_workdir_are_applied() {
+    require_root!();
+    let s = Scratch::new("limits");
+    let work = s.dir("work", 0o755, None);
+    let pol = s.policy(&format!(
+        "{}\n[limits]\nnofile = 123\nfsize = 4096\ncpu = 30\n[process]\numask = \"0027\"\nworkdir = {:?}\n",
+        base_policy(&[], &[]),
+        work.display().to_string()
+    ));
+    assert_answer(&run_probe(&pol, "rlimit", &["nofile"]), "ok 123 123");
+    assert_answer(&run_probe(&pol, "rlimit", &["fsize"]), "ok 4096 4096");
+    assert_answer(&run_probe(&pol, "rlimit", &["cpu"]), "ok 30 30");
+    assert_answer(&run_probe(&pol, "rlimit", &["core"]), "ok 0 0");
+    assert_answer(&run_probe(&pol, "umask", &[]), "ok 0027");
+    assert_answer(
+        &run_probe(&pol, "cwd", &[]),
+        &format!("ok {}", work.display()),
+    );
+}
+
+#[test]
+fn nproc_limit_is_enforced_for_a_uid_of_its_own() {
+    require_root!();
+    // A uid no other test uses: RLIMIT_NPROC counts every process of the real uid.
+    let uid = 61_001;
+    let s = Scratch::new("nproc");
+    let pol = s.policy(
+        &format!("{}\n[limits]\nnproc = 1\n", base_policy(&[], &[])).replace(
+            "user = 65534\ngroup = 65534",
+            &format!("user = {uid}\ngroup = {uid}"),
+        ),
+    );
+    assert_answer(&run_probe(&pol, "rlimit", &["nproc"]), "ok 1 1");
+    // The target itself is the one process allowed; its fork must fail.
+    assert_answer(&run_probe(&pol, "orphan", &["0"]), "errno EAGAIN");
+    // Control: with a higher limit the same fork works.
+    let pol2 = s.policy(
+        &format!("{}\n[limits]\nnproc = 10\n", base_policy(&[], &[])).replace(
+            "user = 65534\ngroup = 65534",
+            &format!("user = {uid}\ngroup = {uid}"),
+        ),
+    );
+    assert_answer(&run_probe(&pol2, "orphan", &["0"]), "ok");
+}
+
+fn sid_of(out: &str) -> (i32, i32, i32, i32) {
+    let v: Vec<i32> = out
+        .trim()
+        .trim_start_matches("ok ")
+        .split(' ')
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (v[0], v[1], v[2], v[3])
+}
+
+#[test]
+fn target_gets_a_new_session_when_clawjail_leads_one() {
+    require_root!();
+    let s = Scratch::new("sid-leader");
+    let pol = s.policy(&base_policy(&[], &[]));
+    let o = Command::new("setsid")
+        .arg("--wait")
+        .arg(clawjail_bin())
+        .args(["run", "--policy"])
+        .arg(&pol)
+        .arg("--")
+        .arg(probe())
+        .arg("sid")
+        .output()
+        .unwrap();
+    let (sid, _pgid, pid, _ppid) = sid_of(&answer(&o));
+    let mine = nix::unistd::getsid(None).unwrap().as_raw();
+    assert_ne!(sid, mine, "target shares the caller's session");
+    // Exec in place: the target is the session leader setsid(1) made.
+    assert_eq!(sid, pid);
+}
+
+#[test]
+fn process_group_leader_forks_a_supervisor_that_relays_and_propagates() {
+    require_root!();
+    let s = Scratch::new("sid-pgrp");
+    let pol = s.policy(&base_policy(&[], &[]));
+    // An interactive-style job: clawjail leads its own process group, not a session.
+    let run = |args: &[&str]| {
+        let mut c = Command::new(clawjail_bin());
+        c.args(["run", "--policy"])
+            .arg(&pol)
+            .arg("--")
+            .arg(probe())
+            .args(args);
+        c.process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let o = run(&["sid"]).output().unwrap();
+    let (sid, _pgid, pid, ppid) = sid_of(&answer(&o));
+    let mine = nix::unistd::getsid(None).unwrap().as_raw();
+    assert_ne!(sid, mine);
+    assert_eq!(sid, pid, "the child leads its new session");
+    assert_ne!(
+        ppid,
+        std::process::id() as i32,
+        "the target's parent is the supervisor"
+    );
+
+    // Exit status propagates.
+    let o = run(&["exit", "7"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+
+    // SIGTERM to the supervisor reaches the target; 128+15 comes back.
+    let mut child = run(&["sleep", "30"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let st = child.wait().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(st.code(), Some(128 + 15));
+}
+
+#[test]
+fn unprivileged_start_keeps_ids_and_still_confines() {
+    let s = Scratch::new("unpriv");
+    let pol = s.policy(&base_policy(&[], &[]));
+    let mut c = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            clawjail_bin(),
+        ]);
+        c
+    } else {
+        Command::new(clawjail_bin())
+    };
+    c.args(["run", "--policy"])
+        .arg(&pol)
+        .arg("--")
+        .arg(probe())
+        .arg("status");
+    c.env_clear().env("PATH", "/usr/bin:/bin");
+    let o = c.output().unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    let uid = nix::unistd::getuid().as_raw();
+    let expect_uid = if is_root() { 65534 } else { uid };
+    assert_eq!(
+        status_field(&out, "Uid"),
+        format!("{0}\t{0}\t{0}\t{0}", expect_uid)
+    );
+    for k in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+        assert_eq!(status_field(&out, k), "0000000000000000", "{k}");
+    }
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1");
+    assert!(
+        stderr(&o).contains("identity=\"kept (unprivileged start)\""),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_shebang_script_runs_and_sees_no_clawjail_fd() {
+    require_root!();
+    let s = Scratch::new("script");
+    let script = s.file(
+        "list-fds.sh",
+        "#!/bin/sh\nexec /bin/ls -l /proc/$$/fd/\n",
+        0o755,
+    );
+    let pol = s.policy(&format!(
+        "version = 1\n[identity]\nuser = 65534\ngroup = 65534\n[filesystem]\nread = [{:?}, \"/proc\"]\nexec = [\"/usr/bin/ls\"]\n",
+        s.path.display().to_string()
+    ));
+    let o = clawjail_run(&pol, &[script.to_str().unwrap()], &[]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    // `exec ls` replaces the shell, so ls lists what the script's process holds at exec.
+    let fds: Vec<&str> = out.lines().filter(|l| l.contains(" -> ")).collect();
+    assert!(
+        !fds.is_empty(),
+        "script printed nothing: {out}{}",
+        stderr(&o)
+    );
+    for line in &fds {
+        let (left, target) = line.split_once(" -> ").unwrap();
+        let n: u32 = left.rsplit(' ').next().unwrap().parse().unwrap();
+        // 0-2 are the test's pipes; 3 is the directory ls itself opened to list.
+        assert!(
+            n <= 2 || target.starts_with("/proc/"),
+            "clawjail fd leaked into the script: {line}"
+        );
+        assert!(!target.contains("policy.toml"), "{line}");
+    }
+}
+
+#[test]
+fn root_target_is_refused_unless_allow_root() {
+    require_root!();
+    let s = Scratch::new("root-target");
+    let marker = s.join("ran");
+    let pol = s.policy(&format!(
+        "version = 1\n[identity]\nuser = 0\n[filesystem]\nexec = [{:?}]\nwrite = [{:?}]\n",
+        probe_dir().display().to_string(),
+        s.path.display().to_string()
+    ));
+    let o = run_probe(&pol, "touch", &[marker.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("allow_root"), "{}", stderr(&o));
+    assert!(!marker.exists(), "the target ran");
+}
+
+#[test]
+fn check_prints_the_resolved_plan() {
+    require_root!();
+    let s = Scratch::new("check");
+    let pol = s.policy(&base_policy(&[], &[]));
+    let o = Command::new(clawjail_bin())
+        .args(["check", "--policy"])
+        .arg(&pol)
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for needle in [
+        "[identity]",
+        "uid: 65534",
+        "[steps]",
+        "drop-bounding-set",
+        "[landlock]",
+        "[seccomp]",
+        "[cannot_enforce]",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    let o = Command::new(clawjail_bin())
+        .args(["check", "--json", "--policy"])
+        .arg(&pol)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["identity"]["uid"], 65534);
+    assert_eq!(v["policy"]["sha256"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn json_log_lines_parse_and_name_every_control() {
+    require_root!();
+    let s = Scratch::new("jsonlog");
+    let pol = s.policy(&base_policy(&[], &[]));
+    let mut c = Command::new(clawjail_bin());
+    c.args(["run", "--log-format", "json", "--policy"])
+        .arg(&pol)
+        .arg("--")
+        .arg(probe())
+        .arg("sid");
+    let o = c.output().unwrap();
+    let err = stderr(&o);
+    let mut launch = None;
+    for line in err.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+        if v["message"] == "clawjail launch" {
+            launch = Some(v);
+        }
+    }
+    let v = launch.expect("no launch event");
+    for k in [
+        "policy_sha256",
+        "uid",
+        "gid",
+        "groups",
+        "caps_kept",
+        "no_new_privs",
+        "rlimits",
+        "env_names",
+        "fds_cloexec_from",
+        "session",
+        "landlock",
+        "seccomp",
+        "degraded",
+    ] {
+        assert!(v.get(k).is_some(), "launch event lacks {k}: {v}");
+    }
+}
+
+#[test]
+fn dry_run_stops_before_the_first_irreversible_step() {
+    require_root!();
+    let s = Scratch::new("dry");
+    let marker = s.join("ran");
+    let pol = s.policy(&base_policy(&[], &[s.path.to_str().unwrap()]));
+    let mut c = Command::new(clawjail_bin());
+    c.args(["run", "--dry-run", "--policy"])
+        .arg(&pol)
+        .arg("--")
+        .arg(probe())
+        .args(["touch", marker.to_str().unwrap()]);
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("dry run"), "{}", stdout(&o));
+    assert!(!marker.exists());
+}

