@@ -110,7 +110,10 @@ stop_gateway() {
     left=""
     for k in $kids; do kill -0 "$k" 2>/dev/null && left+="$k "; done
     if [[ -n "$left" ]]; then
-        log "descendants left after leader exit: $left(SIGTERM, SIGKILL after 5 s)"
+        log "descendants left after leader exit (SIGTERM, SIGKILL after 5 s):"
+        for p in $left; do
+            log "  $p $(tr -s '\0 ' '  ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-120)"
+        done
         # shellcheck disable=SC2086
         kill -TERM $left 2>/dev/null || true
         deadline=$(( $(now_ms) + 5000 ))

@@ -113,9 +113,11 @@ lint_dockerfile() {
 lint_compose() {
     local f="$repo/examples/docker/compose.yaml"
     # Schema validation plus best-practice rules; --max-warnings 0: warnings fail too.
-    if "$DCLINT" --no-color --max-warnings 0 "$f" >&2; then
+    local out
+    if out="$("$DCLINT" --no-color --max-warnings 0 "$f" 2>&1)"; then
         log "ok: compose.yaml (dclint $DCLINT_VERSION)"
     else
+        printf '%s\n' "$out" >&2
         fail "compose.yaml: dclint findings (above)"
     fi
     # A real compose implementation resolves the file (durations, port syntax, secrets).

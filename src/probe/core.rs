@@ -61,8 +61,16 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             Some(p) => Outcome::from_io(std::fs::write(p, b"ran\n"), |_| String::new()),
             None => Outcome::Broken("path".into()),
         },
-        // Leave an orphaned grandchild that sleeps N seconds; print its pid.
-        "orphan" => orphan(arg::<u64>(args, 0).unwrap_or(5)),
+        // Leave an orphaned grandchild that sleeps N seconds; print its pid; then sleep M
+        // seconds (so an --init supervisor is still there to adopt it).
+        "orphan" => {
+            let o = orphan(arg::<u64>(args, 0).unwrap_or(5));
+            if let Ok(then) = arg::<u64>(args, 1) {
+                println!("{}", o.line());
+                std::thread::sleep(std::time::Duration::from_secs(then));
+            }
+            o
+        }
         // Print getrlimit(name) as "ok soft hard".
         "rlimit" => rlimit(args.first().map(String::as_str).unwrap_or("")),
         "umask" => {

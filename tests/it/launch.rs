@@ -506,3 +506,97 @@ fn dry_run_stops_before_the_first_irreversible_step() {
     assert!(stdout(&o).contains("dry run"), "{}", stdout(&o));
     assert!(!marker.exists());
 }
+
+/// `clawjail run --init --policy P -- probe ARGS...`, stdout piped.
+fn init_cmd(pol: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(clawjail_bin());
+    c.args(["run", "--init", "--policy"])
+        .arg(pol)
+        .arg("--")
+        .arg(probe())
+        .args(args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+fn proc_field(pid: i32, key: &str) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| {
+        l.strip_prefix(&format!("{key}:"))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+#[test]
+fn init_adopts_and_reaps_orphaned_grandchildren() {
+    require_root!();
+    use std::io::BufRead;
+    let s = Scratch::new("init-orphan");
+    let pol = s.policy(&base_policy(&[], &[]));
+    // The grandchild sleeps 2 s; the target itself stays 5 s so the supervisor is alive.
+    let mut child = init_cmd(&pol, &["orphan", "2", "5"]).spawn().unwrap();
+    let sup = child.id() as i32;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let gpid: i32 = first.trim_start_matches("ok ").parse().unwrap();
+    // Re-parented to clawjail (the subreaper), not to the machine's PID 1.
+    assert_eq!(
+        proc_field(gpid, "PPid").as_deref(),
+        Some(sup.to_string().as_str())
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Reaped: not even a zombie is left.
+    let state = proc_field(gpid, "State");
+    assert!(
+        state.is_none(),
+        "grandchild {gpid} still present: {state:?}"
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn init_relays_sigterm_and_propagates_exit_codes() {
+    require_root!();
+    let s = Scratch::new("init-signals");
+    let pol = s.policy(&base_policy(&[], &[]));
+    let mut child = init_cmd(&pol, &["sleep", "30"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(128 + 15),
+        "SIGTERM did not reach the target"
+    );
+    let o = init_cmd(&pol, &["exit", "3"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = init_cmd(&pol, &["kill-self", "9"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(128 + 9), "{}", stderr(&o));
+}
+
+#[test]
+fn init_supervisor_runs_as_the_target_user_without_privileges() {
+    require_root!();
+    let s = Scratch::new("init-sup");
+    let pol = s.policy(&base_policy(&[], &[]));
+    let mut child = init_cmd(&pol, &["sleep", "3"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sup = child.id() as i32;
+    assert_eq!(
+        proc_field(sup, "Uid").as_deref(),
+        Some("65534\t65534\t65534\t65534")
+    );
+    assert_eq!(
+        proc_field(sup, "CapEff").as_deref(),
+        Some("0000000000000000")
+    );
+    assert_eq!(
+        proc_field(sup, "CapBnd").as_deref(),
+        Some("0000000000000000")
+    );
+    assert_eq!(proc_field(sup, "NoNewPrivs").as_deref(), Some("1"));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
