@@ -239,6 +239,28 @@ pub fn exec(plan: &Plan) -> LaunchError {
 mod tests {
     use super::*;
 
+    /// docs/design.md lists the steps; this keeps that copy identical to `Step::ALL`.
+    #[test]
+    fn docs_design_lists_the_steps_in_order() {
+        let doc = include_str!("../docs/design.md");
+        let block = doc
+            .split("<!-- steps:begin -->")
+            .nth(1)
+            .and_then(|b| b.split("<!-- steps:end -->").next())
+            .unwrap();
+        let listed: Vec<String> = block
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect();
+        let expected: Vec<String> = Step::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{}. `{}`: {}", i + 1, s.name(), s.summary()))
+            .collect();
+        assert_eq!(listed, expected);
+    }
+
     /// The order is documented in DESIGN.md and docs/design.md; this pins it.
     #[test]
     fn step_order_is_the_documented_one() {

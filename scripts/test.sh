@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The test command for a fresh Debian 12 machine, run as root (README, .ci/run):
+# formatting and lints, then every unit and integration test, the real OpenClaw gateway
+# under the shipped policies, `clawjail verify` of every shipped policy, and the
+# deployment examples' linters. Installs what it needs (apt, npm, PyPI) idempotently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+say() { printf '\n== %s\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "note: not root: root-only tests will print 'skipped: needs root'" >&2
+fi
+
+say "system packages"
+missing=()
+for tool in setpriv:util-linux gcc:gcc python3:python3 curl:curl systemd-analyze:systemd npm:npm; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+say "format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+
+say "Node 24 and openclaw (cached)"
+if [ "${CLAWJAIL_SKIP_OPENCLAW:-0}" != 1 ]; then
+  bash scripts/install-openclaw.sh
+  # shellcheck disable=SC1091
+  . "${OPENCLAW_CACHE:-/var/cache/clawjail-ci/openclaw}/paths.env"
+  export CLAWJAIL_NODE24="$NODE" CLAWJAIL_OPENCLAW="$OPENCLAW"
+fi
+
+say "unit and integration tests"
+cargo build --all-targets
+cargo test --all-targets 2>&1 | tee /tmp/clawjail-test.log
+# Any skipped root-only test must say why; show them so a silent skip is visible.
+grep -h "skipped:" /tmp/clawjail-test.log | sort | uniq -c || true
+
+say "deployment examples"
+bash scripts/lint-examples.sh "$PWD/target/debug/clawjail"
+
+say "all checks passed"
