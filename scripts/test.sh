@@ -31,7 +31,13 @@ if [ "${CLAWJAIL_SKIP_OPENCLAW:-0}" != 1 ]; then
   bash scripts/install-openclaw.sh
   # shellcheck disable=SC1091
   . "${OPENCLAW_CACHE:-/var/cache/clawjail-ci/openclaw}/paths.env"
-  export CLAWJAIL_NODE24="$NODE" CLAWJAIL_OPENCLAW="$OPENCLAW"
+  export CLAWJAIL_NODE24="$NODE" CLAWJAIL_OPENCLAW_PREFIX="${OPENCLAW_CACHE:-/var/cache/clawjail-ci/openclaw}"
+  # The shipped policies run the gateway as a dedicated system user, as an operator would.
+  if [ "$(id -u)" = 0 ] && ! id openclaw >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/openclaw --create-home --shell /usr/sbin/nologin openclaw
+  fi
+  # In CI the gateway tests must run, not skip.
+  if [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ]; then export CLAWJAIL_REQUIRE_OPENCLAW=1; fi
 fi
 
 say "unit and integration tests"

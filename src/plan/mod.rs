@@ -444,9 +444,22 @@ fn build_env(loaded: &Loaded, vars: &Vars, ids: &Ids) -> Result<(EnvPlan, FdPlan
         plan.insert(name, v, EnvFrom::Set);
     }
     for f in &e.files {
-        let path = expand_abs_path(loaded, vars, f, "env.files")?;
+        // A leading `?` marks an optional file (skipped when absent), as in [filesystem].
+        let (optional, raw) = match f.get_ref().strip_prefix('?') {
+            Some(rest) => (true, toml::Spanned::new(f.span(), rest.to_string())),
+            None => (false, f.clone()),
+        };
+        let path = expand_abs_path(loaded, vars, &raw, "env.files")?;
         let path_s = path.display().to_string();
-        for (k, v) in env::read_env_file(&path_s, ids.uid)? {
+        let entries = match env::read_env_file(&path_s, ids.uid) {
+            Err(env::EnvFileError::Open { source, .. })
+                if optional && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                continue;
+            }
+            r => r?,
+        };
+        for (k, v) in entries {
             if !allow && env::is_code_loading(&k) {
                 return Err(PlanError::Refused(format!(
                     "env file {path_s}: {k} makes the loader or a runtime load code; refused unless env.allow_code_loading_vars = true"
