@@ -100,21 +100,26 @@ impl fmt::Debug for SeccompPlan {
 impl SeccompPlan {
     /// The effective table for `check`: each listed syscall's answer and argument rules.
     pub fn describe(&self) -> serde_json::Value {
-        let rows: Vec<serde_json::Value> = self
+        // One string a row ("ioctl (16): allow if ...; else ERRNO(EPERM)"): readable in
+        // `check`'s text output, where object keys would come out sorted.
+        let rows: Vec<String> = self
             .entries
             .iter()
             .map(|e| {
-                let mut row = json!({
-                    "name": e.name,
-                    "nr": e.nr,
-                    "action": verdict_text(&e.verdict, self.action),
-                });
-                if let Verdict::AllowIf(rules) = &e.verdict {
-                    let alts: Vec<String> = rules.iter().map(|r| format!("({r})")).collect();
-                    row["allow_if"] = json!(alts.join(" || "));
+                let mut row = format!("{} ({}): ", e.name, e.nr);
+                match &e.verdict {
+                    Verdict::AllowIf(rules) => {
+                        let alts: Vec<String> = rules.iter().map(|r| format!("({r})")).collect();
+                        row.push_str(&format!(
+                            "allow if {}; else {}",
+                            alts.join(" || "),
+                            bpf::ret_name(deny_ret(self.action))
+                        ));
+                    }
+                    v => row.push_str(&verdict_text(v, self.action)),
                 }
                 if e.from != "profile" {
-                    row["from"] = json!(e.from);
+                    row.push_str(&format!(" [{}]", e.from));
                 }
                 row
             })
@@ -494,7 +499,10 @@ fn ret_for(v: &Verdict, action: SeccompAction) -> u32 {
 fn verdict_text(v: &Verdict, action: SeccompAction) -> String {
     match v {
         Verdict::Allow => "allow".into(),
-        Verdict::AllowIf(_) => format!("allow if, else {}", bpf::ret_name(deny_ret(action))),
+        Verdict::AllowIf(_) => format!(
+            "allow if a rule matches, else {}",
+            bpf::ret_name(deny_ret(action))
+        ),
         Verdict::Deny => bpf::ret_name(deny_ret(action)),
         Verdict::Errno(e) => format!("ERRNO({}) always", crate::probe::errno_name(*e)),
     }
