@@ -25,6 +25,7 @@
 
 pub mod bpf;
 pub mod guards;
+pub mod linear;
 pub mod profiles;
 pub mod rules;
 pub mod syscalls;
