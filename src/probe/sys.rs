@@ -423,9 +423,18 @@ fn socketpair(ty: i64) -> Outcome {
 }
 
 fn sendto_fastopen() -> Outcome {
-    // A listener of our own: listen() without bind() picks an ephemeral port.
-    let listener = match std::net::TcpListener::bind("127.0.0.1:0") {
-        Ok(l) => l,
+    // A listener of our own: listen() without bind() picks an ephemeral port on 0.0.0.0,
+    // which Landlock allows without a BindTcp rule (binding port 0 would need one).
+    use nix::sys::socket::{listen, socket, AddressFamily, Backlog, SockFlag, SockType};
+    let listener = match socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .and_then(|l| Backlog::new(4).and_then(|b| listen(&l, b)).map(|()| l))
+    {
+        Ok(l) => std::net::TcpListener::from(l),
         Err(e) => return Outcome::Broken(format!("listen: {e}")),
     };
     let port = match listener.local_addr() {
