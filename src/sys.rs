@@ -87,6 +87,29 @@ pub fn set_pdeathsig(sig: i32) -> io::Result<()> {
     .map(drop)
 }
 
+/// `seccomp(SECCOMP_SET_MODE_FILTER, 0, &prog)` — seccomp(2). Installs a filter on the
+/// calling thread; needs no_new_privs (or CAP_SYS_ADMIN). No flags: clawjail is
+/// single-threaded here (no TSYNC needed) and execve keeps the filter for the target.
+pub fn seccomp_set_mode_filter(prog: &[libc::sock_filter]) -> io::Result<()> {
+    let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fprog = libc::sock_fprog {
+        len,
+        // The kernel only reads through this pointer (it copies the program in).
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points to `len` valid sock_filter entries that outlive the call; the
+    // kernel copies them and keeps no reference to our memory.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER as libc::c_long,
+            0 as libc::c_long,
+            &fprog as *const libc::sock_fprog,
+        )
+    })
+    .map(drop)
+}
+
 /// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)` — close_range(2), Linux 5.11.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: integer arguments; the kernel only sets FD_CLOEXEC, no fd is closed under us.

@@ -1,14 +1,93 @@
 //! Probe actions that need raw syscalls (seccomp guards). Test support: the only probe
 //! file allowed `unsafe`, each block with its SAFETY comment.
+//!
+//! Each action makes the guarded call once, the way an attacker would, and reports the
+//! kernel's answer; run bare (the control) it must succeed, so a denial under clawjail is
+//! the filter's doing. Actions that need a capability say so; the tests keep it.
 #![allow(unsafe_code)]
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use super::Outcome;
+use super::{arg, Outcome};
 
-pub fn run(action: &str, _args: &[String]) -> Option<Outcome> {
-    let _ = action;
-    None::<Outcome>
+pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
+    Some(match action {
+        // unshare(CLONE_NEWUSER)
+        "unshare-userns" => raw(unsafe_syscall(
+            libc::SYS_unshare,
+            [libc::CLONE_NEWUSER as i64, 0, 0, 0],
+        )),
+        // clone(CLONE_NEWUSER | SIGCHLD): the child exits at once.
+        "clone-userns" => clone_and_reap(libc::CLONE_NEWUSER as u64 | libc::SIGCHLD as u64),
+        // clone3 with no flags (a plain fork): ENOSYS under the filter.
+        "clone3" => clone3_fork(),
+        // fork, 4 threads (glibc tries clone3 first, then clone), join: "ok".
+        "fork-and-threads" => fork_and_threads(),
+        // TIOCSTI on a pty this process made its controlling tty; "high" sets bit 32 of cmd.
+        "tiocsti" => tiocsti(args.first().is_some_and(|a| a == "high")),
+        // io_uring_setup(1, {})
+        "io-uring-setup" => io_uring_setup(),
+        // PTRACE_SEIZE of the parent (needs CAP_SYS_PTRACE: the parent is the root test
+        // harness); SEIZE does not stop it, and exiting detaches.
+        "ptrace-parent" => ptrace_seize(nix::unistd::getppid().as_raw()),
+        // bpf(BPF_MAP_CREATE, array map) (needs CAP_BPF: unprivileged_bpf_disabled=2).
+        "bpf-map-create" => bpf_map_create(),
+        // perf_event_open(task clock, this process, user space only).
+        "perf-event-open" => perf_event_open(),
+        // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_PROCESS_KEYRING, create)
+        "keyctl" => raw(unsafe_syscall(libc::SYS_keyctl, [0, -2, 1, 0])),
+        // add_key("user", "clawjail-probe", "x", KEY_SPEC_PROCESS_KEYRING)
+        "add-key" => add_key(),
+        // userfaultfd(O_CLOEXEC | UFFD_USER_MODE_ONLY): allowed unprivileged for user faults.
+        "userfaultfd" => raw(unsafe_syscall(
+            libc::SYS_userfaultfd,
+            [libc::O_CLOEXEC as i64 | 1, 0, 0, 0],
+        )),
+        // mount a tmpfs on DIR and unmount it again (needs CAP_SYS_ADMIN).
+        "mount-tmpfs" => match args.first() {
+            Some(dir) => mount_tmpfs(dir),
+            None => Outcome::Broken("dir".into()),
+        },
+        // name_to_handle_at(PATH)
+        "name-to-handle-at" => match args.first() {
+            Some(p) => {
+                name_to_handle(p).map_or_else(Outcome::Errno, |_| Outcome::Ok(String::new()))
+            }
+            None => Outcome::Broken("path".into()),
+        },
+        // open_by_handle_at on PATH's handle (needs CAP_DAC_READ_SEARCH).
+        "open-by-handle-at" => match args.first() {
+            Some(p) => open_by_handle(p),
+            None => Outcome::Broken("path".into()),
+        },
+        // personality(READ_IMPLIES_EXEC)
+        "personality-rie" => raw(unsafe_syscall(
+            libc::SYS_personality,
+            [0x0040_0000, 0, 0, 0],
+        )),
+        // socket(FAMILY, TYPE, PROTO), numbers.
+        "socket" => match (
+            arg::<i64>(args, 0),
+            arg::<i64>(args, 1),
+            arg::<i64>(args, 2),
+        ) {
+            (Ok(f), Ok(t), Ok(p)) => fd_outcome(unsafe_syscall(libc::SYS_socket, [f, t, p, 0])),
+            _ => Outcome::Broken("socket FAMILY TYPE PROTO".into()),
+        },
+        // socketpair(AF_UNIX, TYPE)
+        "socketpair" => match arg::<i64>(args, 0) {
+            Ok(t) => socketpair(t),
+            Err(o) => o,
+        },
+        // sendto(MSG_FASTOPEN) to a listener of our own on 127.0.0.1.
+        "sendto-fastopen" => sendto_fastopen(),
+        // getpid through the i386 entry (int 0x80); under the filter the process dies.
+        "int80-getpid" => int80_getpid(),
+        // getpid with the x32 bit set: ENOSYS bare (no x32 in this kernel), the guard's
+        // answer under the filter.
+        "x32-getpid" => raw(unsafe_syscall(0x4000_0000 + libc::SYS_getpid, [0, 0, 0, 0])),
+        _ => return None,
+    })
 }
 
 /// Borrow an fd number given on the command line (it may be invalid: read gives EBADF).
@@ -58,4 +137,367 @@ pub fn fork_orphan(secs: u64) -> std::io::Result<i32> {
         libc::close(fds[1]);
     }
     Ok(i32::from_ne_bytes(buf))
+}
+
+/// A raw syscall with integer arguments: the return value or the errno.
+fn unsafe_syscall(nr: i64, a: [i64; 4]) -> Result<i64, i32> {
+    // SAFETY: every caller passes integers or pointers to live locals of the right type.
+    let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3]) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r)
+    }
+}
+
+fn raw(r: Result<i64, i32>) -> Outcome {
+    match r {
+        Ok(_) => Outcome::Ok(String::new()),
+        Err(e) => Outcome::Errno(e),
+    }
+}
+
+/// Success means a new fd: close it and say "ok".
+fn fd_outcome(r: Result<i64, i32>) -> Outcome {
+    match r {
+        Ok(fd) => {
+            // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+            drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+            Outcome::Ok(String::new())
+        }
+        Err(e) => Outcome::Errno(e),
+    }
+}
+
+/// Reap a child created by a raw clone/clone3 that returned `pid` in the parent.
+fn reap(pid: i64) -> Outcome {
+    let mut status = 0;
+    // SAFETY: waiting for our own child with a live status pointer.
+    unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+    Outcome::Ok(String::new())
+}
+
+fn clone_and_reap(flags: u64) -> Outcome {
+    // SAFETY: without CLONE_VM the child gets a copy of our memory (like fork) and runs on
+    // its copy of this stack; it calls only _exit.
+    let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match r {
+        // SAFETY: child: leave at once without running any Rust code.
+        0 => unsafe { libc::_exit(0) },
+        r if r < 0 => Outcome::Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
+        pid => reap(pid),
+    }
+}
+
+fn clone3_fork() -> Outcome {
+    // struct clone_args (include/uapi/linux/sched.h), CLONE_ARGS_SIZE_VER0 = 64 bytes.
+    let mut cl_args = [0u64; 8];
+    cl_args[4] = libc::SIGCHLD as u64; // exit_signal
+                                       // SAFETY: cl_args is a live, zeroed clone_args of the size passed; no CLONE_VM, so the
+                                       // child runs on its own copy of this stack and calls only _exit.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, cl_args.as_mut_ptr(), 64usize) };
+    match r {
+        // SAFETY: child: leave at once.
+        0 => unsafe { libc::_exit(0) },
+        r if r < 0 => Outcome::Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
+        pid => reap(pid),
+    }
+}
+
+fn fork_and_threads() -> Outcome {
+    let handles: Vec<_> = (0..4).map(|i| std::thread::spawn(move || i * 2)).collect();
+    let mut sum = 0;
+    for h in handles {
+        match h.join() {
+            Ok(v) => sum += v,
+            Err(_) => return Outcome::Broken("a thread panicked".into()),
+        }
+    }
+    // SAFETY: the threads above are joined; the child only calls _exit.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        // SAFETY: child: leave at once.
+        0 => unsafe { libc::_exit(7) },
+        p if p < 0 => Outcome::Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
+        p => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(p, &mut status, 0) };
+            let code = libc::WEXITSTATUS(status);
+            Outcome::Ok(format!("threads {sum} child {code}"))
+        }
+    }
+}
+
+fn tiocsti(high_bits: bool) -> Outcome {
+    let pty = match nix::pty::openpty(None, None) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Broken(format!("openpty: {e}")),
+    };
+    // Make the pty our controlling tty: a new session (EPERM if we already lead one, as
+    // under clawjail; that is fine), then TIOCSCTTY. Non-root TIOCSTI needs this.
+    // SAFETY: setsid takes no arguments.
+    unsafe { libc::setsid() };
+    if let Err(e) = unsafe_syscall(
+        libc::SYS_ioctl,
+        [pty.slave.as_raw_fd() as i64, libc::TIOCSCTTY as i64, 0, 0],
+    ) {
+        return Outcome::Broken(format!("TIOCSCTTY: errno {e}"));
+    }
+    let c: u8 = b'#';
+    let cmd = libc::TIOCSTI as i64 | if high_bits { 1 << 32 } else { 0 };
+    let r = raw(unsafe_syscall(
+        libc::SYS_ioctl,
+        [pty.slave.as_raw_fd() as i64, cmd, &c as *const u8 as i64, 0],
+    ));
+    // Closing the master of our controlling tty would hang us up (SIGHUP) before the
+    // answer is printed; keep both ends open until the process exits.
+    std::mem::forget(pty);
+    r
+}
+
+fn io_uring_setup() -> Outcome {
+    // struct io_uring_params is 120 bytes; zeroed means "defaults".
+    let mut params = [0u8; 120];
+    fd_outcome(unsafe_syscall(
+        libc::SYS_io_uring_setup,
+        [1, params.as_mut_ptr() as i64, 0, 0],
+    ))
+}
+
+fn ptrace_seize(pid: i32) -> Outcome {
+    // PTRACE_SEIZE = 0x4206 (include/uapi/linux/ptrace.h)
+    raw(unsafe_syscall(libc::SYS_ptrace, [0x4206, pid as i64, 0, 0]))
+}
+
+fn bpf_map_create() -> Outcome {
+    // union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries.
+    let mut attr = [0u32; 32];
+    attr[0] = 2; // BPF_MAP_TYPE_ARRAY
+    attr[1] = 4;
+    attr[2] = 4;
+    attr[3] = 1;
+    fd_outcome(unsafe_syscall(
+        libc::SYS_bpf,
+        [
+            0,
+            attr.as_mut_ptr() as i64,
+            std::mem::size_of_val(&attr) as i64,
+            0,
+        ],
+    ))
+}
+
+fn perf_event_open() -> Outcome {
+    // struct perf_event_attr (PERF_ATTR_SIZE_VER0 = 64 bytes is accepted): type u32,
+    // size u32, config u64, ..., flags u64 at offset 40.
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&1u32.to_ne_bytes()); // PERF_TYPE_SOFTWARE
+    attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
+    attr[8..16].copy_from_slice(&1u64.to_ne_bytes()); // PERF_COUNT_SW_TASK_CLOCK
+                                                      // disabled (bit 0), exclude_kernel (bit 5), exclude_hv (bit 6)
+    attr[40..48].copy_from_slice(&(1u64 | 1 << 5 | 1 << 6).to_ne_bytes());
+    // SAFETY: attr is a live, correctly sized perf_event_attr; pid 0, cpu -1, no group.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr.as_ptr(),
+            0i32,
+            -1i32,
+            -1i32,
+            0u64,
+        )
+    };
+    fd_outcome(if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r)
+    })
+}
+
+fn add_key() -> Outcome {
+    let payload = b"x";
+    // SAFETY: C string literals and a live payload buffer of the length passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_add_key,
+            c"user".as_ptr(),
+            c"clawjail-probe".as_ptr(),
+            payload.as_ptr(),
+            payload.len(),
+            -2i32, // KEY_SPEC_PROCESS_KEYRING
+        )
+    };
+    raw(if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r)
+    })
+}
+
+fn mount_tmpfs(dir: &str) -> Outcome {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    match mount(
+        Some("clawjail-probe"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=1m"),
+    ) {
+        Ok(()) => Outcome::from_nix(umount2(dir, MntFlags::empty()), |_| String::new()),
+        Err(e) => Outcome::Errno(e as i32),
+    }
+}
+
+/// struct file_handle with room for the handle bytes (MAX_HANDLE_SZ = 128).
+#[repr(C)]
+struct FileHandle {
+    handle_bytes: u32,
+    handle_type: i32,
+    f_handle: [u8; 128],
+}
+
+fn name_to_handle(path: &str) -> Result<FileHandle, i32> {
+    let cpath = std::ffi::CString::new(path).map_err(|_| libc::EINVAL)?;
+    let mut h = FileHandle {
+        handle_bytes: 128,
+        handle_type: 0,
+        f_handle: [0; 128],
+    };
+    let mut mount_id: i32 = 0;
+    // SAFETY: cpath is a valid C string; h and mount_id are live out-buffers of the sizes
+    // the kernel expects (handle_bytes says how much room f_handle has).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            libc::AT_FDCWD,
+            cpath.as_ptr(),
+            &mut h as *mut FileHandle,
+            &mut mount_id as *mut i32,
+            0i32,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(h)
+    }
+}
+
+fn open_by_handle(path: &str) -> Outcome {
+    // Under the filter name_to_handle_at is denied too; then try a made-up handle, so the
+    // answer is still about open_by_handle_at (the kernel would say ESTALE or EINVAL).
+    let h = name_to_handle(path).unwrap_or(FileHandle {
+        handle_bytes: 8,
+        handle_type: 1, // FILEID_INO32_GEN
+        f_handle: [1; 128],
+    });
+    let dir = match std::fs::File::open("/") {
+        Ok(f) => f,
+        Err(e) => return Outcome::Broken(format!("open /: {e}")),
+    };
+    fd_outcome(unsafe_syscall(
+        libc::SYS_open_by_handle_at,
+        [
+            dir.as_raw_fd() as i64,
+            &h as *const FileHandle as i64,
+            libc::O_RDONLY as i64,
+            0,
+        ],
+    ))
+}
+
+fn socketpair(ty: i64) -> Outcome {
+    let mut sv = [0i32; 2];
+    match unsafe_syscall(
+        libc::SYS_socketpair,
+        [libc::AF_UNIX as i64, ty, 0, sv.as_mut_ptr() as i64],
+    ) {
+        Ok(_) => {
+            // SAFETY: the kernel just created both fds for us.
+            drop(unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) });
+            Outcome::Ok(String::new())
+        }
+        Err(e) => Outcome::Errno(e),
+    }
+}
+
+fn sendto_fastopen() -> Outcome {
+    // A listener of our own: listen() without bind() picks an ephemeral port on 0.0.0.0,
+    // which Landlock allows without a BindTcp rule (binding port 0 would need one).
+    use nix::sys::socket::{listen, socket, AddressFamily, Backlog, SockFlag, SockType};
+    let listener = match socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .and_then(|l| Backlog::new(4).and_then(|b| listen(&l, b)).map(|()| l))
+    {
+        Ok(l) => std::net::TcpListener::from(l),
+        Err(e) => return Outcome::Broken(format!("listen: {e}")),
+    };
+    let port = match listener.local_addr() {
+        Ok(a) => a.port(),
+        Err(e) => return Outcome::Broken(format!("local_addr: {e}")),
+    };
+    let fd = match unsafe_syscall(
+        libc::SYS_socket,
+        [libc::AF_INET as i64, libc::SOCK_STREAM as i64, 0, 0],
+    ) {
+        // SAFETY: the kernel just returned this fd.
+        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as i32) },
+        Err(e) => return Outcome::Broken(format!("socket: errno {e}")),
+    };
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let msg = b"x";
+    // SAFETY: msg and addr are live for the call; addrlen matches sockaddr_in.
+    let r = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            msg.as_ptr().cast(),
+            msg.len(),
+            libc::MSG_FASTOPEN,
+            &addr as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
+    };
+    if r < 0 {
+        Outcome::Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Outcome::Ok(format!("sent {r}"))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn int80_getpid() -> Outcome {
+    let mut ret: u32 = 20; // __NR_getpid on i386
+                           // SAFETY: getpid through the 32-bit entry takes no arguments and touches no memory;
+                           // the compat entry clobbers r8-r11, which we declare.
+    unsafe {
+        std::arch::asm!(
+            "int 0x80",
+            inlateout("eax") ret,
+            lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
+            options(nostack)
+        );
+    }
+    let r = ret as i32;
+    if r < 0 {
+        Outcome::Errno(-r)
+    } else {
+        Outcome::Ok(format!("pid {r}"))
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn int80_getpid() -> Outcome {
+    Outcome::Broken("int 0x80 exists on x86_64 only".into())
 }

@@ -1,11 +1,47 @@
-//! seccomp: one combined BPF filter, installed last (seccomp(2)).
+//! seccomp: one combined BPF filter, installed last before exec (seccomp(2),
+//! Documentation/userspace-api/seccomp_filter.rst).
 //!
-//! NOT IMPLEMENTED YET: `prepare` refuses every policy.
+//! **Enforces**: an allowlist (`default`, `strict` or `custom`, plus the policy's `allow`
+//! and `deny`); argument guards on clone, ioctl, socket, socketpair, send*, setsockopt and
+//! personality; fixed answers for clone3 (ENOSYS) and io_uring_* (EPERM); denials of the
+//! calls that reach outside the sandbox ([`guards`]); i386 (`int 0x80`) is killed and x32
+//! numbers (bit 30) are refused. Everything is one program: with stacked filters the most
+//! severe action wins, and among equal actions the newest filter's errno, so a separate
+//! ENOSYS guard for clone3 would turn into EPERM (threads break) and an io_uring EPERM
+//! guard into KILL under `action = "kill"` (Node dies at start).
+//!
+//! **Cannot**: read memory behind pointers (clone3's flags, connect's address, paths); see
+//! which file an fd is (Landlock's job); stop what io_uring would do (hence EPERM on it).
+//!
+//! **Needs**: x86_64 (the only syscall table in this build; elsewhere `prepare` refuses),
+//! no_new_privs set before install (step 9), Linux >= 4.14 for SECCOMP_RET_LOG and
+//! KILL_PROCESS. The plan is compiled while still privileged; `install` is one syscall.
+//!
+//! `action = "log"` is the learning mode: every call that would be denied (unlisted,
+//! policy `deny`, argument guards, the [`guards`] denials) is allowed and logged by the
+//! kernel instead. Only the ABI checks (i386 killed, x32 refused) and the fixed answers
+//! (clone3 ENOSYS, io_uring EPERM) stay, since programs rely on those answers to fall back.
+//! docs/seccomp.md explains how to read the records.
 
+pub mod bpf;
+pub mod guards;
+pub mod linear;
+pub mod profiles;
+pub mod rules;
+pub mod syscalls;
+
+use std::collections::BTreeMap;
+use std::fmt;
 use std::io;
 
+use serde_json::json;
+use toml::Spanned;
+
 use crate::plan::PlanError;
-use crate::policy::{self, Source};
+use crate::policy::{self, PolicyError, SeccompAction, SeccompProfile, Source};
+use bpf::{Block, Leaf, Program, Span};
+use guards::{Guard, Treatment};
+use rules::Rule;
 
 pub struct SeccompInputs<'a> {
     pub src: &'a Source,
@@ -14,33 +50,487 @@ pub struct SeccompInputs<'a> {
     pub allow_unix: bool,
 }
 
-#[derive(Debug)]
+/// clawjail itself needs these after the filter is in place: execveat starts the target,
+/// exit/exit_group end the error path. They are always allowed and cannot be denied.
+pub const ALWAYS_ALLOWED: [&str; 3] = ["execveat", "exit", "exit_group"];
+
+/// What the filter answers for one syscall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Allowed when one rule matches, denied (policy action) otherwise.
+    AllowIf(Vec<Rule>),
+    /// Denied with the policy action.
+    Deny,
+    /// This errno whatever the policy action.
+    Errno(i32),
+}
+
+/// One row of the effective table.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub nr: u32,
+    pub name: &'static str,
+    pub verdict: Verdict,
+    /// Where the verdict comes from ("profile default", "policy allow", a guard's reason).
+    pub from: String,
+}
+
+/// The compiled filter, ready to install.
 pub struct SeccompPlan {
-    _private: (),
+    profile: SeccompProfile,
+    action: SeccompAction,
+    /// Every syscall with a verdict other than "unlisted, denied", by number.
+    entries: Vec<Entry>,
+    program: Program,
+    /// The same instructions in the kernel's type, so install does no work but the call.
+    kernel_insns: Vec<libc::sock_filter>,
+}
+
+impl fmt::Debug for SeccompPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeccompPlan")
+            .field("profile", &self.profile)
+            .field("action", &self.action)
+            .field("entries", &self.entries.len())
+            .field("instructions", &self.program.insns.len())
+            .finish()
+    }
 }
 
 impl SeccompPlan {
+    /// The effective table for `check`: each listed syscall's answer and argument rules.
     pub fn describe(&self) -> serde_json::Value {
-        serde_json::json!({"status": "not implemented"})
+        // One string a row ("ioctl (16): allow if ...; else ERRNO(EPERM)"): readable in
+        // `check`'s text output, where object keys would come out sorted.
+        let rows: Vec<String> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let mut row = format!("{} ({}): ", e.name, e.nr);
+                match &e.verdict {
+                    Verdict::AllowIf(rules) => {
+                        let alts: Vec<String> = rules.iter().map(|r| format!("({r})")).collect();
+                        row.push_str(&format!(
+                            "allow if {}; else {}",
+                            alts.join(" || "),
+                            bpf::ret_name(deny_ret(self.action))
+                        ));
+                    }
+                    v => row.push_str(&verdict_text(v, self.action)),
+                }
+                if e.from != "profile" {
+                    row.push_str(&format!(" [{}]", e.from));
+                }
+                row
+            })
+            .collect();
+        json!({
+            "profile": self.profile,
+            "action": self.action,
+            "unlisted": bpf::ret_name(deny_ret(self.action)),
+            "other_abis": format!(
+                "i386 (int 0x80): KILL_PROCESS; x32 (nr >= {:#x}): {}",
+                syscalls::X32_SYSCALL_BIT,
+                bpf::ret_name(x32_ret(self.action))
+            ),
+            "learning_mode": self.action == SeccompAction::Log,
+            "allowed": self.count(|v| matches!(v, Verdict::Allow | Verdict::AllowIf(_))),
+            "with_argument_rules": self.count(|v| matches!(v, Verdict::AllowIf(_))),
+            "bpf_instructions": self.program.insns.len(),
+            "bpf_tree_depth": self.program.depth,
+            "syscalls": rows,
+        })
     }
 
     /// Readable disassembly for `check --bpf`.
     pub fn disassemble(&self) -> String {
-        "not implemented".into()
+        bpf::disassemble(&self.program, syscalls::name)
     }
 
     /// One line for the launch event, e.g. "default profile, action errno, 612 instructions".
     pub fn describe_short(&self) -> String {
-        "not implemented".into()
+        format!(
+            "{} profile, action {}, {} syscalls allowed ({} with argument rules), {} BPF instructions",
+            profile_name(self.profile),
+            action_name(self.action),
+            self.count(|v| matches!(v, Verdict::Allow | Verdict::AllowIf(_))),
+            self.count(|v| matches!(v, Verdict::AllowIf(_))),
+            self.program.insns.len()
+        )
     }
 
     /// seccomp(SECCOMP_SET_MODE_FILTER) on this thread. Must be the last step before exec.
     pub fn install(&self) -> Result<(), (String, io::Error)> {
-        Err(("seccomp".into(), io::Error::other("not implemented")))
+        crate::sys::seccomp_set_mode_filter(&self.kernel_insns).map_err(|e| {
+            (
+                format!(
+                    "seccomp(SECCOMP_SET_MODE_FILTER, {} instructions)",
+                    self.kernel_insns.len()
+                ),
+                e,
+            )
+        })
+    }
+
+    /// The effective table (for tests, `verify` and the benchmark).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The emitted program.
+    pub fn program(&self) -> &[seccompiler::sock_filter] {
+        &self.program.insns
+    }
+
+    /// The answer the filter gives for a native call: the reference the BPF is tested
+    /// against, computed from the table alone.
+    pub fn expected(&self, nr: u32, args: &[u64; 6]) -> u32 {
+        if nr >= syscalls::X32_SYSCALL_BIT {
+            return x32_ret(self.action);
+        }
+        match self.entries.binary_search_by_key(&nr, |e| e.nr) {
+            Ok(i) => match &self.entries[i].verdict {
+                Verdict::AllowIf(rules) if rules.iter().any(|r| r.matches(args)) => bpf::RET_ALLOW,
+                v => ret_for(v, self.action),
+            },
+            Err(_) => deny_ret(self.action),
+        }
+    }
+
+    fn count(&self, f: impl Fn(&Verdict) -> bool) -> usize {
+        self.entries.iter().filter(|e| f(&e.verdict)).count()
     }
 }
 
+/// Build the table from the policy, then compile it. Everything fallible happens here.
 pub fn prepare(inp: &SeccompInputs<'_>) -> Result<SeccompPlan, PlanError> {
-    let _ = (inp.src, inp.cfg, inp.allow_unix);
-    Err(PlanError::NotImplemented("seccomp"))
+    if !syscalls::NATIVE_SUPPORTED {
+        return Err(PlanError::Refused(format!(
+            "seccomp: this build has a syscall table for x86_64 only, not {}; refusing to start unfiltered",
+            std::env::consts::ARCH
+        )));
+    }
+    let entries = build_table(inp)?;
+    compile(inp.cfg.profile, inp.cfg.action, entries)
 }
+
+/// Compile a table (sorted by number) into the plan. Pure.
+pub fn compile(
+    profile: SeccompProfile,
+    action: SeccompAction,
+    entries: Vec<Entry>,
+) -> Result<SeccompPlan, PlanError> {
+    let refuse = |e: bpf::EmitError| PlanError::Refused(format!("seccomp: {e}"));
+    let mut spans: Vec<Span> = Vec::new();
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut push = |start: u32, leaf: Leaf| {
+        // Merge neighbours with the same constant answer: fewer spans, a shallower tree.
+        if let (Some(last), Leaf::Ret(_)) = (spans.last(), &leaf) {
+            if last.leaf == leaf {
+                return;
+            }
+        }
+        spans.push(Span { start, leaf });
+    };
+    let deny = deny_ret(action);
+    let mut next = 0u32;
+    for e in &entries {
+        if e.nr > next {
+            push(next, Leaf::Ret(deny));
+        }
+        let leaf = match &e.verdict {
+            Verdict::AllowIf(rules) => {
+                blocks.push(Block {
+                    label: e.name.to_string(),
+                    insns: bpf::rule_block(rules, bpf::RET_ALLOW, deny).map_err(refuse)?,
+                });
+                Leaf::Block(blocks.len() - 1)
+            }
+            v => Leaf::Ret(ret_for(v, action)),
+        };
+        push(e.nr, leaf);
+        next = e.nr + 1;
+    }
+    push(next, Leaf::Ret(deny));
+    // x32: same arch value, numbers with bit 30 set. seccompiler does not check it
+    // (rust-vmm/seccompiler#74); this span does, whatever the allowlist says.
+    push(syscalls::X32_SYSCALL_BIT, Leaf::Ret(x32_ret(action)));
+    let program = bpf::emit(syscalls::AUDIT_ARCH_X86_64, &spans, &blocks).map_err(refuse)?;
+    let kernel_insns = program
+        .insns
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    Ok(SeccompPlan {
+        profile,
+        action,
+        entries,
+        program,
+        kernel_insns,
+    })
+}
+
+/// Profile names, then the policy's allow and deny, then the guards.
+fn build_table(inp: &SeccompInputs<'_>) -> Result<Vec<Entry>, PlanError> {
+    let cfg = inp.cfg;
+    let guards: BTreeMap<&str, Guard> = guards::all(inp.allow_unix)
+        .into_iter()
+        .map(|g| (g.name, g))
+        .collect();
+    if cfg.profile == SeccompProfile::Custom && cfg.allow.is_empty() {
+        return Err(PolicyError::at(
+            inp.src,
+            0..0,
+            "seccomp-custom-empty",
+            "seccomp.allow",
+            "profile = \"custom\" allows only what `allow` lists, and it is empty: the target could not run",
+        )
+        .into());
+    }
+
+    let mut allowed: BTreeMap<u32, (&'static str, String)> = BTreeMap::new();
+    for name in profiles::names(cfg.profile) {
+        if let Some(nr) = syscalls::number(name) {
+            allowed.insert(nr, (name, "profile".to_string()));
+        }
+    }
+    let denied_names = resolve_all(inp.src, &cfg.deny, "seccomp.deny")?;
+    for (name, span) in resolve_all(inp.src, &cfg.allow, "seccomp.allow")? {
+        if let Some(g) = guards
+            .get(name)
+            .filter(|g| !matches!(g.treatment, Treatment::AllowIf(_)))
+        {
+            return Err(PolicyError::at(
+                inp.src,
+                span,
+                "seccomp-guarded",
+                "seccomp.allow",
+                format!(
+                    "{name} is {} in every profile ({}); it cannot be allowed",
+                    guard_answer(g),
+                    g.why
+                ),
+            )
+            .into());
+        }
+        if let Some((_, dspan)) = denied_names.iter().find(|(d, _)| *d == name) {
+            return Err(PolicyError::at(
+                inp.src,
+                dspan.clone(),
+                "seccomp-allow-and-deny",
+                "seccomp.deny",
+                format!("{name} is in both seccomp.allow and seccomp.deny"),
+            )
+            .into());
+        }
+        if let Some(nr) = syscalls::number(name) {
+            allowed.insert(nr, (name, "policy allow".to_string()));
+        }
+    }
+    let mut denied: BTreeMap<u32, &'static str> = BTreeMap::new();
+    for (name, span) in denied_names {
+        if ALWAYS_ALLOWED.contains(&name) {
+            return Err(PolicyError::at(
+                inp.src,
+                span,
+                "seccomp-required",
+                "seccomp.deny",
+                format!("{name} cannot be denied: clawjail needs it after the filter is installed (it starts the target with execveat(fd, \"\", AT_EMPTY_PATH))"),
+            )
+            .into());
+        }
+        if let Some(g) = guards
+            .get(name)
+            .filter(|g| matches!(g.treatment, Treatment::Fixed(_)))
+        {
+            return Err(PolicyError::at(
+                inp.src,
+                span,
+                "seccomp-guarded",
+                "seccomp.deny",
+                format!(
+                    "{name} always answers {} ({}); it cannot be changed",
+                    guard_answer(g),
+                    g.why
+                ),
+            )
+            .into());
+        }
+        if let Some(nr) = syscalls::number(name) {
+            denied.insert(nr, name);
+        }
+    }
+    for name in ALWAYS_ALLOWED {
+        if let Some(nr) = syscalls::number(name) {
+            allowed
+                .entry(nr)
+                .or_insert((name, "clawjail needs it to exec the target".to_string()));
+        }
+    }
+
+    let mut table: BTreeMap<u32, Entry> = BTreeMap::new();
+    for (&nr, (name, from)) in allowed.iter().filter(|(nr, _)| !denied.contains_key(*nr)) {
+        table.insert(
+            nr,
+            Entry {
+                nr,
+                name,
+                verdict: Verdict::Allow,
+                from: from.clone(),
+            },
+        );
+    }
+    for (&nr, &name) in &denied {
+        table.insert(
+            nr,
+            Entry {
+                nr,
+                name,
+                verdict: Verdict::Deny,
+                from: "policy deny".into(),
+            },
+        );
+    }
+    for g in guards.values() {
+        let Some(nr) = syscalls::number(g.name) else {
+            continue;
+        };
+        let from = format!("guard: {}", g.why);
+        match &g.treatment {
+            Treatment::AllowIf(rules) => {
+                if let Some(e) = table.get_mut(&nr) {
+                    if e.verdict == Verdict::Allow {
+                        e.verdict = Verdict::AllowIf(rules.clone());
+                        e.from = from;
+                    }
+                }
+            }
+            Treatment::Fixed(errno) => {
+                table.insert(
+                    nr,
+                    Entry {
+                        nr,
+                        name: g.name,
+                        verdict: Verdict::Errno(*errno),
+                        from,
+                    },
+                );
+            }
+            Treatment::Deny => {
+                table.insert(
+                    nr,
+                    Entry {
+                        nr,
+                        name: g.name,
+                        verdict: Verdict::Deny,
+                        from,
+                    },
+                );
+            }
+        }
+    }
+    Ok(table.into_values().collect())
+}
+
+/// Resolve names to known syscalls, or fail at the first unknown one with a suggestion.
+fn resolve_all(
+    src: &Source,
+    names: &[Spanned<String>],
+    key: &str,
+) -> Result<Vec<(&'static str, std::ops::Range<usize>)>, PolicyError> {
+    names
+        .iter()
+        .map(|n| {
+            let wanted = n.get_ref().trim();
+            match syscalls::X86_64.iter().find(|(s, _)| *s == wanted) {
+                Some(&(s, _)) => Ok((s, n.span())),
+                None => {
+                    let hint = match syscalls::nearest(wanted) {
+                        Some(s) => format!("; did you mean \"{s}\"?"),
+                        None => String::new(),
+                    };
+                    Err(PolicyError::at(
+                        src,
+                        n.span(),
+                        "unknown-syscall",
+                        key,
+                        format!("unknown syscall \"{wanted}\" (x86_64){hint}"),
+                    ))
+                }
+            }
+        })
+        .collect()
+}
+
+/// What a denial returns under each action.
+pub fn deny_ret(action: SeccompAction) -> u32 {
+    match action {
+        SeccompAction::Errno => bpf::RET_ERRNO | libc::EPERM as u32,
+        // KILL_PROCESS, not KILL_THREAD: a process with one thread killed keeps running in
+        // a state nobody planned for (seccomp(2) "SECCOMP_RET_KILL_PROCESS").
+        SeccompAction::Kill => bpf::RET_KILL_PROCESS,
+        SeccompAction::Log => bpf::RET_LOG,
+    }
+}
+
+/// x32 numbers: refused even in learning mode (there is nothing to learn: no x32 call is
+/// ever allowed). EPERM rather than the kernel's own ENOSYS, so a test can tell the guard
+/// answered; KILL_PROCESS under `kill`.
+pub fn x32_ret(action: SeccompAction) -> u32 {
+    match action {
+        SeccompAction::Kill => bpf::RET_KILL_PROCESS,
+        SeccompAction::Errno | SeccompAction::Log => bpf::RET_ERRNO | libc::EPERM as u32,
+    }
+}
+
+fn ret_for(v: &Verdict, action: SeccompAction) -> u32 {
+    match v {
+        Verdict::Allow => bpf::RET_ALLOW,
+        Verdict::AllowIf(_) | Verdict::Deny => deny_ret(action),
+        Verdict::Errno(e) => bpf::RET_ERRNO | (*e as u32 & 0xffff),
+    }
+}
+
+fn verdict_text(v: &Verdict, action: SeccompAction) -> String {
+    match v {
+        Verdict::Allow => "allow".into(),
+        Verdict::AllowIf(_) => format!(
+            "allow if a rule matches, else {}",
+            bpf::ret_name(deny_ret(action))
+        ),
+        Verdict::Deny => bpf::ret_name(deny_ret(action)),
+        Verdict::Errno(e) => format!("ERRNO({}) always", crate::probe::errno_name(*e)),
+    }
+}
+
+fn guard_answer(g: &Guard) -> String {
+    match &g.treatment {
+        Treatment::Fixed(e) => crate::probe::errno_name(*e),
+        _ => "denied".into(),
+    }
+}
+
+fn profile_name(p: SeccompProfile) -> &'static str {
+    match p {
+        SeccompProfile::Default => "default",
+        SeccompProfile::Strict => "strict",
+        SeccompProfile::Custom => "custom",
+    }
+}
+
+fn action_name(a: SeccompAction) -> &'static str {
+    match a {
+        SeccompAction::Errno => "errno",
+        SeccompAction::Kill => "kill",
+        SeccompAction::Log => "log",
+    }
+}
+
+#[cfg(test)]
+mod tests;
