@@ -322,7 +322,7 @@ fn decide_compat(inp: &LandlockInputs<'_>, needs: Needs) -> Result<Compat, PlanE
         needs,
     );
     if let Some(w) = c.override_warning() {
-        tracing::warn!(landlock_test_override = %w, "{w}");
+        tracing::warn!("{w}");
     }
     if let Some(min) = &inp.kernel.min_landlock_abi {
         let m = i32::try_from(*min.get_ref()).unwrap_or(i32::MAX);
@@ -550,7 +550,7 @@ fn ll_err(call: impl Into<String>) -> impl FnOnce(landlock::RulesetError) -> (St
 pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io::Error)> {
     let c = &plan.compat;
     if let Some(w) = c.override_warning() {
-        tracing::warn!(landlock_test_override = %w, "{w}");
+        tracing::warn!("{w}");
     }
     for f in c.features.iter().filter(|f| f.state == "dropped") {
         tracing::warn!(
