@@ -6,6 +6,7 @@
 
 pub mod caps;
 pub mod cli;
+pub mod elf;
 pub mod env;
 pub mod fds;
 pub mod identity;
@@ -13,6 +14,7 @@ pub mod landlock;
 pub mod launch;
 pub mod limits;
 pub mod nnp;
+pub mod paths;
 pub mod plan;
 pub mod policy;
 pub mod probe;

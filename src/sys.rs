@@ -233,3 +233,21 @@ pub fn sigwait(set: &nix::sys::signal::SigSet) -> io::Result<i32> {
         Ok(r)
     }
 }
+
+/// `landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)` —
+/// landlock_create_ruleset(2): the highest Landlock ABI the running kernel supports.
+/// ENOSYS: not built in; EOPNOTSUPP: built but disabled at boot (lsm=).
+pub fn landlock_abi_version() -> io::Result<i32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_long = 1 << 0;
+    // SAFETY: with the VERSION flag the kernel requires attr == NULL and size == 0 and
+    // touches no user memory; it only returns the ABI number.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0 as libc::size_t,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    })
+    .map(|v| v as i32)
+}

@@ -231,11 +231,13 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         network: &p.network,
         scope: &p.scope,
         kernel: &p.kernel,
+        env: &p.env,
         vars: &vars,
         exec_chain: &chain,
         target: &ids,
         apply: opts.apply,
     })?;
+    degraded.extend(landlock.degraded());
     let seccomp = seccomp::prepare(&SeccompInputs {
         src,
         cfg: &p.seccomp,

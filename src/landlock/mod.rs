@@ -1,0 +1,664 @@
+//! Landlock: filesystem, TCP port and scope rules, applied at step 13 with
+//! landlock_restrict_self(2) (kernel Documentation/userspace-api/landlock.rst).
+//!
+//! Enforces, for the target and everything it execs:
+//! - files: only what `[filesystem] read/write/exec` and the automatic exec chain grant
+//!   (`rights.rs` says what each list means; `lower.rs` how `deny` and read-under-write
+//!   split a parent; `chain.rs` what the target needs to start);
+//! - TCP: only the `[network] bind/connect` ports (ABI 4; `net.rs`);
+//! - scopes: no abstract unix sockets or signals outside the sandbox unless `[scope]` opts
+//!   out (ABI 6);
+//! - audit: denials after exec are logged (`log_new_exec`, ABI 7).
+//!
+//! Cannot: restrict fds opened before restrict_self (step 11 marks them close-on-exec);
+//! restrict code rather than execve (ld.so runs any readable ELF, an interpreter any
+//! readable script); see `LIMITS` for the rest, printed by `check`.
+//!
+//! Needs: Landlock ABI >= 6 for the default policy under `kernel.landlock = "required"`
+//! (`compat.rs`). Paths are resolved and opened in `prepare`, while still privileged, with
+//! `paths::resolve` (no symlink the target could have planted is followed); restrict_self
+//! only uses those fds. The crate's `restrict_self` also sets no_new_privs (already set at
+//! step 9, so a no-op here).
+
+mod chain;
+pub mod compat;
+pub mod lower;
+mod net;
+pub mod rights;
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+};
+use serde_json::{json, Value};
+use toml::Spanned;
+
+use crate::identity::Ids;
+use crate::paths::{self, DirOutcome, PathError};
+use crate::plan::target::ChainEntry;
+use crate::plan::PlanError;
+use crate::policy::{self, vars::Vars, PolicyError, Source};
+use compat::{Compat, Needs};
+use lower::{Deny, Entry, NodeInfo, Origin, Tree};
+
+/// What Landlock cannot do, stated in `check` (and docs/landlock.md).
+pub const LIMITS: &[&str] = &[
+    "Execute limits execve(2) of files, not code: any readable ELF can still be run through the dynamic loader (ld-linux-x86-64.so.2 /path/to/elf), and an interpreter runs any script it can read.",
+    "TCP rules match ports only: no destination addresses, no UDP, and listen() without bind() auto-binds an ephemeral port even though no bind rule allows it (landlock-lsm/linux#15).",
+    "network.bind port 0 allows the whole ephemeral range (net.ipv4.ip_local_port_range).",
+    "A split directory (a deny or a read path beneath an allowed parent) has no rule of its own: it cannot be listed, and entries created in it after launch are unreachable.",
+    "Other names of a denied inode (hard links planted before launch, bind mounts) are not covered; fs.protected_hardlinks=1 limits planting.",
+    "Files opened before restrict_self stay usable (clawjail marks every fd >= 3 close-on-exec first).",
+    "Pathname unix sockets are not covered below ABI 9 (seccomp refuses socket(AF_UNIX) unless network.unix = true).",
+];
+
+/// Everything Landlock needs from the policy and the resolved plan.
+pub struct LandlockInputs<'a> {
+    pub src: &'a Source,
+    pub fs: &'a policy::Filesystem,
+    pub network: &'a policy::Network,
+    pub scope: &'a policy::Scope,
+    pub kernel: &'a policy::Kernel,
+    /// `[env]`: only to see whether `env.set` uses `${TMP}` (then clawjail creates it).
+    pub env: &'a policy::Env,
+    pub vars: &'a Vars,
+    /// The target's exec chain (empty for `check` without a command).
+    pub exec_chain: &'a [ChainEntry],
+    /// The ids the target will run as (owner of created directories; whose writes count
+    /// when deciding which path components could have been swapped for symlinks).
+    pub target: &'a Ids,
+    /// false for `check`/`--dry-run`: create nothing, report what would be created.
+    pub apply: bool,
+}
+
+/// One filesystem rule, opened and ready.
+#[derive(Debug)]
+struct FsRule {
+    /// O_PATH fd; None only in a dry run for a path under a directory not yet created.
+    fd: Option<OwnedFd>,
+    path: PathBuf,
+    is_dir: bool,
+    /// Already masked to the effective ABI and to file rights on files.
+    rights: BitFlags<AccessFs>,
+    why: Vec<String>,
+}
+
+/// What `check` shows besides the rules.
+#[derive(Debug, Default)]
+struct Report {
+    created: Vec<DirOutcome>,
+    optional_missing: Vec<Value>,
+    automatic: Vec<Value>,
+    notes: Vec<String>,
+    splits: Vec<lower::Split>,
+    deny: Vec<Value>,
+}
+
+/// The rules, resolved and opened, ready for restrict_self.
+#[derive(Debug)]
+pub struct LandlockPlan {
+    compat: Compat,
+    handled_fs: BitFlags<AccessFs>,
+    rules: Vec<FsRule>,
+    bind: Vec<u16>,
+    connect: Vec<u16>,
+    scopes: BitFlags<Scope>,
+    report: Report,
+}
+
+/// What restrict_self achieved.
+#[derive(Debug, Clone)]
+pub struct LandlockOutcome {
+    pub summary: Value,
+    pub kernel_abi: i32,
+    pub effective_abi: i32,
+    /// FullyEnforced | PartiallyEnforced | NotEnforced, from the policy's point of view.
+    pub status: String,
+    /// Features not enforced (best-effort), e.g. ["tcp", "scopes", "audit"].
+    pub dropped: Vec<String>,
+}
+
+impl LandlockPlan {
+    /// For `check` and the launch log: ABI, status, features and the final rule list.
+    pub fn describe(&self) -> Value {
+        let c = &self.compat;
+        let rules: Vec<Value> = self
+            .rules
+            .iter()
+            .map(|r| {
+                json!({
+                    "path": r.path.display().to_string(),
+                    "kind": if r.is_dir { "dir" } else { "file" },
+                    "rights": rights::names(r.rights),
+                    "why": r.why.join("; "),
+                    "opened": if r.fd.is_some() { "yes" } else { "at launch (directory created then)" },
+                })
+            })
+            .collect();
+        let net = |ports: &[u16], what: &str| -> Vec<Value> {
+            ports
+                .iter()
+                .map(|p| json!({"port": p, "access": what}))
+                .collect()
+        };
+        let mut net_rules = net(&self.bind, "bind_tcp");
+        net_rules.extend(net(&self.connect, "connect_tcp"));
+        json!({
+            "mode": match c.mode { policy::LandlockMode::Required => "required", policy::LandlockMode::BestEffort => "best-effort" },
+            "kernel_abi": c.kernel_abi,
+            "kernel_error": c.kernel_error,
+            "effective_abi": c.effective_abi,
+            "test_abi_override": c.override_warning(),
+            "status": c.expected_status(),
+            "features": c.features,
+            "handled_fs": rights::names(self.handled_fs),
+            "tcp": if c.enforced("tcp") { "every TCP bind/connect not listed is denied" } else { "NOT enforced" },
+            "scopes": self.scopes.iter().map(|s| match s { Scope::AbstractUnixSocket => "abstract_unix_socket", Scope::Signal => "signal", _ => "other" }).collect::<Vec<_>>(),
+            "audit": if c.enforced("audit") { "log_new_exec" } else { "unavailable" },
+            "rules": rules,
+            "net_rules": net_rules,
+            "deny": self.report.deny,
+            "splits": self.report.splits,
+            "automatic": self.report.automatic,
+            "created_dirs": self.report.created.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+            "optional_missing": self.report.optional_missing,
+            "notes": self.report.notes,
+            "cannot_enforce": LIMITS,
+        })
+    }
+
+    /// Lines for `Plan::degraded`.
+    pub fn degraded(&self) -> Vec<String> {
+        let c = &self.compat;
+        let mut v: Vec<String> = c.override_warning().into_iter().collect();
+        for f in c.features.iter().filter(|f| f.state == "dropped") {
+            v.push(format!(
+                "landlock: {} (ABI {}) NOT enforced: effective ABI {} ({})",
+                f.feature, f.abi, c.effective_abi, f.what
+            ));
+        }
+        v
+    }
+}
+
+/// Resolve and open every rule while still privileged.
+pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
+    let needs = Needs {
+        refer: !inp.fs.write.is_empty(),
+        scopes: !inp.scope.abstract_unix_outside || !inp.scope.signal_outside,
+    };
+    let compat = decide_compat(inp, needs)?;
+    let mut report = Report::default();
+
+    let would_create = create_dirs(inp, &mut report)?;
+    let mut pending = Vec::new();
+    let mut entries = Vec::new();
+    let mut chain_rules = chain::ChainRules::default();
+    for (list, origin, key) in [
+        (&inp.fs.read, Origin::Read, "filesystem.read"),
+        (&inp.fs.write, Origin::Write, "filesystem.write"),
+        (&inp.fs.exec, Origin::Exec, "filesystem.exec"),
+    ] {
+        for v in list {
+            let (optional, path) = expand_entry(inp, v, key)?;
+            match paths::resolve(&path, inp.target) {
+                Ok(r) => {
+                    if origin == Origin::Exec && r.meta.is_regular() {
+                        chain::for_exec_file(&r, inp.target, &mut chain_rules)
+                            .map_err(|(p, e)| path_error(inp, v, key, &p, e))?;
+                    }
+                    entries.push(entry(
+                        r,
+                        lower::rights_for(origin),
+                        origin,
+                        format!("{key} {}", v.get_ref()),
+                    ));
+                }
+                Err(PathError::Missing { missing, .. }) if optional => {
+                    report.optional_missing.push(json!({"list": key, "path": path.display().to_string(), "missing": missing.display().to_string()}));
+                }
+                Err(PathError::Missing { .. })
+                    if would_create.iter().any(|w| path.starts_with(w)) =>
+                {
+                    pending.push(FsRule {
+                        fd: None,
+                        path: path.clone(),
+                        is_dir: true,
+                        rights: rights::effective(
+                            lower::rights_for(origin),
+                            true,
+                            compat.effective_abi,
+                        ),
+                        why: vec![format!("{key} {}", v.get_ref())],
+                    });
+                }
+                Err(e) => return Err(path_error(inp, v, key, &path, e)),
+            }
+        }
+    }
+    chain::for_chain(inp.exec_chain, inp.target, &mut chain_rules).map_err(|(p, e)| {
+        PlanError::Refused(format!("landlock: exec chain: {}: {e}", p.display()))
+    })?;
+    for a in chain_rules.autos {
+        report.automatic.push(json!({
+            "path": a.resolved.path.display().to_string(),
+            "rights": rights::names(a.rights),
+            "why": a.why,
+        }));
+        entries.push(entry(a.resolved, a.rights, Origin::Auto, a.why));
+    }
+    report.notes.extend(chain_rules.notes);
+
+    let denies = resolve_denies(inp, &mut report)?;
+    let lowered = lower::lower(entries, &denies, &mut FdTree).map_err(|e| {
+        PlanError::Refused(format!("{}: landlock: {e}", inp.src.origin.display_name()))
+    })?;
+    report.splits = lowered.splits;
+    let abi = compat.effective_abi;
+    let mut rules: Vec<FsRule> = lowered
+        .rules
+        .into_iter()
+        .map(|r| FsRule {
+            fd: Some(r.handle),
+            rights: rights::effective(r.rights, r.is_dir, abi),
+            path: r.path,
+            is_dir: r.is_dir,
+            why: r.why,
+        })
+        .collect();
+    rules.extend(pending);
+
+    let bind = net::ports(inp.src, inp.vars, &inp.network.bind, "network.bind", true)?;
+    let connect = net::ports(
+        inp.src,
+        inp.vars,
+        &inp.network.connect,
+        "network.connect",
+        false,
+    )?;
+    let mut scopes = BitFlags::<Scope>::empty();
+    if !inp.scope.abstract_unix_outside {
+        scopes |= Scope::AbstractUnixSocket;
+    }
+    if !inp.scope.signal_outside {
+        scopes |= Scope::Signal;
+    }
+    if bind.contains(&0) {
+        report
+            .notes
+            .push("network.bind includes port 0: any ephemeral port may be bound".into());
+    }
+    Ok(LandlockPlan {
+        handled_fs: rights::handled_fs(abi),
+        compat,
+        rules,
+        bind,
+        connect,
+        scopes,
+        report,
+    })
+}
+
+/// Kernel ABI, test override, and the required/min_landlock_abi refusals.
+fn decide_compat(inp: &LandlockInputs<'_>, needs: Needs) -> Result<Compat, PlanError> {
+    let (kernel_abi, kernel_error) = match crate::sys::landlock_abi_version() {
+        Ok(v) => (v, None),
+        Err(e) => (
+            0,
+            Some(crate::probe::errno_name(e.raw_os_error().unwrap_or(0))),
+        ),
+    };
+    let raw = std::env::var(compat::TEST_ABI_ENV).ok();
+    let test_override = compat::parse_override(raw.as_deref()).map_err(PlanError::Refused)?;
+    let c = compat::decide(
+        inp.kernel.landlock,
+        kernel_abi,
+        kernel_error,
+        test_override,
+        needs,
+    );
+    if let Some(w) = c.override_warning() {
+        tracing::warn!("{w}");
+    }
+    if let Some(min) = &inp.kernel.min_landlock_abi {
+        let m = i32::try_from(*min.get_ref()).unwrap_or(i32::MAX);
+        if let Some(why) = compat::floor_refusal(&c, m) {
+            return Err(PolicyError::at(
+                inp.src,
+                min.span(),
+                "landlock-abi-too-old",
+                "kernel.min_landlock_abi",
+                why,
+            )
+            .into());
+        }
+    }
+    if let Some(why) = compat::required_refusal(&c, needs) {
+        return Err(PlanError::Refused(format!(
+            "{}: landlock: {why}",
+            inp.src.origin.display_name()
+        )));
+    }
+    Ok(c)
+}
+
+/// Strip the optional marker (`?`) and expand variables; the result must be absolute.
+fn expand_entry(
+    inp: &LandlockInputs<'_>,
+    v: &Spanned<String>,
+    key: &str,
+) -> Result<(bool, PathBuf), PlanError> {
+    let raw = v.get_ref().as_str();
+    let (optional, raw) = match raw.strip_prefix('?') {
+        Some(rest) => (true, rest),
+        None => (false, raw),
+    };
+    let s = inp
+        .vars
+        .expand(raw)
+        .map_err(|m| PolicyError::at(inp.src, v.span(), "undefined-variable", key, m))?;
+    if !s.starts_with('/') {
+        return Err(PolicyError::at(
+            inp.src,
+            v.span(),
+            "relative-path",
+            key,
+            format!("{raw:?} expands to {s:?}, which is not an absolute path; write /..., ~/..., or ${{HOME}}/..."),
+        )
+        .into());
+    }
+    Ok((optional, PathBuf::from(s)))
+}
+
+/// A located error for a path that cannot be used.
+fn path_error(
+    inp: &LandlockInputs<'_>,
+    v: &Spanned<String>,
+    key: &str,
+    path: &Path,
+    e: PathError,
+) -> PlanError {
+    let (code, msg) = match &e {
+        PathError::Missing { missing, .. } => (
+            "missing-path",
+            format!(
+                "{} does not exist ({} is missing); mark the entry optional with a leading '?' (\"?{}\") if that is expected",
+                path.display(),
+                missing.display(),
+                v.get_ref()
+            ),
+        ),
+        PathError::UnsafeSymlink { .. } => ("unsafe-symlink", e.to_string()),
+        _ => ("unusable-path", e.to_string()),
+    };
+    PolicyError::at(inp.src, v.span(), code, key, msg).into()
+}
+
+fn entry(
+    r: paths::Resolved,
+    rights: BitFlags<AccessFs>,
+    origin: Origin,
+    why: String,
+) -> Entry<OwnedFd> {
+    Entry {
+        id: r.meta.id,
+        ancestors: r.ancestors,
+        is_dir: r.meta.is_dir(),
+        path: r.path,
+        handle: r.fd,
+        rights,
+        origin,
+        why,
+    }
+}
+
+/// `deny` entries by inode. A missing one is represented by its deepest existing ancestor,
+/// which is then split, so the path stays unreachable if it appears after launch.
+fn resolve_denies(inp: &LandlockInputs<'_>, report: &mut Report) -> Result<Vec<Deny>, PlanError> {
+    let key = "filesystem.deny";
+    let mut out = Vec::new();
+    for v in &inp.fs.deny {
+        let (_optional, path) = expand_entry(inp, v, key)?;
+        match paths::resolve(&path, inp.target) {
+            Ok(r) => {
+                report
+                    .deny
+                    .push(json!({"path": r.path.display().to_string(), "exists": true}));
+                out.push(Deny {
+                    id: r.meta.id,
+                    ancestors: r.ancestors,
+                    path: r.path,
+                    exists: true,
+                });
+            }
+            Err(PathError::Missing { missing, .. }) => {
+                let parent = missing.parent().unwrap_or(Path::new("/")).to_path_buf();
+                let r = paths::resolve(&parent, inp.target)
+                    .map_err(|e| path_error(inp, v, key, &parent, e))?;
+                report.deny.push(json!({"path": path.display().to_string(), "exists": false, "guarded_by_splitting": r.path.display().to_string()}));
+                out.push(Deny {
+                    id: r.meta.id,
+                    ancestors: r.ancestors,
+                    path,
+                    exists: false,
+                });
+            }
+            Err(e) => return Err(path_error(inp, v, key, &path, e)),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the policy uses `${TMP}` in `[filesystem]` or `env.set` (raw values).
+fn uses_tmp(inp: &LandlockInputs<'_>) -> Option<std::ops::Range<usize>> {
+    let fs = inp.fs;
+    fs.read
+        .iter()
+        .chain(&fs.write)
+        .chain(&fs.exec)
+        .chain(&fs.deny)
+        .chain(&fs.create)
+        .chain(inp.env.set.values())
+        .find(|v| v.get_ref().contains("${TMP}"))
+        .map(|v| v.span())
+}
+
+/// `[filesystem] create` (and `${TMP}` when used): directories owned by the target, made
+/// before the rules are resolved. Returns the paths that a dry run would create.
+fn create_dirs(inp: &LandlockInputs<'_>, report: &mut Report) -> Result<Vec<PathBuf>, PlanError> {
+    let key = "filesystem.create";
+    let mode = match &inp.fs.create_mode {
+        Some(m) => policy::parse_octal_mode(m.get_ref()).map_err(|msg| {
+            PolicyError::at(inp.src, m.span(), "bad-mode", "filesystem.create_mode", msg)
+        })?,
+        None => 0o700,
+    };
+    let mut targets: Vec<(PathBuf, std::ops::Range<usize>)> = Vec::new();
+    for v in &inp.fs.create {
+        if v.get_ref().starts_with('?') {
+            return Err(PolicyError::at(
+                inp.src,
+                v.span(),
+                "bad-value",
+                key,
+                "create entries cannot be optional ('?'): clawjail creates them",
+            )
+            .into());
+        }
+        let (_, p) = expand_entry(inp, v, key)?;
+        targets.push((p, v.span()));
+    }
+    if let (Some(span), Some(tmp)) = (uses_tmp(inp), inp.vars.get("TMP")) {
+        let p = PathBuf::from(tmp);
+        if !targets.iter().any(|(t, _)| *t == p) {
+            targets.push((p, span));
+        }
+    }
+    let mut would = Vec::new();
+    for (path, span) in targets {
+        let o = paths::ensure_dir(&path, inp.target, mode, inp.apply).map_err(|e| {
+            let code = match e {
+                PathError::UnsafeSymlink { .. } => "unsafe-symlink",
+                _ => "create-refused",
+            };
+            PolicyError::at(inp.src, span.clone(), code, key, e.to_string())
+        })?;
+        if let DirOutcome::WouldCreate { missing, .. } = &o {
+            would.extend(missing.iter().cloned());
+        }
+        if let DirOutcome::Created { .. } = &o {
+            tracing::info!(created = %o, "landlock: created directory for the target");
+        }
+        report.created.push(o);
+    }
+    Ok(would)
+}
+
+/// Directory listings for splits, each child opened beneath its parent's fd.
+struct FdTree;
+
+impl Tree<OwnedFd> for FdTree {
+    fn children(&mut self, dir: &OwnedFd, path: &Path) -> Result<Vec<(OwnedFd, NodeInfo)>, String> {
+        let kids = paths::children(dir, path).map_err(|e| e.to_string())?;
+        Ok(kids
+            .into_iter()
+            .map(|c| {
+                let info = NodeInfo {
+                    id: c.meta.id,
+                    path: c.path,
+                    is_dir: c.meta.is_dir(),
+                    is_symlink: c.meta.is_symlink(),
+                };
+                (c.fd, info)
+            })
+            .collect())
+    }
+}
+
+fn ll_err(call: impl Into<String>) -> impl FnOnce(landlock::RulesetError) -> (String, io::Error) {
+    let call = call.into();
+    move |e| (call, io::Error::other(e.to_string()))
+}
+
+/// landlock_create_ruleset(2) + landlock_add_rule(2) + landlock_restrict_self(2) on this
+/// thread, with exactly the features `prepare` decided on and `HardRequirement`, so any
+/// surprise is an error rather than a silent drop.
+pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io::Error)> {
+    let c = &plan.compat;
+    if let Some(w) = c.override_warning() {
+        tracing::warn!("{w}");
+    }
+    for f in c.features.iter().filter(|f| f.state == "dropped") {
+        tracing::warn!(
+            feature = f.feature,
+            abi = f.abi,
+            effective_abi = c.effective_abi,
+            "landlock: {} dropped (needs ABI {}): {}",
+            f.feature,
+            f.abi,
+            f.what
+        );
+    }
+    if c.effective_abi <= 0 {
+        // Only reachable under best-effort: required refused in prepare.
+        tracing::warn!("landlock: NOT enforced (no usable Landlock ABI)");
+        return Ok(outcome(plan, "NotEnforced", "not applied"));
+    }
+    let mut rs = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(plan.handled_fs)
+        .map_err(ll_err("landlock_create_ruleset(handled_access_fs)"))?;
+    if c.enforced("tcp") {
+        rs = rs
+            .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+            .map_err(ll_err("landlock_create_ruleset(handled_access_net)"))?;
+    }
+    if c.enforced("scopes") && !plan.scopes.is_empty() {
+        rs = rs
+            .scope(plan.scopes)
+            .map_err(ll_err("landlock_create_ruleset(scoped)"))?;
+    }
+    let mut rc = rs.create().map_err(ll_err("landlock_create_ruleset"))?;
+    for r in &plan.rules {
+        if r.rights.is_empty() {
+            continue;
+        }
+        let Some(fd) = &r.fd else {
+            return Err((
+                format!("landlock_add_rule({})", r.path.display()),
+                io::Error::other("path was not opened (dry-run plan)"),
+            ));
+        };
+        rc = rc
+            .add_rule(PathBeneath::new(fd.as_fd(), r.rights))
+            .map_err(ll_err(format!("landlock_add_rule({})", r.path.display())))?;
+    }
+    if c.enforced("tcp") {
+        for (ports, access) in [
+            (&plan.bind, AccessNet::BindTcp),
+            (&plan.connect, AccessNet::ConnectTcp),
+        ] {
+            for p in ports {
+                rc = rc
+                    .add_rule(NetPort::new(*p, access))
+                    .map_err(ll_err(format!("landlock_add_rule(port {p})")))?;
+            }
+        }
+    }
+    if c.enforced("audit") {
+        rc = rc
+            .log_new_exec(true)
+            .map_err(ll_err("landlock_restrict_self(LOG_NEW_EXEC_ON)"))?;
+    }
+    let st = rc
+        .restrict_self()
+        .map_err(ll_err("landlock_restrict_self"))?;
+    if st.ruleset != RulesetStatus::FullyEnforced {
+        return Err((
+            "landlock_restrict_self".into(),
+            io::Error::other(format!(
+                "the kernel did not fully enforce the requested ruleset: {:?}",
+                st.ruleset
+            )),
+        ));
+    }
+    Ok(outcome(
+        plan,
+        c.expected_status(),
+        &format!("{:?}", st.ruleset),
+    ))
+}
+
+fn outcome(plan: &LandlockPlan, status: &str, crate_status: &str) -> LandlockOutcome {
+    let c = &plan.compat;
+    let enforced: Vec<&str> = c
+        .features
+        .iter()
+        .filter(|f| f.state == "enforced")
+        .map(|f| f.feature)
+        .collect();
+    let dropped: Vec<String> = c.dropped().iter().map(|s| s.to_string()).collect();
+    let summary = json!({
+        "kernel_abi": c.kernel_abi,
+        "effective_abi": c.effective_abi,
+        "status": status,
+        "ruleset_status": crate_status,
+        "enforced": enforced,
+        "dropped": dropped,
+        "fs_rules": plan.rules.len(),
+        "tcp_bind": plan.bind,
+        "tcp_connect": plan.connect,
+        "test_abi_override": c.override_warning(),
+    });
+    LandlockOutcome {
+        summary,
+        kernel_abi: c.kernel_abi,
+        effective_abi: c.effective_abi,
+        status: status.to_string(),
+        dropped,
+    }
+}

@@ -1,0 +1,782 @@
+//! Safe path resolution and directory creation while clawjail is still privileged.
+//!
+//! Enforces: paths are walked one component at a time with
+//! `openat(dirfd, name, O_PATH|O_NOFOLLOW|O_CLOEXEC)` (openat(2), open(2) "O_NOFOLLOW"),
+//! so every component is pinned by an fd and no name is resolved twice. A symlink is
+//! followed only when the target user could not have planted or replaced it: it is not owned
+//! by the target uid and sits in a directory the target cannot write (or, in a sticky
+//! directory such as /tmp, a directory the target does not own: sticky entries can only be
+//! renamed or removed by their owner or the directory's owner, inode(7) "S_ISVTX").
+//! Root-owned system links (/lib -> usr/lib) are followed; a `workspace -> ~/.ssh` link
+//! planted by the confined user is refused with a message that names it. Directories are
+//! created with mkdirat + fchown + fchmod on opened fds (never by path), owned by the target.
+//!
+//! Cannot: see POSIX ACLs (only mode bits and ownership are read), and it cannot pin what
+//! happens after it returns: callers keep the returned fd and never reopen by name.
+//!
+//! Needs: /proc (directory listings read through /proc/self/fd/N, which names the opened
+//! inode itself, not a path).
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::sys::stat::{fchmod, fstat, mkdirat, Mode};
+use nix::unistd::{fchown, Gid, Uid};
+
+use crate::identity::Ids;
+
+/// The kernel's own limit on symlinks followed in one lookup (path_resolution(7)).
+const MAX_SYMLINKS: usize = 40;
+
+/// An inode: what `deny` and the rule merge compare, never the path string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// The few stat fields the trust decisions need (pure, so the decisions are unit-tested).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub id: FileId,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Meta {
+    fn of(st: &libc::stat) -> Meta {
+        Meta {
+            id: FileId {
+                dev: st.st_dev,
+                ino: st.st_ino,
+            },
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFLNK
+    }
+
+    pub fn is_regular(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFREG
+    }
+}
+
+/// A resolved path: an O_PATH fd on the final inode and how it was reached.
+#[derive(Debug)]
+pub struct Resolved {
+    /// O_PATH|O_CLOEXEC; for Landlock rules or reopening through /proc/self/fd.
+    pub fd: OwnedFd,
+    /// Canonical path (trusted symlinks resolved), for messages and `check`.
+    pub path: PathBuf,
+    pub meta: Meta,
+    /// Every directory from `/` down to the parent, outermost first (for "is under").
+    pub ancestors: Vec<FileId>,
+    /// Symlinks followed: (where the link is, what it points to).
+    pub followed: Vec<(PathBuf, PathBuf)>,
+}
+
+/// Why a path could not be resolved or created safely.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("{path}: does not exist ({missing} is missing)")]
+    Missing { path: PathBuf, missing: PathBuf },
+    #[error("{path}: {link} is a symlink (-> {target}) that uid {uid} could have planted ({why}); refusing to follow it")]
+    UnsafeSymlink {
+        path: PathBuf,
+        link: PathBuf,
+        target: PathBuf,
+        uid: u32,
+        why: &'static str,
+    },
+    #[error("{path}: {at} is not a directory")]
+    NotDirectory { path: PathBuf, at: PathBuf },
+    #[error("{path}: more than {MAX_SYMLINKS} symlinks")]
+    TooManySymlinks { path: PathBuf },
+    #[error("{path}: {why}")]
+    Refused { path: PathBuf, why: String },
+    #[error("{path}: {call}: {source}")]
+    Io {
+        path: PathBuf,
+        call: String,
+        source: io::Error,
+    },
+}
+
+impl PathError {
+    fn io(path: &Path, call: impl Into<String>, e: nix::Error) -> PathError {
+        PathError::Io {
+            path: path.to_path_buf(),
+            call: call.into(),
+            source: e.into(),
+        }
+    }
+}
+
+/// Whether `ids` may write into a directory with `dir`'s mode bits (DAC, no ACLs).
+pub fn dir_writable_by(dir: &Meta, ids: &Ids) -> bool {
+    let m = dir.mode;
+    if ids.uid == 0 {
+        // A root target (allow_root) passes DAC anyway; only shared-writable dirs count, so
+        // root-owned system links stay usable.
+        return m & 0o022 != 0;
+    }
+    if dir.uid == ids.uid {
+        m & 0o200 != 0
+    } else if dir.gid == ids.gid || ids.groups.contains(&dir.gid) {
+        m & 0o020 != 0
+    } else {
+        m & 0o002 != 0
+    }
+}
+
+/// Why the target user could have planted or swapped `link` inside `dir`, or None when it
+/// could not (then following it is safe against the confined user).
+pub fn link_planted_by_target(dir: &Meta, link: &Meta, ids: &Ids) -> Option<&'static str> {
+    if ids.uid != 0 && link.uid == ids.uid {
+        return Some("the link is owned by that uid");
+    }
+    if !dir_writable_by(dir, ids) {
+        return None;
+    }
+    let sticky = dir.mode & libc::S_ISVTX != 0;
+    if sticky && dir.uid != ids.uid && link.uid != ids.uid {
+        // inode(7): in a sticky directory only the entry's or the directory's owner may
+        // unlink or rename the entry, so a root-owned link in /tmp stays put.
+        return None;
+    }
+    Some("its directory is writable by that uid")
+}
+
+fn stat_fd(fd: &OwnedFd, path: &Path) -> Result<Meta, PathError> {
+    fstat(fd.as_fd())
+        .map(|st| Meta::of(&st))
+        .map_err(|e| PathError::io(path, "fstat", e))
+}
+
+fn open_root(path: &Path) -> Result<OwnedFd, PathError> {
+    nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| PathError::io(path, "open(\"/\", O_PATH)", e))
+}
+
+/// Open one name beneath `dir` without following it, even if it is a symlink.
+fn open_nofollow(dir: &OwnedFd, name: &OsStr) -> Result<OwnedFd, nix::Error> {
+    openat(
+        dir.as_fd(),
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// One directory on the walk: its fd, stat and canonical path.
+struct Step {
+    fd: OwnedFd,
+    meta: Meta,
+    path: PathBuf,
+}
+
+/// The walk state shared by `resolve` and `ensure_dir`.
+struct Walk<'a> {
+    path: &'a Path,
+    ids: &'a Ids,
+    stack: Vec<Step>,
+    pending: VecDeque<OsString>,
+    followed: Vec<(PathBuf, PathBuf)>,
+    links: usize,
+}
+
+/// What the next component turned out to be.
+enum Next {
+    /// Opened (not a symlink); `last` when no component follows.
+    Opened { fd: OwnedFd, meta: Meta, last: bool },
+    /// The component does not exist.
+    Missing(OsString),
+    /// A trusted symlink was expanded into `pending`.
+    Followed,
+    /// A `..` or `.` was consumed.
+    Moved,
+    /// Nothing left.
+    Done,
+}
+
+impl<'a> Walk<'a> {
+    fn new(path: &'a Path, ids: &'a Ids) -> Result<Walk<'a>, PathError> {
+        if !path.is_absolute() {
+            return Err(PathError::Refused {
+                path: path.to_path_buf(),
+                why: "not an absolute path".into(),
+            });
+        }
+        let fd = open_root(path)?;
+        let meta = stat_fd(&fd, path)?;
+        Ok(Walk {
+            path,
+            ids,
+            stack: vec![Step {
+                fd,
+                meta,
+                path: PathBuf::from("/"),
+            }],
+            pending: components(path),
+            followed: Vec::new(),
+            links: 0,
+        })
+    }
+
+    fn top(&self) -> &Step {
+        // The stack always holds "/" (never popped below one entry).
+        &self.stack[self.stack.len() - 1]
+    }
+
+    /// Advance by one component, following a symlink only if the target cannot have planted it.
+    fn next(&mut self, follow_last_symlink: bool) -> Result<Next, PathError> {
+        let Some(name) = self.pending.pop_front() else {
+            return Ok(Next::Done);
+        };
+        if name == ".." {
+            if self.stack.len() > 1 {
+                self.stack.pop();
+            }
+            return Ok(Next::Moved);
+        }
+        if name == "." || name.is_empty() {
+            return Ok(Next::Moved);
+        }
+        let here = self.top().path.join(&name);
+        let fd = match open_nofollow(&self.top().fd, &name) {
+            Ok(fd) => fd,
+            Err(nix::Error::ENOENT) => return Ok(Next::Missing(name)),
+            Err(e) => {
+                return Err(PathError::io(
+                    self.path,
+                    format!("openat({})", here.display()),
+                    e,
+                ))
+            }
+        };
+        let meta = stat_fd(&fd, &here)?;
+        let last = self.pending.is_empty();
+        if meta.is_symlink() {
+            // readlinkat(2): an empty pathname reads the link behind an O_PATH|O_NOFOLLOW fd,
+            // so the link judged below is the very inode that was opened.
+            let target = PathBuf::from(
+                readlinkat(fd.as_fd(), "").map_err(|e| PathError::io(&here, "readlinkat", e))?,
+            );
+            if let Some(why) = link_planted_by_target(&self.top().meta, &meta, self.ids) {
+                return Err(PathError::UnsafeSymlink {
+                    path: self.path.to_path_buf(),
+                    link: here,
+                    target,
+                    uid: self.ids.uid,
+                    why,
+                });
+            }
+            if last && !follow_last_symlink {
+                return Err(PathError::Refused {
+                    path: self.path.to_path_buf(),
+                    why: format!("{} is a symlink (-> {})", here.display(), target.display()),
+                });
+            }
+            self.links += 1;
+            if self.links > MAX_SYMLINKS {
+                return Err(PathError::TooManySymlinks {
+                    path: self.path.to_path_buf(),
+                });
+            }
+            if target.is_absolute() {
+                self.stack.truncate(1);
+            }
+            let mut expanded = components(&target);
+            expanded.extend(self.pending.drain(..));
+            self.pending = expanded;
+            self.followed.push((here, target));
+            return Ok(Next::Followed);
+        }
+        if !last && !meta.is_dir() {
+            return Err(PathError::NotDirectory {
+                path: self.path.to_path_buf(),
+                at: here,
+            });
+        }
+        Ok(Next::Opened { fd, meta, last })
+    }
+
+    fn push(&mut self, fd: OwnedFd, meta: Meta, name: &OsStr) {
+        let path = self.top().path.join(name);
+        self.stack.push(Step { fd, meta, path });
+    }
+
+    fn ancestors(&self) -> Vec<FileId> {
+        self.stack.iter().map(|s| s.meta.id).collect()
+    }
+}
+
+/// The components of `p` as names (`/` dropped, `..` kept for the walk to apply).
+fn components(p: &Path) -> VecDeque<OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// Resolve an absolute path for a Landlock rule, following only symlinks the target could
+/// not have planted (see the module header).
+pub fn resolve(path: &Path, ids: &Ids) -> Result<Resolved, PathError> {
+    let mut w = Walk::new(path, ids)?;
+    loop {
+        // The name of the component being opened, for the stack.
+        let name = w.pending.front().cloned().unwrap_or_default();
+        match w.next(true)? {
+            Next::Done => {
+                // The path named a directory (possibly "/"): reopen the top as the result.
+                let ancestors = w.ancestors();
+                let top = w.stack.pop().ok_or_else(|| PathError::Refused {
+                    path: path.to_path_buf(),
+                    why: "empty walk".into(),
+                })?;
+                let mut ancestors = ancestors;
+                ancestors.pop();
+                return Ok(Resolved {
+                    fd: top.fd,
+                    path: top.path,
+                    meta: top.meta,
+                    ancestors,
+                    followed: w.followed,
+                });
+            }
+            Next::Missing(n) => {
+                return Err(PathError::Missing {
+                    path: path.to_path_buf(),
+                    missing: w.top().path.join(n),
+                })
+            }
+            Next::Followed | Next::Moved => {}
+            Next::Opened { fd, meta, last } => {
+                if last {
+                    let ancestors = w.ancestors();
+                    return Ok(Resolved {
+                        fd,
+                        path: w.top().path.join(&name),
+                        meta,
+                        ancestors,
+                        followed: w.followed,
+                    });
+                }
+                w.push(fd, meta, &name);
+            }
+        }
+    }
+}
+
+/// Reopen an O_PATH fd for reading, through /proc/self/fd (the inode itself, not a name).
+/// Only regular files: opening a FIFO or a device as root could block or have side effects.
+pub fn reopen_for_read(r: &Resolved) -> Result<std::fs::File, PathError> {
+    if !r.meta.is_regular() {
+        return Err(PathError::Refused {
+            path: r.path.clone(),
+            why: "not a regular file".into(),
+        });
+    }
+    std::fs::File::open(format!("/proc/self/fd/{}", r.fd.as_raw_fd())).map_err(|source| {
+        PathError::Io {
+            path: r.path.clone(),
+            call: "open(/proc/self/fd/N, O_RDONLY)".into(),
+            source,
+        }
+    })
+}
+
+/// One entry of a directory listing, opened O_PATH|O_NOFOLLOW beneath the directory's fd.
+#[derive(Debug)]
+pub struct Child {
+    pub fd: OwnedFd,
+    pub path: PathBuf,
+    pub meta: Meta,
+}
+
+/// List a resolved directory's entries, each opened beneath the directory's fd.
+pub fn children(dir_fd: &OwnedFd, dir_path: &Path) -> Result<Vec<Child>, PathError> {
+    let listing = format!("/proc/self/fd/{}", dir_fd.as_raw_fd());
+    let rd = std::fs::read_dir(&listing).map_err(|source| PathError::Io {
+        path: dir_path.to_path_buf(),
+        call: "read_dir".into(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|source| PathError::Io {
+            path: dir_path.to_path_buf(),
+            call: "read_dir".into(),
+            source,
+        })?;
+        let name = ent.file_name();
+        let here = dir_path.join(&name);
+        let fd = match open_nofollow(dir_fd, &name) {
+            Ok(fd) => fd,
+            // Removed between the listing and the open: nothing to grant.
+            Err(nix::Error::ENOENT) => continue,
+            Err(e) => return Err(PathError::io(&here, "openat", e)),
+        };
+        let meta = stat_fd(&fd, &here)?;
+        out.push(Child {
+            fd,
+            path: here,
+            meta,
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// What `ensure_dir` did (or would do, in `check`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum DirOutcome {
+    /// Already there, owned by the target and not group/world-writable.
+    Existing { path: PathBuf },
+    /// Created now (outermost first), owned by the target with the given mode.
+    Created {
+        path: PathBuf,
+        created: Vec<PathBuf>,
+    },
+    /// `check`/dry-run: these components would be created.
+    WouldCreate {
+        path: PathBuf,
+        missing: Vec<PathBuf>,
+    },
+}
+
+impl fmt::Display for DirOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DirOutcome::Existing { path } => write!(f, "{}: exists", path.display()),
+            DirOutcome::Created { path, created } => {
+                write!(f, "{}: created {}", path.display(), join(created))
+            }
+            DirOutcome::WouldCreate { path, missing } => {
+                write!(f, "{}: would create {}", path.display(), join(missing))
+            }
+        }
+    }
+}
+
+fn join(v: &[PathBuf]) -> String {
+    v.iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether an existing directory may be reused as the target's: owned by the target and
+/// not writable by group or others (someone else could swap its contents).
+pub fn check_reusable(meta: &Meta, ids: &Ids) -> Result<(), String> {
+    if !meta.is_dir() {
+        return Err("exists and is not a directory".into());
+    }
+    if meta.uid != ids.uid {
+        return Err(format!(
+            "exists but is owned by uid {}, not the target uid {}; refusing to reuse it (remove it or chown it)",
+            meta.uid, ids.uid
+        ));
+    }
+    if meta.mode & 0o022 != 0 {
+        return Err(format!(
+            "exists but is group- or world-writable (mode {:04o}); refusing to reuse it",
+            meta.mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// Create `path` (and missing parents) for the target: mkdirat + fchown + fchmod on fds,
+/// never following a symlink the target could have planted, never a symlink as the last
+/// component. A missing component is created only under a parent owned by root or by the
+/// target. With `apply == false` nothing is created and the missing components are reported.
+pub fn ensure_dir(path: &Path, ids: &Ids, mode: u32, apply: bool) -> Result<DirOutcome, PathError> {
+    let mut w = Walk::new(path, ids)?;
+    let mut created = Vec::new();
+    let mut retried = false;
+    loop {
+        let name = w.pending.front().cloned().unwrap_or_default();
+        match w.next(false)? {
+            Next::Done => {
+                let top = w.top();
+                if created.is_empty() {
+                    check_reusable(&top.meta, ids).map_err(|why| PathError::Refused {
+                        path: path.to_path_buf(),
+                        why,
+                    })?;
+                    return Ok(DirOutcome::Existing {
+                        path: top.path.clone(),
+                    });
+                }
+                return Ok(DirOutcome::Created {
+                    path: top.path.clone(),
+                    created,
+                });
+            }
+            Next::Followed | Next::Moved => {}
+            Next::Opened { fd, meta, .. } => {
+                if !meta.is_dir() {
+                    return Err(PathError::NotDirectory {
+                        path: path.to_path_buf(),
+                        at: w.top().path.join(&name),
+                    });
+                }
+                w.push(fd, meta, &name);
+            }
+            Next::Missing(n) => {
+                let parent = &w.top().meta;
+                let parent_path = w.top().path.clone();
+                if parent.uid != 0 && parent.uid != ids.uid {
+                    return Err(PathError::Refused {
+                        path: path.to_path_buf(),
+                        why: format!(
+                            "{} is missing and its parent {} is owned by uid {} (neither root nor the target); refusing to create it there",
+                            parent_path.join(&n).display(),
+                            parent_path.display(),
+                            parent.uid
+                        ),
+                    });
+                }
+                if !apply {
+                    let mut missing = vec![parent_path.join(&n)];
+                    let mut p = parent_path.join(&n);
+                    for rest in w.pending.drain(..) {
+                        p = p.join(rest);
+                        missing.push(p.clone());
+                    }
+                    return Ok(DirOutcome::WouldCreate {
+                        path: path.to_path_buf(),
+                        missing,
+                    });
+                }
+                match make_owned_dir(&w.top().fd, &n, ids, mode) {
+                    Ok((fd, meta)) => {
+                        retried = false;
+                        created.push(parent_path.join(&n));
+                        w.push(fd, meta, &n);
+                    }
+                    Err(nix::Error::EEXIST) if !retried => {
+                        // Someone created it between our open and mkdirat: judge it afresh.
+                        retried = true;
+                        w.pending.push_front(n);
+                    }
+                    Err(e) => {
+                        return Err(PathError::io(
+                            &parent_path.join(&n),
+                            format!("mkdirat({:04o})", mode),
+                            e,
+                        ))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// mkdirat(2) `name` beneath `parent`, open it O_DIRECTORY|O_NOFOLLOW, check it is the
+/// directory we just made (owned by our euid), then fchown(2) to the target and fchmod(2)
+/// to `mode` (mkdirat applies the umask, so the mode is set explicitly).
+fn make_owned_dir(
+    parent: &OwnedFd,
+    name: &OsStr,
+    ids: &Ids,
+    mode: u32,
+) -> Result<(OwnedFd, Meta), nix::Error> {
+    mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o700))?;
+    let fd = openat(
+        parent.as_fd(),
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = fstat(fd.as_fd())?;
+    if st.st_uid != nix::unistd::geteuid().as_raw() {
+        // Not the directory we made (swapped in between): stop.
+        return Err(nix::Error::EEXIST);
+    }
+    fchown(
+        fd.as_fd(),
+        Some(Uid::from_raw(ids.uid)),
+        Some(Gid::from_raw(ids.gid)),
+    )?;
+    fchmod(fd.as_fd(), Mode::from_bits_truncate(mode as libc::mode_t))?;
+    let st = fstat(fd.as_fd())?;
+    Ok((fd, Meta::of(&st)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn ids(uid: u32) -> Ids {
+        Ids {
+            uid,
+            gid: uid,
+            groups: vec![],
+            user_name: None,
+        }
+    }
+
+    fn meta(mode: u32, uid: u32, gid: u32) -> Meta {
+        Meta {
+            id: FileId { dev: 1, ino: 2 },
+            mode,
+            uid,
+            gid,
+        }
+    }
+
+    #[test]
+    fn root_links_in_root_dirs_are_followed() {
+        let dir = meta(libc::S_IFDIR | 0o755, 0, 0);
+        let link = meta(libc::S_IFLNK | 0o777, 0, 0);
+        assert_eq!(link_planted_by_target(&dir, &link, &ids(65534)), None);
+    }
+
+    #[test]
+    fn links_in_target_writable_dirs_are_refused() {
+        let home = meta(libc::S_IFDIR | 0o755, 1000, 1000);
+        let link = meta(libc::S_IFLNK | 0o777, 0, 0);
+        assert!(link_planted_by_target(&home, &link, &ids(1000)).is_some());
+        let group_w = meta(libc::S_IFDIR | 0o775, 0, 50);
+        let mut member = ids(1000);
+        member.groups = vec![50];
+        assert!(link_planted_by_target(&group_w, &link, &member).is_some());
+    }
+
+    #[test]
+    fn target_owned_links_are_refused_anywhere() {
+        let dir = meta(libc::S_IFDIR | 0o755, 0, 0);
+        let link = meta(libc::S_IFLNK | 0o777, 65534, 65534);
+        assert!(link_planted_by_target(&dir, &link, &ids(65534)).is_some());
+    }
+
+    #[test]
+    fn sticky_tmp_root_links_are_stable() {
+        let tmp = meta(libc::S_IFDIR | 0o1777, 0, 0);
+        let root_link = meta(libc::S_IFLNK | 0o777, 0, 0);
+        assert_eq!(link_planted_by_target(&tmp, &root_link, &ids(65534)), None);
+        let other = meta(libc::S_IFLNK | 0o777, 1000, 1000);
+        assert_eq!(link_planted_by_target(&tmp, &other, &ids(65534)), None);
+        let world = meta(libc::S_IFDIR | 0o777, 0, 0);
+        assert!(link_planted_by_target(&world, &root_link, &ids(65534)).is_some());
+    }
+
+    #[test]
+    fn reuse_requires_target_owner_and_no_group_write() {
+        let t = ids(65534);
+        assert!(check_reusable(&meta(libc::S_IFDIR | 0o700, 65534, 65534), &t).is_ok());
+        assert!(check_reusable(&meta(libc::S_IFDIR | 0o700, 0, 0), &t).is_err());
+        assert!(check_reusable(&meta(libc::S_IFDIR | 0o770, 65534, 65534), &t).is_err());
+        assert!(check_reusable(&meta(libc::S_IFREG | 0o600, 65534, 65534), &t).is_err());
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cj-paths-{name}-{}", std::process::id()));
+        std::fs::remove_dir_all(&d).ok();
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        d
+    }
+
+    #[test]
+    fn resolve_follows_system_links_and_pins_the_inode() {
+        let me = crate::identity::current();
+        // /proc/self is a root-owned link in a root-owned directory.
+        let r = resolve(Path::new("/proc/self/.."), &me).unwrap();
+        assert_eq!(r.path, PathBuf::from("/proc"));
+        let r = resolve(Path::new("/"), &me).unwrap();
+        assert!(r.meta.is_dir());
+        assert!(r.ancestors.is_empty());
+    }
+
+    /// The creation logic against a symlink planted by the target in a directory it owns:
+    /// `ensure_dir` must refuse, create nothing behind the link, and name the link.
+    #[test]
+    fn ensure_dir_refuses_a_planted_symlink() {
+        let d = scratch("planted");
+        let owned = d.join("home");
+        std::fs::create_dir(&owned).unwrap();
+        let victim = d.join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        // The target owns `home`: as root, chown it to 65534 and act for that uid;
+        // unprivileged, the caller is the target.
+        let me = if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&owned, Some(65534), Some(65534)).unwrap();
+            ids(65534)
+        } else {
+            crate::identity::current()
+        };
+        std::os::unix::fs::symlink(&victim, owned.join("state")).unwrap();
+        let err = ensure_dir(&owned.join("state/ws"), &me, 0o700, true).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("state"), "{msg}");
+        assert!(msg.contains("symlink"), "{msg}");
+        assert!(!victim.join("ws").exists(), "created behind the link");
+        // The last component as a symlink is refused too, even as a dry run.
+        std::os::unix::fs::symlink(&victim, owned.join("last")).unwrap();
+        assert!(ensure_dir(&owned.join("last"), &me, 0o700, false).is_err());
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn ensure_dir_creates_parents_owned_with_mode_and_dry_runs() {
+        let d = scratch("create");
+        let me = crate::identity::current();
+        let want = d.join("a/b/c");
+        match ensure_dir(&want, &me, 0o700, false).unwrap() {
+            DirOutcome::WouldCreate { missing, .. } => assert_eq!(missing.len(), 3),
+            o => panic!("{o:?}"),
+        }
+        assert!(!d.join("a").exists());
+        match ensure_dir(&want, &me, 0o750, true).unwrap() {
+            DirOutcome::Created { created, .. } => assert_eq!(created.len(), 3),
+            o => panic!("{o:?}"),
+        }
+        let m = std::fs::metadata(&want).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o750);
+        assert_eq!(m.uid(), me.uid);
+        assert!(matches!(
+            ensure_dir(&want, &me, 0o700, true).unwrap(),
+            DirOutcome::Existing { .. }
+        ));
+        std::fs::set_permissions(&want, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(ensure_dir(&want, &me, 0o700, true).is_err());
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn resolve_reports_the_missing_component() {
+        let me = crate::identity::current();
+        match resolve(Path::new("/nonexistent-cj/x"), &me) {
+            Err(PathError::Missing { missing, .. }) => {
+                assert_eq!(missing, PathBuf::from("/nonexistent-cj"))
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+}
