@@ -2,8 +2,10 @@
 //!
 //! Deliberately not `AccessFs::from_read`, which includes Execute: `read` must not make a
 //! file executable. MakeChar/MakeBlock are never granted (device nodes need CAP_MKNOD
-//! anyway) and IoctlDev is never granted: ioctls on devices opened after the sandbox starts
-//! are denied (inherited fds such as the tty are not affected; landlock(7) "IOCTL").
+//! anyway). IoctlDev comes only with `write`: a device the policy lets the target write
+//! (a pty under /dev/pts, /dev/null) may also take its ioctls, which openpty(3) and
+//! termios need; devices that are only readable get none (landlock(7) "IOCTL").
+//! TIOCSTI/TIOCLINUX stay refused by seccomp whatever Landlock grants.
 
 use landlock::{make_bitflags, Access, AccessFs, BitFlags, ABI};
 
@@ -11,10 +13,10 @@ use landlock::{make_bitflags, Access, AccessFs, BitFlags, ABI};
 pub const READ: BitFlags<AccessFs> = make_bitflags!(AccessFs::{ReadFile | ReadDir});
 
 /// `write`: read plus create, remove, rename (Refer: only between trees that both have it,
-/// i.e. within the write set), truncate and write.
+/// i.e. within the write set), truncate, write, and ioctl on devices in the tree.
 pub const WRITE: BitFlags<AccessFs> = make_bitflags!(AccessFs::{
     ReadFile | ReadDir | WriteFile | RemoveDir | RemoveFile | MakeDir | MakeReg | MakeSock
-    | MakeFifo | MakeSym | Refer | Truncate
+    | MakeFifo | MakeSym | Refer | Truncate | IoctlDev
 });
 
 /// `exec` and the automatic exec chain (the target, `#!` interpreters, the ELF loader):
@@ -107,17 +109,17 @@ mod tests {
         let f = effective(WRITE, false, 7);
         assert_eq!(
             f,
-            make_bitflags!(AccessFs::{ReadFile | WriteFile | Truncate})
+            make_bitflags!(AccessFs::{ReadFile | WriteFile | Truncate | IoctlDev})
         );
         assert!(effective(WRITE, true, 0).is_empty());
     }
 
     #[test]
-    fn devices_are_never_created_and_ioctl_never_granted() {
+    fn devices_are_never_created_and_ioctl_only_with_write() {
         for r in [READ, WRITE, EXEC, READ_FILE] {
             assert!(!r.contains(AccessFs::MakeChar));
             assert!(!r.contains(AccessFs::MakeBlock));
-            assert!(!r.contains(AccessFs::IoctlDev));
+            assert_eq!(r.contains(AccessFs::IoctlDev), r == WRITE);
         }
     }
 }

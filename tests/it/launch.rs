@@ -22,7 +22,7 @@ fn status_under(policy: &std::path::Path) -> std::collections::HashMap<String, S
 fn root_start_switches_ids_and_clears_every_capability_set() {
     require_root!();
     let s = Scratch::new("ids");
-    let pol = s.policy(&base_policy(&[], &[]));
+    let pol = s.policy(&base_policy(&["/proc/self"], &[]));
     let st = status_under(&pol);
     assert_eq!(st["Uid"], "65534\t65534\t65534\t65534");
     assert_eq!(st["Gid"], "65534\t65534\t65534\t65534");
@@ -40,7 +40,7 @@ fn root_start_switches_ids_and_clears_every_capability_set() {
 fn supplementary_groups_are_exactly_the_policy_list() {
     require_root!();
     let s = Scratch::new("groups");
-    let pol = s.policy(&base_policy(&[], &[]).replace(
+    let pol = s.policy(&base_policy(&["/proc/self"], &[]).replace(
         "group = 65534\n",
         "group = 65534\nsupplementary_groups = [4242, 100]\n",
     ));
@@ -54,7 +54,7 @@ fn kept_capability_survives_through_ambient_and_works() {
     let s = Scratch::new("keepcap");
     let with_cap = s.policy(&format!(
         "{}\n[capabilities]\nkeep = [\"CAP_NET_BIND_SERVICE\"]\n[network]\nbind = [80]\n",
-        base_policy(&[], &[])
+        base_policy(&["/proc/self"], &[])
     ));
     let st = status_under(&with_cap);
     for k in ["CapPrm", "CapEff", "CapBnd", "CapAmb"] {
@@ -325,7 +325,7 @@ fn process_group_leader_forks_a_supervisor_that_relays_and_propagates() {
 #[test]
 fn unprivileged_start_keeps_ids_and_still_confines() {
     let s = Scratch::new("unpriv");
-    let pol = s.policy(&base_policy(&[], &[]));
+    let pol = s.policy(&base_policy(&["/proc/self"], &[]));
     let mut c = if is_root() {
         let mut c = Command::new("setpriv");
         c.args([

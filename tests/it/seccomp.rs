@@ -32,6 +32,12 @@ fn bare(caps: &[&str], action: &str, args: &[&str]) -> Output {
 
 /// A policy for uid 65534 that keeps `caps` and sets `[seccomp]`/`[network]` extras.
 fn policy(s: &Scratch, caps: &[&str], extra: &str) -> std::path::PathBuf {
+    policy_reading(s, caps, extra, &[])
+}
+
+/// `policy` plus Landlock read on `paths` (fixtures the probe opens), so only the filter
+/// stands between the probe and the guarded call.
+fn policy_reading(s: &Scratch, caps: &[&str], extra: &str, paths: &[&str]) -> std::path::PathBuf {
     let keep: Vec<String> = caps
         .iter()
         .map(|c| format!("\"CAP_{}\"", c.to_uppercase()))
@@ -39,7 +45,7 @@ fn policy(s: &Scratch, caps: &[&str], extra: &str) -> std::path::PathBuf {
     let text = format!(
         "{}\n[capabilities]\nkeep = [{}]\n\n{extra}\n",
         base_policy(
-            &["/dev/ptmx", "/dev/pts"],
+            &[&["/proc/self"][..], paths].concat(),
             &["/dev/ptmx", "/dev/pts", "/dev/null"]
         ),
         keep.join(", ")
@@ -70,11 +76,16 @@ fn assert_filter_denies(name: &str, caps: &[&str], action: &str, args: &[&str]) 
     let control = bare(caps, action, args);
     assert_answer(&control, "ok");
     let s = Scratch::new(name);
+    let fixtures: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| a.starts_with('/'))
+        .collect();
     assert_answer(
-        &run_probe(&policy(&s, caps, ""), action, args),
+        &run_probe(&policy_reading(&s, caps, "", &fixtures), action, args),
         "errno EPERM",
     );
-    let kill = policy(&s, caps, "[seccomp]\naction = \"kill\"\n");
+    let kill = policy_reading(&s, caps, "[seccomp]\naction = \"kill\"\n", &fixtures);
     assert_killed(&run_probe(&kill, action, args));
 }
 
