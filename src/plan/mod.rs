@@ -184,7 +184,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         last_cap,
     };
 
-    let limits = resolve_limits(loaded)?;
+    let limits = resolve_limits(loaded, &mut degraded)?;
     let umask = match &p.process.umask {
         Some(u) => policy::parse_octal_mode(u.get_ref())
             .map_err(|m| PolicyError::at(src, u.span(), "bad-mode", "process.umask", m))?,
@@ -334,7 +334,30 @@ pub fn expand_abs_path(
     Ok(PathBuf::from(s))
 }
 
-fn resolve_limits(loaded: &Loaded) -> Result<Vec<Rlimit>, PlanError> {
+/// A policy limit is a ceiling. One above the current hard limit cannot be raised once the
+/// uid switch has dropped CAP_SYS_RESOURCE (setrlimit(2): EPERM), and the lower hard limit
+/// already enforces the ceiling, so clamp to it and say so instead of refusing.
+fn clamp_to_hard_limit(
+    resource: Resource,
+    name: &str,
+    value: Option<u64>,
+    degraded: &mut Vec<String>,
+) -> Option<u64> {
+    let Ok((_, hard)) = nix::sys::resource::getrlimit(resource) else {
+        return value;
+    };
+    let wanted = value.unwrap_or(libc::RLIM_INFINITY);
+    if hard != libc::RLIM_INFINITY && wanted > hard {
+        let shown = value.map_or("unlimited".to_string(), |v| v.to_string());
+        degraded.push(format!(
+            "limits.{name}: {shown} requested, but the hard limit is {hard} and cannot be raised without CAP_SYS_RESOURCE; {hard} applies (stricter)"
+        ));
+        return Some(hard);
+    }
+    value
+}
+
+fn resolve_limits(loaded: &Loaded, degraded: &mut Vec<String>) -> Result<Vec<Rlimit>, PlanError> {
     let src = &loaded.source;
     let l = &loaded.policy.limits;
     let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
@@ -396,6 +419,7 @@ fn resolve_limits(loaded: &Loaded) -> Result<Vec<Rlimit>, PlanError> {
             }
             LimitValue::Value(n) => Some(n),
         };
+        let value = clamp_to_hard_limit(resource, name, value, degraded);
         out.push(Rlimit {
             resource,
             name,
