@@ -17,6 +17,7 @@ pub mod plan;
 pub mod policy;
 pub mod probe;
 pub mod report;
+pub mod runrecord;
 pub mod seccomp;
 pub mod session;
 pub mod signals;
