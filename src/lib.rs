@@ -4,6 +4,7 @@
 //! irreversible steps) -> exec. See `launch::Step::ALL` for the order and why.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod audit;
 pub mod caps;
 pub mod cli;
 pub mod env;
@@ -23,3 +24,4 @@ pub mod session;
 pub mod signals;
 pub mod supervisor;
 pub mod sys;
+pub mod verify;
