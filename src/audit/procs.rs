@@ -475,7 +475,8 @@ mod tests {
             "OPENAI_API_KEY",
             "GITHUB_TOKEN",
             "MY_SECRET_X",
-            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_ACCESS_KEY_ID",
             "DB_PASSWORD",
         ] {
             assert!(is_secret_name(n), "{n}");
