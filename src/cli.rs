@@ -1,4 +1,4 @@
-//! Command line: `run`, `check` (and later `verify`, `audit`). Exit codes for `run`:
+//! Command line: `run`, `check`, `verify`, `audit`. Exit codes for `run`:
 //! the target's own once it runs; 125 when clawjail refuses or a step fails (the target
 //! never ran); 126 when the exec itself fails; 127 when the target is not found.
 
@@ -23,6 +23,47 @@ pub enum Command {
     Run(RunArgs),
     /// Validate a policy, resolve it on this machine and print the plan `run` would apply.
     Check(CheckArgs),
+    /// Attempt forbidden and allowed actions under a policy, each with a control, and print
+    /// PASS/FAIL/INCONCLUSIVE/NOT ENFORCEABLE/ACCEPTED per row. Exit 0 only if all pass.
+    Verify(VerifyArgs),
+    /// Inspect the live installation (read-only): findings with fixes and an exposure score.
+    Audit(AuditArgs),
+    /// Internal: run one probe action after an exec (used by `verify`).
+    #[command(name = "__verify-exec", hide = true)]
+    VerifyExec(VerifyExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Print the rows as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Print the findings and the score as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when the exposure score is above N (0-10).
+    #[arg(long, value_name = "N")]
+    pub threshold: Option<f64>,
+    /// The gateway's state directory (default: ~/.openclaw of each gateway process owner).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Select gateway processes whose command line contains PATTERN (default: both
+    /// "openclaw" and "gateway").
+    #[arg(long, value_name = "PATTERN")]
+    pub process: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyExecArgs {
+    /// The probe action and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub action: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -154,7 +195,62 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
         Command::Run(a) => cmd_run(a),
         Command::Check(a) => cmd_check(a),
+        Command::Verify(a) => cmd_verify(a),
+        Command::Audit(a) => cmd_audit(a),
+        Command::VerifyExec(a) => Ok(crate::verify::exec_probe(&a.action)),
     }
+}
+
+fn cmd_audit(a: AuditArgs) -> Result<i32, Failure> {
+    if let Some(t) = a.threshold {
+        if !(0.0..=10.0).contains(&t) {
+            return Err(Failure::new(
+                2,
+                format!("--threshold {t}: expected 0 to 10"),
+            ));
+        }
+    }
+    let report = crate::audit::run(&crate::audit::AuditOptions {
+        process: a.process,
+        state_dir: a.state_dir,
+    });
+    if a.json {
+        let mut v = serde_json::to_value(&report).map_err(|e| Failure::new(2, e))?;
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert("threshold".into(), serde_json::json!(a.threshold));
+            m.insert(
+                "exceeded".into(),
+                serde_json::Value::Bool(crate::audit::exceeds(report.score, a.threshold)),
+            );
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| Failure::new(2, e))?
+        );
+    } else {
+        print!("{}", crate::audit::render_text(&report, a.threshold));
+    }
+    Ok(i32::from(crate::audit::exceeds(report.score, a.threshold)))
+}
+
+fn cmd_verify(a: VerifyArgs) -> Result<i32, Failure> {
+    // The confined child's launch event would interleave with the table: warnings only,
+    // unless CLAWJAIL_LOG asks for more.
+    if std::env::var_os("CLAWJAIL_LOG").is_none() {
+        std::env::set_var("CLAWJAIL_LOG", "warn");
+    }
+    init_logging(LogFormat::Text);
+    let loaded = load_policy(a.policy.policy.as_ref()).map_err(|e| Failure::new(2, e))?;
+    let report = crate::verify::run(&loaded, &a.policy.vars).map_err(|e| Failure::new(2, e))?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::new(2, e))?
+        );
+    } else {
+        print!("{}", crate::verify::render::text(&report));
+    }
+    Ok(if report.passed { 0 } else { 1 })
 }
 
 fn cmd_check(a: CheckArgs) -> Result<i32, Failure> {
@@ -214,6 +310,8 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
         );
         return Ok(0);
     }
+    // Written while still root, so the record is root-owned; a failure is only a warning.
+    crate::runrecord::leave_for_run(&plan);
     crate::launch::apply(&mut plan).map_err(|e| Failure::new(125, e))?;
     let e = crate::launch::exec(&plan);
     let code = if e.source.kind() == std::io::ErrorKind::NotFound {

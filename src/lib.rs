@@ -4,6 +4,7 @@
 //! irreversible steps) -> exec. See `launch::Step::ALL` for the order and why.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod audit;
 pub mod caps;
 pub mod cli;
 pub mod elf;
@@ -19,8 +20,10 @@ pub mod plan;
 pub mod policy;
 pub mod probe;
 pub mod report;
+pub mod runrecord;
 pub mod seccomp;
 pub mod session;
 pub mod signals;
 pub mod supervisor;
 pub mod sys;
+pub mod verify;

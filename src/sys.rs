@@ -251,3 +251,10 @@ pub fn landlock_abi_version() -> io::Result<i32> {
     })
     .map(|v| v as i32)
 }
+
+/// `ioctl(fd, TIOCSCTTY, 0)` — make the tty open on `fd` the caller's controlling terminal
+/// (ioctl_tty(2)); the caller must be a session leader without one. Used by `verify` only.
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal) and touches no memory.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } as libc::c_long).map(drop)
+}

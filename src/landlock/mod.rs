@@ -108,6 +108,8 @@ pub struct LandlockPlan {
     connect: Vec<u16>,
     scopes: BitFlags<Scope>,
     report: Report,
+    /// The pid that opened the rules: `/proc/self` resolved to `/proc/<this>`.
+    prepared_by: u32,
 }
 
 /// What restrict_self achieved.
@@ -300,6 +302,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
         connect,
         scopes,
         report,
+        prepared_by: std::process::id(),
     })
 }
 
@@ -544,6 +547,32 @@ fn ll_err(call: impl Into<String>) -> impl FnOnce(landlock::RulesetError) -> (St
     move |e| (call, io::Error::other(e.to_string()))
 }
 
+/// A rule under `/proc/<pid that prepared the plan>` came from `/proc/self` in the policy.
+/// When a forked child is the process being confined (`--init`, the process-group
+/// supervisor, `verify`), it must name the child's own /proc entry, not its parent's:
+/// reopen `/proc/self/...` here, in the process that will exec. O_PATH|O_CLOEXEC, as
+/// PathFd does; a failure aborts the launch (fail closed).
+fn reopen_for_this_process(
+    prepared_by: u32,
+    path: &Path,
+) -> Result<Option<std::fs::File>, (String, io::Error)> {
+    let me = std::process::id();
+    if me == prepared_by {
+        return Ok(None);
+    }
+    let Ok(rest) = path.strip_prefix(format!("/proc/{prepared_by}")) else {
+        return Ok(None);
+    };
+    let own = Path::new("/proc/self").join(rest);
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(&own)
+        .map(Some)
+        .map_err(|e| (format!("open({}) for a /proc/self rule", own.display()), e))
+}
+
 /// landlock_create_ruleset(2) + landlock_add_rule(2) + landlock_restrict_self(2) on this
 /// thread, with exactly the features `prepare` decided on and `HardRequirement`, so any
 /// surprise is an error rather than a silent drop.
@@ -593,8 +622,10 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
                 io::Error::other("path was not opened (dry-run plan)"),
             ));
         };
+        let reopened = reopen_for_this_process(plan.prepared_by, &r.path)?;
+        let fd = reopened.as_ref().map_or(fd.as_fd(), |f| f.as_fd());
         rc = rc
-            .add_rule(PathBeneath::new(fd.as_fd(), r.rights))
+            .add_rule(PathBeneath::new(fd, r.rights))
             .map_err(ll_err(format!("landlock_add_rule({})", r.path.display())))?;
     }
     if c.enforced("tcp") {

@@ -77,13 +77,6 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
             Outcome::Ok(format!("{:04o}", old.bits()))
         }
-        // Bind a TCP port on 127.0.0.1 (privileged-port test for a kept capability).
-        "tcp-bind" => match arg::<u16>(args, 0) {
-            Ok(port) => Outcome::from_io(std::net::TcpListener::bind(("127.0.0.1", port)), |_| {
-                String::new()
-            }),
-            Err(o) => o,
-        },
         "cwd" => Outcome::from_io(std::env::current_dir(), |p| p.display().to_string()),
         _ => return None,
     })

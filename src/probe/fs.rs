@@ -9,8 +9,19 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
     let a = |n: usize| args.get(n).map(String::as_str).unwrap_or("");
     let path = a(0);
     Some(match action {
-        "read" => Outcome::from_io(std::fs::read(path), |b| format!("{} bytes", b.len())),
-        // Read through a symlink, reporting where it points (the read follows it).
+        // At most 1 MiB: a device such as /dev/urandom never ends.
+        "read" => Outcome::from_io(read_bounded(path), |b| format!("{} bytes", b.len())),
+        // With TARGET LINK: plant LINK -> TARGET (in a writable dir), then read through it.
+        // A leftover LINK (an earlier control run) is removed first, so the attempt is real.
+        "symlink-read" if args.len() >= 2 => {
+            match remove_leftover(a(1)).and_then(|()| std::os::unix::fs::symlink(path, a(1))) {
+                Ok(()) => Outcome::from_io(std::fs::read(a(1)), |b| {
+                    format!("{} bytes via {path}", b.len())
+                }),
+                Err(e) => Outcome::Broken(format!("cannot plant the symlink: {e}")),
+            }
+        }
+        // Read through an existing symlink, reporting where it points (the read follows it).
         "symlink-read" => match std::fs::read_link(path) {
             Ok(to) => Outcome::from_io(std::fs::read(path), |b| {
                 format!("{} bytes via {}", b.len(), to.display())
@@ -42,7 +53,11 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
         "rename" => Outcome::from_io(std::fs::rename(path, a(1)), |_| String::new()),
         "unlink" => Outcome::from_io(std::fs::remove_file(path), |_| String::new()),
         "rmdir" => Outcome::from_io(std::fs::remove_dir(path), |_| String::new()),
-        "hardlink" => Outcome::from_io(std::fs::hard_link(path, a(1)), |_| String::new()),
+        // A leftover DST (an earlier control run) is removed first: EEXIST is no denial.
+        "hardlink" => match remove_leftover(a(1)) {
+            Ok(()) => Outcome::from_io(std::fs::hard_link(path, a(1)), |_| String::new()),
+            Err(e) => Outcome::Broken(format!("cannot remove the leftover {}: {e}", a(1))),
+        },
         "symlink" => Outcome::from_io(std::os::unix::fs::symlink(path, a(1)), |_| String::new()),
         // fork + execve PATH [ARGS...]: the execve errno, or "exit N" (the child's output
         // is discarded so the probe's one line stays last).
@@ -60,4 +75,22 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
         ),
         _ => return None,
     })
+}
+
+/// Remove `path` if it exists (not a directory); absent is fine.
+fn remove_leftover(path: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Read up to 1 MiB of `path`.
+fn read_bounded(path: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(1 << 20)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
 }

@@ -1,28 +1,47 @@
 //! Probe actions on sockets: TCP bind/connect, unix sockets, signals to outside. (Landlock net, scopes.)
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixStream};
 
 use super::{arg, Outcome};
 
+/// `[HOST] PORT`: one argument is a port on 127.0.0.1; two are a host and a port.
+fn host_port(args: &[String]) -> Result<(IpAddr, u16), Outcome> {
+    match args.len() {
+        1 => Ok((IpAddr::V4(Ipv4Addr::LOCALHOST), arg(args, 0)?)),
+        _ => Ok((arg(args, 0)?, arg(args, 1)?)),
+    }
+}
+
 pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
     Some(match action {
-        // connect(2) to 127.0.0.1:PORT.
-        "tcp-connect" => match arg::<u16>(args, 0) {
-            Ok(p) => Outcome::from_io(TcpStream::connect((Ipv4Addr::LOCALHOST, p)), |_| {
-                String::new()
-            }),
+        // connect(2) to [HOST] PORT (default host 127.0.0.1).
+        "tcp-connect" => match host_port(args) {
+            Ok(a) => Outcome::from_io(TcpStream::connect(a), |_| String::new()),
             Err(o) => o,
         },
-        // bind(2) (+ listen) on 127.0.0.1:PORT.
-        "tcp-bind" => match arg::<u16>(args, 0) {
-            Ok(p) => Outcome::from_io(TcpListener::bind((Ipv4Addr::LOCALHOST, p)), |l| {
+        // bind(2) (+ listen) on [HOST] PORT.
+        "tcp-bind" => match host_port(args) {
+            Ok(a) => Outcome::from_io(TcpListener::bind(a), |l| {
                 l.local_addr()
                     .map(|a| a.port().to_string())
                     .unwrap_or_default()
             }),
             Err(o) => o,
+        },
+        // sendto(2) of one UDP datagram to HOST PORT (Landlock has no UDP rules).
+        "udp-send" => match host_port(args) {
+            Ok(a) => Outcome::from_io(
+                UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).and_then(|u| u.send_to(b"clawjail", a)),
+                |n| format!("{n} bytes"),
+            ),
+            Err(o) => o,
+        },
+        // socket(AF_UNIX) + connect(2) to a pathname socket (docker.sock, ssh-agent).
+        "unix-connect" => match args.first() {
+            Some(path) => Outcome::from_io(UnixStream::connect(path), |_| String::new()),
+            None => Outcome::Broken("path".into()),
         },
         // connect(2) to the abstract unix socket "\0NAME".
         "abstract-connect" => match args.first() {

@@ -24,12 +24,22 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
         // fork, 4 threads (glibc tries clone3 first, then clone), join: "ok".
         "fork-and-threads" => fork_and_threads(),
         // TIOCSTI on a pty this process made its controlling tty; "high" sets bit 32 of cmd.
-        "tiocsti" => tiocsti(args.first().is_some_and(|a| a == "high")),
+        // With an fd number: TIOCSTI on that fd (verify hands each child a pty as its
+        // controlling terminal); otherwise acquire a pty here ("high": set bit 32 too).
+        "tiocsti" => match args.first().and_then(|a| a.parse::<i64>().ok()) {
+            Some(fd) => tiocsti_on(fd, false),
+            None => tiocsti(args.first().is_some_and(|a| a == "high")),
+        },
         // io_uring_setup(1, {})
         "io-uring-setup" => io_uring_setup(),
         // PTRACE_SEIZE of the parent (needs CAP_SYS_PTRACE: the parent is the root test
         // harness); SEIZE does not stop it, and exiting detaches.
         "ptrace-parent" => ptrace_seize(nix::unistd::getppid().as_raw()),
+        // PTRACE_SEIZE of any pid (verify: its own pid, a same-uid process outside).
+        "ptrace-attach" => match super::arg::<i32>(args, 0) {
+            Ok(pid) => ptrace_seize(pid),
+            Err(o) => o,
+        },
         // bpf(BPF_MAP_CREATE, array map) (needs CAP_BPF: unprivileged_bpf_disabled=2).
         "bpf-map-create" => bpf_map_create(),
         // perf_event_open(task clock, this process, user space only).
@@ -44,7 +54,7 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             [libc::O_CLOEXEC as i64 | 1, 0, 0, 0],
         )),
         // mount a tmpfs on DIR and unmount it again (needs CAP_SYS_ADMIN).
-        "mount-tmpfs" => match args.first() {
+        "mount-tmpfs" | "mount" => match args.first() {
             Some(dir) => mount_tmpfs(dir),
             None => Outcome::Broken("dir".into()),
         },
@@ -244,16 +254,21 @@ fn tiocsti(high_bits: bool) -> Outcome {
     ) {
         return Outcome::Broken(format!("TIOCSCTTY: errno {e}"));
     }
-    let c: u8 = b'#';
-    let cmd = libc::TIOCSTI as i64 | if high_bits { 1 << 32 } else { 0 };
-    let r = raw(unsafe_syscall(
-        libc::SYS_ioctl,
-        [pty.slave.as_raw_fd() as i64, cmd, &c as *const u8 as i64, 0],
-    ));
+    let r = tiocsti_on(pty.slave.as_raw_fd() as i64, high_bits);
     // Closing the master of our controlling tty would hang us up (SIGHUP) before the
     // answer is printed; keep both ends open until the process exits.
     std::mem::forget(pty);
     r
+}
+
+/// ioctl(fd, TIOCSTI, "#"), optionally with bit 32 set in the request (CVE-2019-10063).
+fn tiocsti_on(fd: i64, high_bits: bool) -> Outcome {
+    let c: u8 = b'#';
+    let cmd = libc::TIOCSTI as i64 | if high_bits { 1 << 32 } else { 0 };
+    raw(unsafe_syscall(
+        libc::SYS_ioctl,
+        [fd, cmd, &c as *const u8 as i64, 0],
+    ))
 }
 
 fn io_uring_setup() -> Outcome {

@@ -6,6 +6,7 @@
 #[macro_use]
 mod util;
 
+mod audit;
 mod landlock;
 mod launch;
 mod openclaw;
