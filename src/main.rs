@@ -3,6 +3,11 @@
 use clap::Parser;
 
 fn main() {
+    // Rust starts with SIGPIPE ignored, so `clawjail check | head` would panic on EPIPE;
+    // a CLI should end quietly instead. (`run` resets every signal before exec anyway.)
+    if let Err(e) = clawjail::sys::signal_default(libc::SIGPIPE) {
+        eprintln!("clawjail: rt_sigaction(SIGPIPE, SIG_DFL): {e}");
+    }
     let cli = clawjail::cli::Cli::parse();
     match clawjail::cli::run(cli) {
         Ok(code) => std::process::exit(code),

@@ -74,11 +74,37 @@ pub fn plan_json(plan: &Plan) -> Value {
     })
 }
 
-/// Render JSON as indented `key: value` text, section by section.
+/// The order `check` prints sections in: the policy, then the steps' order, then limits.
+const SECTION_ORDER: &[&str] = &[
+    "policy",
+    "identity",
+    "capabilities",
+    "session",
+    "limits",
+    "umask",
+    "workdir",
+    "no_new_privs",
+    "env",
+    "fds",
+    "landlock",
+    "seccomp",
+    "target",
+    "variables",
+    "steps",
+    "degraded",
+    "cannot_enforce",
+];
+
+/// Render JSON as indented `key: value` text, section by section (in `SECTION_ORDER`,
+/// then any others).
 pub fn render_text(v: &Value) -> String {
     let mut out = String::new();
     if let Value::Object(map) = v {
-        for (k, val) in map {
+        let known = SECTION_ORDER.iter().filter_map(|k| map.get_key_value(*k));
+        let others = map
+            .iter()
+            .filter(|(k, _)| !SECTION_ORDER.contains(&k.as_str()));
+        for (k, val) in known.chain(others) {
             out.push_str(&format!("[{k}]\n"));
             render_value(val, 1, &mut out);
             out.push('\n');
