@@ -389,7 +389,7 @@ fn check_secrets(p: &ProcInfo) -> Vec<Finding> {
                     "credentials in its environment: {} (every child process inherits them)",
                     secret.join(", ")
                 ),
-                "pass only what the gateway needs via env.files (0600, read before the drop) and keep them out of env.pass",
+                "every program the agent runs inherits these (an injected `env` prints them): keep the gateway token in its 0600 config (gateway.auth.token) instead; if it must be an env var, deliver it with env.files (never argv, never env.pass from a shared shell)",
             ));
         }
     }
