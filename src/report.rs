@@ -11,7 +11,7 @@ use crate::plan::{IdentityPlan, Plan};
 /// Limits of the kernel mechanisms that no policy can change; printed by `check`, the
 /// README and `verify`.
 pub const CANNOT_ENFORCE: &[&str] = &[
-    "Landlock Execute limits execve of files, not code: any readable ELF can be run through the dynamic loader (ld-linux-x86-64.so.2 /bin/sh) and an interpreter runs any readable script. Grant read on library directories, not on /usr/bin.",
+    "Landlock Execute limits execve of files, not code: any readable ELF can be run through the dynamic loader (ld-linux-x86-64.so.2 /bin/sh), an ELF copied into a memfd runs with execveat (no path, so no Landlock rule applies), and an interpreter runs any readable script. Grant read on library directories, not on /usr/bin; a tricked agent with Node can run code it writes, inside the same confinement.",
     "Landlock TCP rules match ports only: any host on an allowed port is reachable (cloud metadata 169.254.169.254:80 included if 80 is allowed); use nftables (meta skuid) or systemd IPAddressDeny= for addresses.",
     "UDP (DNS included) and ICMP are not controlled by Landlock on this kernel.",
     "listen() without bind() auto-binds an ephemeral port even when no bind rule allows it (landlock-lsm/linux#15).",

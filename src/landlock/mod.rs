@@ -47,7 +47,7 @@ use lower::{Deny, Entry, NodeInfo, Origin, Tree};
 
 /// What Landlock cannot do, stated in `check` (and docs/landlock.md).
 pub const LIMITS: &[&str] = &[
-    "Execute limits execve(2) of files, not code: any readable ELF can still be run through the dynamic loader (ld-linux-x86-64.so.2 /path/to/elf), and an interpreter runs any script it can read.",
+    "Execute limits execve(2) of files, not code: any readable ELF can still be run through the dynamic loader (ld-linux-x86-64.so.2 /path/to/elf), an ELF copied into a memfd runs with execveat(memfd, \"\", AT_EMPTY_PATH) (no path, no rule), and an interpreter runs any script it can read.",
     "TCP rules match ports only: no destination addresses, no UDP, and listen() without bind() auto-binds an ephemeral port even though no bind rule allows it (landlock-lsm/linux#15).",
     "network.bind port 0 allows the whole ephemeral range (net.ipv4.ip_local_port_range).",
     "A split directory (a deny or a read path beneath an allowed parent) has no rule of its own: it cannot be listed, and entries created in it after launch are unreachable.",

@@ -59,6 +59,10 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             Err(e) => Outcome::Broken(format!("cannot remove the leftover {}: {e}", a(1))),
         },
         "symlink" => Outcome::from_io(std::os::unix::fs::symlink(path, a(1)), |_| String::new()),
+        // Fileless exec: copy PATH (an ELF the probe can read) into a memfd and fork +
+        // execveat(memfd, "", AT_EMPTY_PATH) it with ARGS: "exit N" or the errno of the
+        // first step that failed (memfd_create, write, exec).
+        "memfd-exec" => memfd_exec(path, &args[1.min(args.len())..]),
         // fork + execve PATH [ARGS...]: the execve errno, or "exit N" (the child's output
         // is discarded so the probe's one line stays last).
         "exec" => Outcome::from_io(
@@ -93,4 +97,55 @@ fn read_bounded(path: &str) -> std::io::Result<Vec<u8>> {
         .take(1 << 20)
         .read_to_end(&mut buf)?;
     Ok(buf)
+}
+
+fn memfd_exec(path: &str, args: &[String]) -> Outcome {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Broken(format!("read {path}: {e}")),
+    };
+    let fd = match nix::sys::memfd::memfd_create(
+        c"clawjail-probe",
+        nix::sys::memfd::MFdFlags::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => return Outcome::Errno(e as i32),
+    };
+    let mut f = std::fs::File::from(fd);
+    if let Err(e) = f.write_all(&bytes) {
+        return Outcome::from_io::<()>(Err(e), |_| String::new());
+    }
+    // execveat(memfd, "", AT_EMPTY_PATH) in a child (fexecve), no path involved.
+    let mut argv = vec![std::ffi::CString::new("memfd").unwrap_or_default()];
+    argv.extend(
+        args.iter()
+            .filter_map(|a| std::ffi::CString::new(a.as_str()).ok()),
+    );
+    let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Errno(e as i32),
+    };
+    match crate::sys::fork() {
+        Err(e) => Outcome::from_io::<()>(Err(e), |_| String::new()),
+        Ok(0) => {
+            drop(r);
+            let e = crate::sys::fexecve(std::os::fd::AsFd::as_fd(&f), &argv, &[]);
+            let code = e.raw_os_error().unwrap_or(0);
+            // Report the exec errno to the parent, then exit.
+            let mut w = std::fs::File::from(w);
+            let _written = w.write_all(&code.to_ne_bytes()).is_ok();
+            std::process::exit(127);
+        }
+        Ok(pid) => {
+            drop(w);
+            let mut buf = Vec::new();
+            let _read = std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut buf).is_ok();
+            let status = crate::sys::waitpid(pid, 0).map(|(_, s)| s).unwrap_or(-1);
+            if buf.len() == 4 {
+                let n = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                return Outcome::Errno(n);
+            }
+            Outcome::Ok(format!("exit {}", crate::supervisor::exit_code(status)))
+        }
+    }
 }

@@ -874,6 +874,21 @@ fn limits(inp: &Inputs<'_>) -> Vec<Check> {
         c.limit_note = Some("Landlock Execute limits execve of files, not code: any readable ELF runs through the dynamic loader; keep /usr/bin out of read");
         v.push(c);
     }
+    // Same class, no file at all: a memfd has no path in any Landlock hierarchy, so
+    // execveat(memfd, "", AT_EMPTY_PATH) of a copied ELF is not an execve Landlock sees.
+    if let Ok(exe) = std::env::current_exe() {
+        let mut c = Check::new(
+            "memfd-exec",
+            Kind::Limit,
+            "landlock-fs",
+            "copy a readable ELF into a memfd and execveat it (fileless exec)".into(),
+            "memfd-exec",
+            vec![exe.display().to_string(), "--version".into()],
+            Expect::Observe,
+        );
+        c.limit_note = Some("Landlock Execute covers files reached by path; memfd_create + execveat runs code outside the exec set (same class as the loader row)");
+        v.push(c);
+    }
     let mut udp = Check::new(
         "udp",
         Kind::Limit,
