@@ -9,9 +9,7 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::fs::OpenOptionsExt;
 
 /// Exact names that load or run code, or weaken trust (glibc's unsecvars.h plus runtimes).
 const CODE_LOADING_NAMES: &[&str] = &[
@@ -160,6 +158,8 @@ pub enum EnvFileError {
     },
     #[error("env file {path}: not a regular file")]
     NotFile { path: String },
+    #[error("env file {why}")]
+    Unsafe { path: String, why: String },
     #[error("env file {path}:{line}: {message}")]
     Syntax {
         path: String,
@@ -168,17 +168,37 @@ pub enum EnvFileError {
     },
 }
 
-/// Read a KEY=VALUE file: opened without following a final symlink, checked on the open fd
-/// (no path race), mode 0600 or stricter, owned by root or the target user.
-pub fn read_env_file(path: &str, target_uid: u32) -> Result<Vec<(String, String)>, EnvFileError> {
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|source| EnvFileError::Open {
-            path: path.to_string(),
-            source,
+/// Read a KEY=VALUE file as root, before the drop. Resolved like a Landlock path: no
+/// symlink in a component the target user can write is followed (else a planted
+/// `creds/token.env -> /root/other.env` would hand the target another root-owned secret),
+/// then read through the resolved fd (no path race); a regular file, mode 0600 or
+/// stricter, owned by root or the target user.
+pub fn read_env_file(
+    path: &str,
+    target: &crate::identity::Ids,
+) -> Result<Vec<(String, String)>, EnvFileError> {
+    use crate::paths::PathError;
+    let resolved =
+        crate::paths::resolve(std::path::Path::new(path), target).map_err(|e| match e {
+            PathError::Missing { .. } => EnvFileError::Open {
+                path: path.to_string(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            },
+            other => EnvFileError::Unsafe {
+                path: path.to_string(),
+                why: other.to_string(),
+            },
         })?;
+    let target_uid = target.uid;
+    let mut f = crate::paths::reopen_for_read(&resolved).map_err(|e| match e {
+        crate::paths::PathError::Refused { .. } => EnvFileError::NotFile {
+            path: path.to_string(),
+        },
+        other => EnvFileError::Unsafe {
+            path: path.to_string(),
+            why: other.to_string(),
+        },
+    })?;
     let meta = f.metadata().map_err(|source| EnvFileError::Open {
         path: path.to_string(),
         source,
@@ -202,7 +222,6 @@ pub fn read_env_file(path: &str, target_uid: u32) -> Result<Vec<(String, String)
             target: target_uid,
         });
     }
-    let _fd = f.as_raw_fd();
     let mut text = String::new();
     f.read_to_string(&mut text)
         .map_err(|source| EnvFileError::Open {

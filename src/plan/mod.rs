@@ -477,7 +477,7 @@ fn build_env(loaded: &Loaded, vars: &Vars, ids: &Ids) -> Result<(EnvPlan, FdPlan
         };
         let path = expand_abs_path(loaded, vars, &raw, "env.files")?;
         let path_s = path.display().to_string();
-        let entries = match env::read_env_file(&path_s, ids.uid) {
+        let entries = match env::read_env_file(&path_s, ids) {
             Err(env::EnvFileError::Open { source, .. })
                 if optional && source.kind() == std::io::ErrorKind::NotFound =>
             {

@@ -125,3 +125,29 @@ fn unsupported_version_is_refused() {
         &["{policy}:1:11: error[unsupported-version]"],
     );
 }
+
+#[test]
+fn env_file_through_a_symlink_the_target_planted_is_refused() {
+    require_root!();
+    // A root-owned 0600 KEY=VALUE file the target must never see...
+    let s = Scratch::new("envfile-planted");
+    let other = s.file("root-only/other.env", "ROOT_SECRET=x\n", 0o600);
+    // ...and the target's own credentials dir, where it planted token.env -> other.env.
+    let creds = s.dir("creds", 0o700, Some((NOBODY, NOBODY)));
+    std::os::unix::fs::symlink(&other, creds.join("token.env")).unwrap();
+    refused(
+        "envfile-planted-run",
+        &format!(
+            "version = 1\n[identity]\nuser = 65534\ngroup = 65534\n[env]\nfiles = [{:?}]\n",
+            creds.join("token.env").display().to_string()
+        ),
+        &["could have planted", "token.env"],
+    );
+    // Control: the same file named directly is accepted (root-owned, 0600).
+    let pol = s.policy(&format!(
+        "{}\n[env]\nfiles = [{:?}]\n",
+        base_policy(&[], &[]),
+        other.display().to_string()
+    ));
+    assert_answer(&run_probe(&pol, "env-get", &["ROOT_SECRET"]), "ok x");
+}
