@@ -44,6 +44,7 @@
 //! | `env-names` | - | `ok A,B,C` | core (exists) |
 //! | `status` | - | status lines, then `ok` | core (exists) |
 
+pub mod canary;
 pub mod checks;
 pub mod fixtures;
 pub mod render;
@@ -211,7 +212,26 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
     )?;
     // After the fixtures: the planted secret must already be in our environment when
     // prepare builds the target's envp from it.
+    // Absent deny paths get an empty target-owned stand-in before the plan is built, so
+    // their rows attempt something real (removed when `canaries` drops).
+    let canaries = if privileged {
+        let deny: Vec<std::path::PathBuf> = view.deny.iter().map(|e| e.path.clone()).collect();
+        canary::plant(&deny, &ids)
+    } else {
+        canary::Canaries::default()
+    };
     let mut added = Vec::new();
+    if !canaries.created().is_empty() {
+        let list: Vec<String> = canaries
+            .created()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        added.push(format!(
+            "fixtures: empty directories for absent deny paths, owned by the target and removed afterwards: {}",
+            list.join(", ")
+        ));
+    }
     let plan = prepare_plan(loaded, cli_vars, &exe, &mut added);
     let (checks, cleanup) = checks::derive(&Inputs {
         view: &view,
@@ -251,6 +271,7 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
         .collect();
     let passed = row::settle(&mut rows);
     drop(fx);
+    drop(canaries);
     Ok(Report {
         policy: loaded.source.origin.display_name().to_string(),
         policy_sha256: loaded.source.sha256.clone(),
