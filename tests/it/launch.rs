@@ -600,3 +600,25 @@ fn init_supervisor_runs_as_the_target_user_without_privileges() {
     assert_eq!(proc_field(sup, "NoNewPrivs").as_deref(), Some("1"));
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn init_child_reads_its_own_proc_self_not_the_supervisors() {
+    require_root!();
+    // /proc/self in a policy is opened while preparing, in the process that becomes the
+    // supervisor; the forked child must get a rule for its own /proc entry.
+    let s = Scratch::new("init-proc-self");
+    let pol = s.policy(&base_policy(&["/proc/self"], &[]));
+    let o = init_cmd(&pol, &["status"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("NoNewPrivs:\t1"),
+        "status not readable under --init: {out}{}",
+        stderr(&o)
+    );
+    // Another process's /proc entry (world-readable without Landlock) stays out of reach.
+    let o = init_cmd(&pol, &["read", "/proc/1/status"])
+        .output()
+        .unwrap();
+    assert_answer(&o, "errno EACCES");
+}
