@@ -117,7 +117,8 @@ pub fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
     sock_filter { code, jt, jf, k }
 }
 
-/// One argument-guarded syscall: allowed when one rule matches, `otherwise` if none does.
+/// One argument-guarded syscall: the first rule that matches answers (`on_match`, or the
+/// rule's own fixed errno), `otherwise` if none does.
 ///
 /// Each rule is compiled by seccompiler, whose rule code falls through on a match and
 /// jumps just past the following instruction on a mismatch; we put `ret on_match` there.
@@ -142,7 +143,10 @@ pub fn rule_block(
             all => all,
         };
         out.extend_from_slice(body);
-        out.push(stmt(BPF_RET_K, on_match));
+        let answer = rule
+            .refuse
+            .map_or(on_match, |e| RET_ERRNO | (e as u32 & 0xffff));
+        out.push(stmt(BPF_RET_K, answer));
     }
     out.push(stmt(BPF_RET_K, otherwise));
     Ok(out)
@@ -428,7 +432,7 @@ mod tests {
 
     #[test]
     fn blocks_are_reached_and_rules_evaluated() {
-        let rule = Rule(vec![Cond::ne32(1, 0x5412, "TIOCSTI")]);
+        let rule = Rule::allow(vec![Cond::ne32(1, 0x5412, "TIOCSTI")]);
         let block = Block {
             label: "ioctl".into(),
             insns: rule_block(&[rule], RET_ALLOW, RET_ERRNO | 1).unwrap(),

@@ -71,7 +71,7 @@ pub fn all(allow_unix: bool) -> Vec<Guard> {
 fn allow_if(name: &'static str, why: &'static str, rules: Vec<Vec<Cond>>) -> Guard {
     Guard {
         name,
-        treatment: Treatment::AllowIf(rules.into_iter().map(Rule).collect()),
+        treatment: Treatment::AllowIf(rules.into_iter().map(Rule::allow).collect()),
         why,
     }
 }
@@ -170,13 +170,26 @@ fn socket_guard(allow_unix: bool) -> Guard {
         Cond::eq32(0, AF_NETLINK, "AF_NETLINK"),
         Cond::eq32(2, NETLINK_ROUTE, "NETLINK_ROUTE"),
     ]);
-    let why = if allow_unix {
+    if allow_unix {
         rules.push(vec![Cond::eq32(0, AF_UNIX, "AF_UNIX")]);
-        "TCP/UDP over IPv4/IPv6, route netlink, AF_UNIX (network.unix = true); no packet, raw, SCTP or MPTCP sockets (MPTCP and SCTP bypass Landlock's TCP rules)"
-    } else {
-        "TCP/UDP over IPv4/IPv6 and route netlink only; AF_UNIX needs network.unix = true (pathname sockets such as docker.sock and ssh-agent are not covered by Landlock below ABI 9); no packet, raw, SCTP or MPTCP sockets"
-    };
-    allow_if("socket", why, rules)
+        return allow_if(
+            "socket",
+            "TCP/UDP over IPv4/IPv6, route netlink, AF_UNIX (network.unix = true); no packet, raw, SCTP or MPTCP sockets (MPTCP and SCTP bypass Landlock's TCP rules)",
+            rules,
+        );
+    }
+    let mut g = allow_if(
+        "socket",
+        "TCP/UDP over IPv4/IPv6 and route netlink only; AF_UNIX needs network.unix = true (pathname sockets such as docker.sock and ssh-agent are not covered by Landlock below ABI 9), and without it gets EPERM whatever the action: glibc tries nscd's socket on every user lookup and falls back; no packet, raw, SCTP or MPTCP sockets",
+        rules,
+    );
+    if let Treatment::AllowIf(rules) = &mut g.treatment {
+        rules.insert(
+            0,
+            Rule::refuse(vec![Cond::eq32(0, AF_UNIX, "AF_UNIX")], libc::EPERM),
+        );
+    }
+    g
 }
 
 /// Calls with a fixed answer that callers know how to fall back from.
@@ -268,7 +281,10 @@ mod tests {
 
     fn allowed(g: &Guard, args: [u64; 6]) -> bool {
         match &g.treatment {
-            Treatment::AllowIf(rules) => rules.iter().any(|r| r.matches(&args)),
+            Treatment::AllowIf(rules) => rules
+                .iter()
+                .find(|r| r.matches(&args))
+                .is_some_and(|r| r.refuse.is_none()),
             _ => false,
         }
     }

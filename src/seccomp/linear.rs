@@ -20,8 +20,11 @@ pub fn seccompiler_equivalent(plan: &SeccompPlan) -> Result<BpfProgram, seccompi
                 rules.insert(i64::from(e.nr), Vec::new());
             }
             Verdict::AllowIf(rs) => {
+                // The linear chain has one match action (allow): fixed refusals are left
+                // to its mismatch action (EPERM), which is the same answer.
                 let compiled = rs
                     .iter()
+                    .filter(|r| r.refuse.is_none())
                     .map(|r| r.compile())
                     .collect::<Result<Vec<_>, _>>()?;
                 rules.insert(i64::from(e.nr), compiled);

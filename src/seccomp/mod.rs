@@ -191,7 +191,12 @@ impl SeccompPlan {
         }
         match self.entries.binary_search_by_key(&nr, |e| e.nr) {
             Ok(i) => match &self.entries[i].verdict {
-                Verdict::AllowIf(rules) if rules.iter().any(|r| r.matches(args)) => bpf::RET_ALLOW,
+                Verdict::AllowIf(rules) => match rules.iter().find(|r| r.matches(args)) {
+                    Some(r) => r
+                        .refuse
+                        .map_or(bpf::RET_ALLOW, |e| bpf::RET_ERRNO | (e as u32 & 0xffff)),
+                    None => deny_ret(self.action),
+                },
                 v => ret_for(v, self.action),
             },
             Err(_) => deny_ret(self.action),

@@ -138,20 +138,42 @@ impl fmt::Display for Cond {
     }
 }
 
-/// Conditions that must all hold (AND). A syscall's rules are alternatives (OR).
+/// Conditions that must all hold (AND). A syscall's rules are alternatives (OR), tried in
+/// order; the first that matches answers: allow, or its fixed errno (`refuse`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule(pub Vec<Cond>);
+pub struct Rule {
+    pub conds: Vec<Cond>,
+    /// `Some(errno)`: a match is refused with this errno whatever the policy action — for
+    /// argument values programs routinely probe and fall back from.
+    pub refuse: Option<i32>,
+}
 
 impl Rule {
+    /// A rule whose match allows the call.
+    pub fn allow(conds: Vec<Cond>) -> Rule {
+        Rule {
+            conds,
+            refuse: None,
+        }
+    }
+
+    /// A rule whose match gets `errno`, never the policy action (kill/log).
+    pub fn refuse(conds: Vec<Cond>, errno: i32) -> Rule {
+        Rule {
+            conds,
+            refuse: Some(errno),
+        }
+    }
+
     pub fn matches(&self, args: &[u64; 6]) -> bool {
-        self.0.iter().all(|c| c.matches(args))
+        self.conds.iter().all(|c| c.matches(args))
     }
 
     /// seccompiler's rule, whose BPF is "fall through on match, skip the next instruction
     /// otherwise" (seccompiler src/backend/rule.rs).
     pub fn compile(&self) -> Result<SeccompRule, seccompiler::BackendError> {
         let conds = self
-            .0
+            .conds
             .iter()
             .map(Cond::compile)
             .collect::<Result<Vec<_>, _>>()?;
@@ -161,8 +183,12 @@ impl Rule {
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|c| c.to_string()).collect();
-        write!(f, "{}", parts.join(" && "))
+        let parts: Vec<String> = self.conds.iter().map(|c| c.to_string()).collect();
+        write!(f, "{}", parts.join(" && "))?;
+        match self.refuse {
+            Some(e) => write!(f, " => ERRNO({}) always", crate::probe::errno_name(e)),
+            None => Ok(()),
+        }
     }
 }
 

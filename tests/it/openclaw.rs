@@ -345,3 +345,20 @@ fn gateway_policy_denies_the_four_forbidden_actions() {
     }
     drop(listener);
 }
+
+/// The strict profile (derived from traces of the gateway) with action = "kill": any
+/// syscall the gateway needs at start and the profile lacks would kill it (SIGSYS), so a
+/// healthy gateway here is the real-workload proof of the strict list and the fixed
+/// answers (clone3 ENOSYS, io_uring EPERM, socket(AF_UNIX) EPERM for glibc's nscd probe).
+#[test]
+fn gateway_runs_under_the_strict_profile_with_action_kill() {
+    let _ = require_openclaw!();
+    let text = std::fs::read_to_string(Path::new(POLICIES).join("openclaw-gateway.toml")).unwrap();
+    let strict = text
+        .replace("profile = \"default\"", "profile = \"strict\"")
+        .replace("action = \"errno\"", "action = \"kill\"");
+    assert_ne!(strict, text);
+    let scratch = Scratch::new("gw-strict-policy");
+    let path = scratch.file("openclaw-gateway-strict-kill.toml", &strict, 0o644);
+    gateway_comes_up_confined(path.to_str().unwrap());
+}

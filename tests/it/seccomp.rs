@@ -193,7 +193,18 @@ fn socket_families_outside_tcp_udp_route_netlink_are_denied() {
 fn af_unix_needs_network_unix() {
     require_root!();
     let unix_stream = ["1", "1", "0"];
-    assert_filter_denies("sc-unix", &[], "socket", &unix_stream);
+    // Control: the same uid without the filter creates the socket.
+    assert_answer(&bare(&[], "socket", &unix_stream), "ok");
+    // EPERM, and EPERM even under action = "kill": glibc tries nscd's socket on every
+    // user lookup (os.userInfo() in the gateway) and falls back; a kill there would take
+    // down any program that resolves a user name.
+    let s = Scratch::new("sc-unix");
+    assert_answer(
+        &run_probe(&policy(&s, &[], ""), "socket", &unix_stream),
+        "errno EPERM",
+    );
+    let kill = policy(&s, &[], "[seccomp]\naction = \"kill\"\n");
+    assert_answer(&run_probe(&kill, "socket", &unix_stream), "errno EPERM");
     let s = Scratch::new("sc-unix-on");
     let p = policy(&s, &[], "[network]\nunix = true\n");
     assert_answer(&run_probe(&p, "socket", &unix_stream), "ok");
