@@ -138,7 +138,8 @@ fn with_leaked_fd(c: &mut Command, secret: &std::path::Path) {
         use std::os::fd::AsRawFd;
         let raw = f.as_raw_fd();
         c.pre_exec(move || {
-            if libc::dup2(raw, 7) < 0 {
+            // Clear O_CLOEXEC explicitly: dup2(7, 7) would be a no-op that keeps it.
+            if libc::dup2(raw, 7) < 0 || libc::fcntl(7, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -621,4 +622,57 @@ fn init_child_reads_its_own_proc_self_not_the_supervisors() {
         .output()
         .unwrap();
     assert_answer(&o, "errno EACCES");
+}
+
+/// Hand clawjail fd 3 as systemd socket activation would: LISTEN_FDS=1 and LISTEN_PID set
+/// to clawjail's own pid (known only after fork, so set in pre_exec; Command passes the
+/// child's `environ` when its env is not modified).
+fn with_socket_activation(c: &mut Command, file: &std::path::Path) {
+    let f = std::fs::File::open(file).unwrap();
+    // SAFETY: runs in the forked child before exec; single-threaded there, so setenv
+    // cannot race; dup2 is async-signal-safe. `f` outlives spawn in the parent.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        let raw = f.as_raw_fd();
+        c.pre_exec(move || {
+            // dup2(3, 3) is a no-op that keeps O_CLOEXEC, so clear it explicitly.
+            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let pid = std::ffi::CString::new(libc::getpid().to_string()).unwrap_or_default();
+            libc::setenv(c"LISTEN_PID".as_ptr(), pid.as_ptr(), 1);
+            libc::setenv(c"LISTEN_FDS".as_ptr(), c"1".as_ptr(), 1);
+            Ok(())
+        });
+    }
+    std::mem::forget(f);
+}
+
+#[test]
+fn socket_activation_fds_pass_only_when_the_policy_allows_it() {
+    require_root!();
+    let s = Scratch::new("listen-fds");
+    let sock = s.file("activation", "activated\n", 0o600);
+    let run = |pol: &std::path::Path, args: &[&str]| {
+        let mut c = Command::new(clawjail_bin());
+        c.args(["run", "--policy"])
+            .arg(pol)
+            .arg("--")
+            .arg(probe())
+            .args(args);
+        with_socket_activation(&mut c, &sock);
+        c.output().unwrap()
+    };
+    let allowed = s.policy(&format!(
+        "{}\n[env]\nsocket_activation = true\n",
+        base_policy(&[], &[])
+    ));
+    assert_answer(&run(&allowed, &["read-fd", "3"]), "ok activated");
+    assert_answer(&run(&allowed, &["env-get", "LISTEN_FDS"]), "ok 1");
+    // Without the policy key, fd 3 is closed at exec and LISTEN_* never reach the target.
+    let s2 = Scratch::new("listen-fds-off");
+    let denied = s2.policy(&base_policy(&[], &[]));
+    assert_answer(&run(&denied, &["read-fd", "3"]), "errno EBADF");
+    assert_answer(&run(&denied, &["env-names"]), "ok");
+    assert!(!stdout(&run(&denied, &["env-names"])).contains("LISTEN"));
 }
