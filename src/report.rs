@@ -161,7 +161,12 @@ fn render_value(v: &Value, depth: usize, out: &mut String) {
                 }
             }
         }
-        other => out.push_str(&format!("{pad}{}\n", scalar(other).unwrap_or_default())),
+        other => {
+            // Multi-line text (the BPF disassembly): indent every line alike.
+            for line in scalar(other).unwrap_or_default().lines() {
+                out.push_str(&format!("{pad}{line}\n"));
+            }
+        }
     }
 }
 
