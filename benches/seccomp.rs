@@ -43,15 +43,7 @@ fn fail(msg: &str) -> ! {
 
 fn linear_program(plan: &SeccompPlan) -> Vec<libc::sock_filter> {
     match seccomp::linear::seccompiler_equivalent(plan) {
-        Ok(p) => p
-            .iter()
-            .map(|i| libc::sock_filter {
-                code: i.code,
-                jt: i.jt,
-                jf: i.jf,
-                k: i.k,
-            })
-            .collect(),
+        Ok(p) => seccomp::bpf::to_kernel(&p),
         Err(e) => fail(&format!("seccompiler: {e}")),
     }
 }

@@ -104,6 +104,20 @@ pub enum EmitError {
     Rule(String),
 }
 
+/// The kernel's `struct sock_filter` array for seccomp(2), from seccompiler's
+/// instruction type (same fields, a different Rust type).
+pub fn to_kernel(insns: &[sock_filter]) -> Vec<libc::sock_filter> {
+    insns
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect()
+}
+
 pub fn stmt(code: u16, k: u32) -> sock_filter {
     sock_filter {
         code,

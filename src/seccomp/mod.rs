@@ -262,16 +262,7 @@ pub fn compile(
     // (rust-vmm/seccompiler#74); this span does, whatever the allowlist says.
     push(syscalls::X32_SYSCALL_BIT, Leaf::Ret(x32_ret(action)));
     let program = bpf::emit(syscalls::AUDIT_ARCH_X86_64, &spans, &blocks).map_err(refuse)?;
-    let kernel_insns = program
-        .insns
-        .iter()
-        .map(|i| libc::sock_filter {
-            code: i.code,
-            jt: i.jt,
-            jf: i.jf,
-            k: i.k,
-        })
-        .collect();
+    let kernel_insns = bpf::to_kernel(&program.insns);
     Ok(SeccompPlan {
         profile,
         action,
