@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 runs=${RUNS:-300}
 
 cargo build --release --quiet
+# Also a static-pie build (glibc static, its built-in files NSS): no ld.so relocation or
+# shared-library page faults at every launch. Separate target dir: crt-static must not
+# reach proc-macros, hence the explicit --target.
+CARGO_TARGET_DIR=target/static RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --release --quiet --target x86_64-unknown-linux-gnu
 work=$(mktemp -d /tmp/cj-bench-launch.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
@@ -23,6 +28,7 @@ group = 65534
 exec = ["$work/tiny"]
 POL
 cp target/release/clawjail "$work/clawjail"
+cp target/static/x86_64-unknown-linux-gnu/release/clawjail "$work/clawjail-static"
 
 python3 - "$work" "$runs" <<'PY'
 import os, statistics, subprocess, sys, time
@@ -33,6 +39,7 @@ cmds = {
     "setpriv": ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", tiny],
     "clawjail": [f"{work}/clawjail", "run", "--policy", f"{work}/policy.toml", "--", tiny],
+    "static": [f"{work}/clawjail-static", "run", "--policy", f"{work}/policy.toml", "--", tiny],
 }
 env = {"PATH": "/usr/bin:/bin", "CLAWJAIL_LOG": "off"}
 times = {k: [] for k in cmds}
@@ -47,8 +54,9 @@ med = {k: statistics.median(v) / 1e6 for k, v in times.items()}
 print(f"launch overhead, median of {runs} interleaved runs (ms):")
 for k in cmds:
     print(f"  {k:9s} {med[k]:7.3f}")
-print(f"  clawjail adds {med['clawjail'] - med['bare']:.3f} ms over bare, "
-      f"{med['clawjail'] - med['setpriv']:+.3f} ms vs setpriv "
-      f"(setpriv adds {med['setpriv'] - med['bare']:.3f} ms); "
-      f"ratio clawjail/setpriv added time = {(med['clawjail']-med['bare'])/max(med['setpriv']-med['bare'],1e-9):.2f}")
+added = {k: med[k] - med["bare"] for k in cmds}
+print(f"  added over bare: setpriv {added['setpriv']:.3f} ms, clawjail {added['clawjail']:.3f} ms, "
+      f"clawjail static-pie {added['static']:.3f} ms")
+for k in ("clawjail", "static"):
+    print(f"  ratio {k}/setpriv added time = {added[k] / max(added['setpriv'], 1e-9):.2f}")
 PY
