@@ -91,24 +91,6 @@ pub fn set_process_sets(keep: &[Capability]) -> Result<(), (String, io::Error)> 
     Ok(())
 }
 
-/// What the current process holds, for the report.
-pub fn current_sets() -> Vec<(&'static str, String)> {
-    let fmt = |s: CapSet| match caps::read(None, s) {
-        Ok(set) => {
-            let mut v: Vec<String> = set.iter().map(|c| c.to_string()).collect();
-            v.sort();
-            v.join(",")
-        }
-        Err(e) => format!("unreadable: {e}"),
-    };
-    vec![
-        ("permitted", fmt(CapSet::Permitted)),
-        ("effective", fmt(CapSet::Effective)),
-        ("inheritable", fmt(CapSet::Inheritable)),
-        ("ambient", fmt(CapSet::Ambient)),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,10 +12,3 @@ pub fn mark_cloexec_from(first: u32) -> Result<(), (String, io::Error)> {
     crate::sys::cloexec_from(first)
         .map_err(|e| (format!("close_range({first}, ~0, CLOSE_RANGE_CLOEXEC)"), e))
 }
-
-/// Count the fds currently open (for the report), from /proc/self/fd.
-pub fn count_open() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}

@@ -25,16 +25,6 @@ pub fn capbset_drop(cap: u32) -> io::Result<()> {
     .map(drop)
 }
 
-/// `prctl(PR_CAPBSET_READ, cap)`: whether `cap` is still in the bounding set.
-pub fn capbset_read(cap: u32) -> io::Result<bool> {
-    // SAFETY: integer arguments only.
-    check(
-        unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) }
-            as libc::c_long,
-    )
-    .map(|r| r == 1)
-}
-
 /// `prctl(PR_SET_SECUREBITS, bits)` — capabilities(7) "The securebits flags".
 pub fn set_securebits(bits: u32) -> io::Result<()> {
     // SAFETY: integer arguments only.
@@ -43,13 +33,6 @@ pub fn set_securebits(bits: u32) -> io::Result<()> {
             as libc::c_long,
     )
     .map(drop)
-}
-
-/// `prctl(PR_GET_SECUREBITS)`.
-pub fn get_securebits() -> io::Result<u32> {
-    // SAFETY: no arguments beyond the option.
-    check(unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) } as libc::c_long)
-        .map(|r| r as u32)
 }
 
 /// `prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)` — works unprivileged.

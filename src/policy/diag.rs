@@ -123,11 +123,11 @@ fn classify(raw: &str, table: &str, spanned_text: &str) -> (&'static str, String
         );
     }
     if raw.starts_with("unknown variant") {
-        let key = spanned_key(spanned_text, table);
+        let key = table.to_string();
         return ("bad-value", key, raw.replace('`', "\""));
     }
     if raw.starts_with("invalid type") || raw.contains("data did not match any variant") {
-        let key = spanned_key(spanned_text, table);
+        let key = table.to_string();
         let msg = if raw.contains("did not match any variant") {
             format!(
                 "value {} has the wrong type {in_table}",
@@ -139,20 +139,12 @@ fn classify(raw: &str, table: &str, spanned_text: &str) -> (&'static str, String
         return ("wrong-type", key, msg);
     }
     if raw.starts_with("invalid limit") {
-        return (
-            "bad-value",
-            spanned_key(spanned_text, table),
-            raw.to_string(),
-        );
+        return ("bad-value", table.to_string(), raw.to_string());
     }
     if raw.contains("duplicate key") {
         return ("duplicate-key", table.to_string(), raw.replace('`', "\""));
     }
     ("syntax", table.to_string(), raw.replace('`', "\""))
-}
-
-fn spanned_key(_spanned: &str, table: &str) -> String {
-    table.to_string()
 }
 
 /// The `[table]` header in force at a byte offset ("" for the top level).
