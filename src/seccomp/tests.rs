@@ -266,6 +266,16 @@ fn kill_keeps_the_fixed_answers() {
         answer(&p, "io_uring_enter", [0; 6]),
         RET_ERRNO | libc::EPERM as u32
     );
+    // glibc's nscd probe: socket(AF_UNIX) without network.unix is EPERM, never KILL.
+    assert_eq!(
+        answer(&p, "socket", [1, 1, 0, 0, 0, 0]),
+        RET_ERRNO | libc::EPERM as u32
+    );
+    // Other refused families still take the policy action.
+    assert_eq!(
+        answer(&p, "socket", [17, 3, 768, 0, 0, 0]),
+        RET_KILL_PROCESS
+    );
     assert_eq!(answer(&p, "unshare", [0; 6]), RET_KILL_PROCESS);
     assert_eq!(
         answer(&p, "ioctl", [0, TIOCSTI, 0, 0, 0, 0]),
@@ -283,6 +293,11 @@ fn log_mode_logs_instead_of_denying_but_keeps_fixed_answers_and_abi_checks() {
     assert_eq!(answer(&p, "unshare", [0x1000_0000, 0, 0, 0, 0, 0]), RET_LOG);
     assert_eq!(answer(&p, "ioctl", [0, TIOCSTI, 0, 0, 0, 0]), RET_LOG);
     assert_eq!(answer(&p, "acct", [0; 6]), RET_LOG, "unlisted");
+    assert_eq!(
+        answer(&p, "socket", [1, 1, 0, 0, 0, 0]),
+        RET_ERRNO | libc::EPERM as u32,
+        "socket(AF_UNIX) keeps its fixed EPERM in log mode"
+    );
     assert_eq!(
         answer(&p, "clone3", [0; 6]),
         RET_ERRNO | libc::ENOSYS as u32
