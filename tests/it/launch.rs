@@ -130,17 +130,26 @@ fn ignored_and_blocked_signals_do_not_leak_into_the_target() {
     assert_ne!(status_field(&out, "SigBlk"), "0000000000000000");
 }
 
-/// Leak `secret` into the child as fd 7 without O_CLOEXEC.
-fn with_leaked_fd(c: &mut Command, secret: &std::path::Path) {
-    let f = std::fs::File::open(secret).unwrap();
-    // SAFETY: dup2 is async-signal-safe; `f` stays alive in the parent until spawn returns.
+/// Hand `file` to the child as fd `fd`, without O_CLOEXEC (a leak, or a socket-activation
+/// fd). With `activation`, also set LISTEN_FDS=1 and LISTEN_PID to the child's own pid
+/// (known only after fork; Command passes the child's `environ` when its env is not
+/// modified), as systemd would.
+fn inherit_fd(c: &mut Command, file: &std::path::Path, fd: i32, activation: bool) {
+    let f = std::fs::File::open(file).unwrap();
+    // SAFETY: runs in the forked child before exec; single-threaded there, so setenv
+    // cannot race; dup2/fcntl are async-signal-safe. `f` outlives spawn in the parent.
     unsafe {
         use std::os::fd::AsRawFd;
         let raw = f.as_raw_fd();
         c.pre_exec(move || {
-            // Clear O_CLOEXEC explicitly: dup2(7, 7) would be a no-op that keeps it.
-            if libc::dup2(raw, 7) < 0 || libc::fcntl(7, libc::F_SETFD, 0) < 0 {
+            // Clear O_CLOEXEC explicitly: dup2(fd, fd) would be a no-op that keeps it.
+            if libc::dup2(raw, fd) < 0 || libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if activation {
+                let pid = std::ffi::CString::new(libc::getpid().to_string()).unwrap_or_default();
+                libc::setenv(c"LISTEN_PID".as_ptr(), pid.as_ptr(), 1);
+                libc::setenv(c"LISTEN_FDS".as_ptr(), c"1".as_ptr(), 1);
             }
             Ok(())
         });
@@ -160,7 +169,7 @@ fn a_leaked_fd_is_not_readable_by_the_target() {
         .arg("--")
         .arg(probe())
         .args(["read-fd", "7"]);
-    with_leaked_fd(&mut c, &secret);
+    inherit_fd(&mut c, &secret, 7, false);
     let o = c.output().unwrap();
     assert_answer(&o, "errno EBADF");
     // Control: without clawjail the leaked fd reads the secret (even as uid 65534).
@@ -168,7 +177,7 @@ fn a_leaked_fd_is_not_readable_by_the_target() {
     bare.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(probe())
         .args(["read-fd", "7"]);
-    with_leaked_fd(&mut bare, &secret);
+    inherit_fd(&mut bare, &secret, 7, false);
     assert_answer(&bare.output().unwrap(), "ok s3cret");
 }
 
@@ -624,30 +633,6 @@ fn init_child_reads_its_own_proc_self_not_the_supervisors() {
     assert_answer(&o, "errno EACCES");
 }
 
-/// Hand clawjail fd 3 as systemd socket activation would: LISTEN_FDS=1 and LISTEN_PID set
-/// to clawjail's own pid (known only after fork, so set in pre_exec; Command passes the
-/// child's `environ` when its env is not modified).
-fn with_socket_activation(c: &mut Command, file: &std::path::Path) {
-    let f = std::fs::File::open(file).unwrap();
-    // SAFETY: runs in the forked child before exec; single-threaded there, so setenv
-    // cannot race; dup2 is async-signal-safe. `f` outlives spawn in the parent.
-    unsafe {
-        use std::os::fd::AsRawFd;
-        let raw = f.as_raw_fd();
-        c.pre_exec(move || {
-            // dup2(3, 3) is a no-op that keeps O_CLOEXEC, so clear it explicitly.
-            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let pid = std::ffi::CString::new(libc::getpid().to_string()).unwrap_or_default();
-            libc::setenv(c"LISTEN_PID".as_ptr(), pid.as_ptr(), 1);
-            libc::setenv(c"LISTEN_FDS".as_ptr(), c"1".as_ptr(), 1);
-            Ok(())
-        });
-    }
-    std::mem::forget(f);
-}
-
 #[test]
 fn socket_activation_fds_pass_only_when_the_policy_allows_it() {
     require_root!();
@@ -660,7 +645,7 @@ fn socket_activation_fds_pass_only_when_the_policy_allows_it() {
             .arg("--")
             .arg(probe())
             .args(args);
-        with_socket_activation(&mut c, &sock);
+        inherit_fd(&mut c, &sock, 3, true);
         c.output().unwrap()
     };
     let allowed = s.policy(&format!(
