@@ -57,7 +57,10 @@ openclaw_ok() {
 # Make the cache usable by an unprivileged uid: a+rX on the tree, and o+x on every parent
 # directory up to / (a 0700 parent anywhere on the path would hide the whole cache).
 fix_perms() {
-    chmod -R a+rX "$OPENCLAW_CACHE"
+    # Only what lacks the bits: a blanket chmod -R would rewrite the metadata of ~10k files
+    # on every run (minutes on an overlayfs, where each chmod copies the file up).
+    find "$OPENCLAW_CACHE" ! -type l \( -type d ! -perm -0555 -o ! -perm -0444 \
+        -o -perm /0111 ! -perm -0555 \) -exec chmod a+rX {} +
     local d
     d="$(dirname "$OPENCLAW_CACHE")"
     while [[ "$d" != "/" ]]; do
