@@ -16,7 +16,7 @@
 #   `.openclaw-lifecycle-pending` and the first launch tries to write into the package
 #   tree, which fails for a read-only / foreign-owned install ("package lifecycle is
 #   incomplete"). We check for that marker and fail loudly if it is still there.
-# - The gateway runs as a dedicated uid (65534 in tests), so the whole cache must be
+# - The gateway runs as a dedicated uid (openclaw; 65534 in some tests), so the whole cache must be
 #   readable and executable by other users, and every parent directory traversable.
 set -euo pipefail
 
