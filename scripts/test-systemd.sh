@@ -152,14 +152,18 @@ say "examples/systemd/install.sh: ok (twice)"
 prop() { in_ct systemctl show -P "$1" "$unit"; }
 main_pid() { prop MainPID; }
 healthz() { in_ct curl -fsS --max-time 2 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; }
-# Wait until the unit is active with a main pid other than $1 and /healthz answers.
+# Wait until the unit is active with a main pid other than $1 and /healthz answers. $3: the
+# restart count systemd may have reached; more means the gateway crashed (a crash loop shows
+# as "active" between restarts until the start limit, so the state alone is not enough).
 wait_healthy() {
-    local old="$1" what="$2" t0 pid=0 st=""
+    local old="$1" what="$2" restarts="$3" t0 pid=0 st="" n
     t0=$(date +%s)
     while [ $(($(date +%s) - t0)) -lt "$HEALTH_TIMEOUT" ]; do
         st="$(prop ActiveState)"
         pid="$(main_pid)"
         [ "$st" != failed ] || fail "$what: unit failed"
+        n="$(prop NRestarts)"
+        [ "$n" -le "$restarts" ] || fail "$what: the gateway exited and systemd restarted it (NRestarts $n)"
         if [ "$st" = active ] && [ "$pid" != 0 ] && [ "$pid" != "$old" ] && healthz; then
             return 0
         fi
@@ -175,7 +179,7 @@ journal_after() { in_ct journalctl -u "$unit" --no-pager -o cat --after-cursor "
 c="$(cursor)"
 t=$(now)
 in_ct systemctl start "$unit" || fail "systemctl start"
-wait_healthy 0 "start"
+wait_healthy 0 "start" 0
 t_start="$(since "$t")"
 pid="$(main_pid)"
 say "start: active, /healthz answers after ${t_start}s (main pid $pid)"
@@ -210,7 +214,7 @@ say "main process: Uid/Gid $uid/$gid, Groups empty, Cap* 0, NoNewPrivs 1, Seccom
 # --- 4. kill -9 ---------------------------------------------------------------------------
 t=$(now)
 in_ct kill -9 "$pid"
-wait_healthy "$pid" "restart after kill -9"
+wait_healthy "$pid" "restart after kill -9" 1
 t_kill="$(since "$t")"
 [ "$(prop NRestarts)" = 1 ] || fail "NRestarts is $(prop NRestarts) after kill -9, want 1"
 in_ct test ! -e "/proc/$pid" || fail "killed pid $pid still exists"
@@ -221,7 +225,7 @@ say "kill -9: systemd restarted it (NRestarts 1), /healthz answers after ${t_kil
 t=$(now)
 in_ct systemctl restart "$unit" || fail "systemctl restart"
 t_restart_cmd="$(since "$t")"
-wait_healthy "$pid" "restart"
+wait_healthy "$pid" "restart" 1
 t_restart="$(since "$t")"
 in_ct test ! -e "/proc/$pid" || fail "old main pid $pid survived the restart"
 pid="$(main_pid)"
