@@ -150,16 +150,66 @@ pub fn load_policy(flag: Option<&PathBuf>) -> Result<Loaded, policy::PolicyError
     };
     let text = match &origin {
         Origin::Embedded => policy::EMBEDDED_DEFAULT.to_string(),
-        Origin::Flag(p) | Origin::Env(p) | Origin::System(p) => std::fs::read_to_string(p)
-            .map_err(|e| {
-                policy::PolicyError::whole(
-                    p,
-                    "unreadable",
-                    format!("cannot read policy ({}): {e}", origin.how()),
-                )
-            })?,
+        Origin::Flag(p) | Origin::Env(p) | Origin::System(p) => read_policy_file(p, &origin)?,
     };
     policy::load(Source::new(origin, text))
+}
+
+/// Most bytes of a policy file (the shipped one is a few KiB).
+pub const POLICY_MAX: u64 = 1024 * 1024;
+
+/// Read a policy file the way root may trust it: reached by the safe walk (no other user's
+/// symlink, `paths::Trust`), a regular file (a FIFO would block, /dev/zero never ends),
+/// owned by root or the caller, not group/other-writable (else another user could rewrite
+/// what root enforces), at most [`POLICY_MAX`] bytes, UTF-8.
+fn read_policy_file(p: &str, origin: &Origin) -> Result<String, policy::PolicyError> {
+    use crate::paths::{self, PathError, ReadError, Trust};
+    let whole = |code, msg: String| policy::PolicyError::whole(p, code, msg);
+    let how = origin.how();
+    let path = std::path::Path::new(p);
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| whole("unreadable", format!("cannot read policy ({how}): {e}")))?
+            .join(path)
+    };
+    let r = paths::resolve(&abs, &Trust::for_caller()).map_err(|e| match e {
+        PathError::UnsafeSymlink { .. } => whole(
+            "untrusted-policy",
+            format!("refusing the policy ({how}): {e}"),
+        ),
+        e => whole("unreadable", format!("cannot read policy ({how}): {e}")),
+    })?;
+    if !r.meta.is_regular() {
+        return Err(whole(
+            "untrusted-policy",
+            format!("refusing the policy ({how}): not a regular file (a FIFO or device could block or never end); pass a regular file"),
+        ));
+    }
+    let caller = nix::unistd::getuid().as_raw();
+    if r.meta.uid != 0 && r.meta.uid != caller {
+        return Err(whole(
+            "untrusted-policy",
+            format!("refusing the policy ({how}): owned by uid {}, neither root nor the caller (uid {caller}), so someone else decides what is enforced; fix: chown root:root {p}", r.meta.uid),
+        ));
+    }
+    if r.meta.mode & 0o022 != 0 {
+        return Err(whole(
+            "untrusted-policy",
+            format!("refusing the policy ({how}): mode {:04o} lets group or others rewrite it; fix: chmod go-w {p}", r.meta.mode & 0o7777),
+        ));
+    }
+    let bytes = paths::read_capped(&r, POLICY_MAX).map_err(|e| match e {
+        ReadError::Path(e) => whole("unreadable", format!("cannot read policy ({how}): {e}")),
+        e => whole("untrusted-policy", format!("refusing the policy ({how}): {e}")),
+    })?;
+    String::from_utf8(bytes).map_err(|_| {
+        whole(
+            "unreadable",
+            format!("cannot read policy ({how}): not UTF-8 text"),
+        )
+    })
 }
 
 /// Set up tracing on stderr (text or one JSON object per line).

@@ -37,7 +37,6 @@ use landlock::{
 use serde_json::{json, Value};
 use toml::Spanned;
 
-use crate::identity::Ids;
 use crate::paths::{self, DirOutcome, PathError};
 use crate::plan::target::ChainEntry;
 use crate::plan::PlanError;
@@ -68,9 +67,9 @@ pub struct LandlockInputs<'a> {
     pub vars: &'a Vars,
     /// The target's exec chain (empty for `check` without a command).
     pub exec_chain: &'a [ChainEntry],
-    /// The ids the target will run as (owner of created directories; whose writes count
-    /// when deciding which path components could have been swapped for symlinks).
-    pub target: &'a Ids,
+    /// The ids the target will run as (owner of created directories) and which symlinks
+    /// the walks may follow (`paths::Trust`).
+    pub target: &'a paths::Trust,
     /// false for `check`/`--dry-run`: create nothing, report what would be created.
     pub apply: bool,
 }

@@ -58,7 +58,7 @@ pub fn plant(deny: &[PathBuf], ids: &Ids) -> Canaries {
             Some((_, owner)) if owner == ids.uid && ids.uid != 0 => {}
             _ => continue,
         }
-        match paths::ensure_dir(p, ids, 0o700, true) {
+        match paths::ensure_dir(p, &paths::Trust::new(ids.clone(), Vec::new()), 0o700, true) {
             Ok(DirOutcome::Created { created, .. }) => c.created.extend(created),
             Ok(_) => {}
             Err(e) => tracing::warn!("verify: no canary for {}: {e}", p.display()),

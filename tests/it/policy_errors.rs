@@ -141,7 +141,7 @@ fn env_file_through_a_symlink_the_target_planted_is_refused() {
             "version = 1\n[identity]\nuser = 65534\ngroup = 65534\n[env]\nfiles = [{:?}]\n",
             creds.join("token.env").display().to_string()
         ),
-        &["could have planted", "token.env"],
+        &["will not follow", "token.env"],
     );
     // Control: the same file named directly is accepted (root-owned, 0600).
     let pol = s.policy(&format!(
