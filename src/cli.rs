@@ -202,7 +202,10 @@ fn read_policy_file(p: &str, origin: &Origin) -> Result<String, policy::PolicyEr
     }
     let bytes = paths::read_capped(&r, POLICY_MAX).map_err(|e| match e {
         ReadError::Path(e) => whole("unreadable", format!("cannot read policy ({how}): {e}")),
-        e => whole("untrusted-policy", format!("refusing the policy ({how}): {e}")),
+        e => whole(
+            "untrusted-policy",
+            format!("refusing the policy ({how}): {e}"),
+        ),
     })?;
     String::from_utf8(bytes).map_err(|_| {
         whole(

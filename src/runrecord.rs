@@ -153,9 +153,10 @@ const RECORD_MAX: u64 = 64 * 1024;
 /// Whether a record named `name` (`<pid>.json` or `.<pid>.json.tmp`) is for a process that
 /// is gone. `start_time` reads a record's recorded start time when the pid is live.
 fn is_stale(name: &str, start_time: impl FnOnce() -> Option<u64>) -> bool {
-    let pid = name
-        .strip_suffix(".json")
-        .or_else(|| name.strip_prefix('.').and_then(|n| n.strip_suffix(".json.tmp")));
+    let pid = name.strip_suffix(".json").or_else(|| {
+        name.strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".json.tmp"))
+    });
     let Some(pid) = pid.and_then(|p| p.parse::<i32>().ok()) else {
         return false; // not ours: leave it alone
     };
@@ -209,7 +210,9 @@ pub fn prune_in(dir: &Path) -> Result<usize, RunRecordError> {
             }
             let mut text = String::new();
             io::Read::read_to_string(&mut io::Read::take(f, RECORD_MAX), &mut text).ok()?;
-            serde_json::from_str::<RunRecord>(&text).ok().map(|r| r.start_time)
+            serde_json::from_str::<RunRecord>(&text)
+                .ok()
+                .map(|r| r.start_time)
         };
         if is_stale(name, recorded)
             && nix::unistd::unlinkat(dfd.as_fd(), name, UnlinkatFlags::NoRemoveDir).is_ok()
