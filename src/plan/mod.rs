@@ -113,6 +113,7 @@ pub struct Plan {
     pub env: EnvPlan,
     pub envp: Vec<CString>,
     pub fds: FdPlan,
+    pub private_tmp: crate::mount_ns::PrivateTmp,
     pub landlock: LandlockPlan,
     pub seccomp: SeccompPlan,
     pub target: Option<TargetPlan>,
@@ -156,6 +157,15 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     }
 
     let vars = build_vars(loaded, &ids, home.as_deref(), &opts.cli_vars)?;
+    // Step private-tmp: before any path below is opened, so every fd and created
+    // directory under /tmp is the private tmpfs's (see mount_ns).
+    let private_tmp =
+        crate::mount_ns::private_tmp(p.filesystem.private_tmp, privileged, opts.apply);
+    if let crate::mount_ns::PrivateTmp::Shared { reason } = &private_tmp {
+        degraded.push(format!(
+            "private_tmp: /tmp is shared with the host ({reason}); names clawjail creates there are refused when someone else owns them"
+        ));
+    }
     let trust = link_trust(loaded, &vars, &ids, privileged);
 
     // Capabilities.
@@ -267,6 +277,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         landlock,
         seccomp,
         target,
+        private_tmp,
         vars,
         degraded,
     })

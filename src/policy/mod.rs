@@ -239,6 +239,12 @@ pub struct Filesystem {
     /// Mode for `create`d directories, octal string; default "0700".
     #[serde(default)]
     pub create_mode: Option<Spanned<String>>,
+    /// A private /tmp (fresh tmpfs in a mount namespace) on root starts, so nobody can
+    /// squat the names the gateway hard-codes there. Not possible on an unprivileged
+    /// start or without CAP_SYS_ADMIN: then /tmp stays shared (reported as degraded) and
+    /// a squatted name is refused.
+    #[serde(default)]
+    pub private_tmp: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -31,9 +31,20 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
+        Scratch::new_in("/tmp", name)
+    }
+
+    /// A scratch directory under `base` (e.g. /var/tmp, for runs whose policy gives the
+    /// target a private /tmp, which hides everything under the host's /tmp).
+    pub fn new_in(base: &str, name: &str) -> Scratch {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let path = PathBuf::from(format!("/tmp/cj-it-{}-{}-{}", name, std::process::id(), n));
+        let path = PathBuf::from(format!(
+            "{base}/cj-it-{}-{}-{}",
+            name,
+            std::process::id(),
+            n
+        ));
         if path.exists() {
             std::fs::remove_dir_all(&path).unwrap();
         }
