@@ -364,7 +364,7 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
         return Ok(0);
     }
     // Written while still root, so the record is root-owned; a failure is only a warning.
-    crate::runrecord::leave_for_run(&plan);
+    crate::runrecord::leave_for_run(&plan, &loaded.policy);
     crate::launch::apply(&mut plan).map_err(|e| Failure::new(125, e))?;
     let e = crate::launch::exec(&plan);
     let code = if e.source.kind() == std::io::ErrorKind::NotFound {

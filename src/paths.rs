@@ -631,9 +631,14 @@ pub fn check_reusable(meta: &Meta, ids: &Ids) -> Result<(), String> {
         return Err("exists and is not a directory".into());
     }
     if meta.uid != ids.uid {
+        let who = nix::unistd::User::from_uid(Uid::from_raw(meta.uid))
+            .ok()
+            .flatten()
+            .map(|u| format!(" ({})", u.name))
+            .unwrap_or_default();
         return Err(format!(
-            "exists but is owned by uid {}, not the target uid {}; refusing to reuse it (remove it or chown it)",
-            meta.uid, ids.uid
+            "exists but is owned by uid {}{who}, not the target uid {}: someone else created it first, so it could hold their links or files; refusing to reuse it. Fix: remove it (or chown it to uid {}); for names in /tmp, start as root with `[filesystem] private_tmp = true` so the target gets a /tmp nobody else can write",
+            meta.uid, ids.uid, ids.uid
         ));
     }
     if meta.mode & 0o022 != 0 {

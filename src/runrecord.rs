@@ -41,6 +41,33 @@ pub struct RunRecord {
     pub target: String,
     pub uid: u32,
     pub clawjail_version: String,
+    /// The clawjail binary that wrote the record (stat of /proc/self/exe): `audit` knows a
+    /// supervisor by its /proc/<pid>/exe being this inode, never by its comm (which any
+    /// process can set with prctl(PR_SET_NAME)).
+    #[serde(default)]
+    pub exe: Option<ExeId>,
+    /// Whether `weak` was filled in (records of older versions lack the assessment).
+    #[serde(default)]
+    pub assessed: bool,
+    /// What the launched policy leaves open (`audit::strength`).
+    #[serde(default)]
+    pub weak: Vec<crate::audit::strength::Weakness>,
+}
+
+/// An executable by inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExeId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// The inode behind /proc/<pid>/exe (stat(2) follows the magic link to the executable).
+pub fn exe_of(pid: &str) -> Option<ExeId> {
+    let m = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some(ExeId {
+        dev: m.dev(),
+        ino: m.ino(),
+    })
 }
 
 /// Why a record could not be written or read.
@@ -82,7 +109,7 @@ pub fn start_time_of(pid: i32) -> io::Result<u64> {
 }
 
 /// The record `run` is about to leave for this process.
-pub fn for_this_process(plan: &Plan) -> io::Result<RunRecord> {
+pub fn for_this_process(plan: &Plan, policy: &crate::policy::Policy) -> io::Result<RunRecord> {
     let pid = std::process::id() as i32;
     Ok(RunRecord {
         pid,
@@ -96,6 +123,9 @@ pub fn for_this_process(plan: &Plan) -> io::Result<RunRecord> {
             .unwrap_or_default(),
         uid: plan.identity.ids().uid,
         clawjail_version: env!("CARGO_PKG_VERSION").to_string(),
+        exe: exe_of("self"),
+        assessed: true,
+        weak: crate::audit::strength::assess(policy, &plan.vars, &plan.degraded),
     })
 }
 
@@ -225,12 +255,12 @@ pub fn prune_in(dir: &Path) -> Result<usize, RunRecordError> {
 
 /// Leave the record for `run`, or say why not (a warning: a missing record never stops a
 /// launch). Called while still root, right before `launch::apply`.
-pub fn leave_for_run(plan: &Plan) {
+pub fn leave_for_run(plan: &Plan, policy: &crate::policy::Policy) {
     if !nix::unistd::geteuid().is_root() {
         tracing::debug!("run record: skipped (not started as root, it could not be root-owned)");
         return;
     }
-    let result = for_this_process(plan)
+    let result = for_this_process(plan, policy)
         .map_err(io_err("reading", Path::new("/proc/self/stat")))
         .and_then(|rec| write_in(Path::new(DIR), &rec));
     match prune_in(Path::new(DIR)) {
@@ -338,6 +368,9 @@ mod tests {
             target: "/usr/bin/node".into(),
             uid: 65534,
             clawjail_version: "0".into(),
+            exe: exe_of("self"),
+            assessed: true,
+            weak: vec![],
         };
         let path = write_in(&dir, &rec).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o7777, 0o644);

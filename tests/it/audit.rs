@@ -85,12 +85,27 @@ fn state_dir_modes_are_findings_with_fixes() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(fix, format!("chmod 600 {}", env.display()));
+    // The fix never acts through a link: find -P ... -execdir (see planted.rs for the swap).
+    assert_eq!(
+        fix,
+        format!(
+            "find -P '{}' -path '{}' ! -type l -execdir chmod 600 {{}} +",
+            state.display(),
+            env.display()
+        )
+    );
     let before = score(&v);
 
-    // Apply the fixes: the findings go and the score drops.
+    // Apply the fixes (the printed one for .env, run as printed): the findings go and the
+    // score drops.
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let ran = std::process::Command::new("sh")
+        .args(["-c", &fix])
+        .status()
+        .unwrap();
+    assert!(ran.success());
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&env).unwrap().mode() & 0o777, 0o600);
     s.file(
         "state/openclaw.json",
         "{\"gateway\": {\"bind\": \"loopback\", \"auth\": {\"mode\": \"token\"}}}",
