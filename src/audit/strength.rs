@@ -32,9 +32,22 @@ pub const CODES: &[&str] = &[
     "weak-degraded",
 ];
 
-/// Directories whose write (or read) grant amounts to the whole system or every user.
-const BROAD: &[&str] = &[
-    "/", "/home", "/root", "/etc", "/usr", "/var", "/bin", "/sbin", "/lib",
+/// Directories whose write grant amounts to the whole system or every user's files.
+const BROAD_WRITE: &[&str] = &[
+    "/", "/home", "/root", "/etc", "/usr", "/var", "/bin", "/sbin", "/lib", "/boot", "/opt", "/srv",
+];
+/// Directories whose read grant reaches secrets (keys, tokens, other services' config).
+/// Library and binary directories are not here: reading them is what every program does.
+const BROAD_READ: &[&str] = &["/", "/home", "/root", "/etc", "/var"];
+/// Directories whose exec grant runs any shell or tool.
+const BROAD_EXEC: &[&str] = &[
+    "/",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/local/bin",
 ];
 
 fn w(code: &str, severity: &str, what: String) -> Weakness {
@@ -45,14 +58,14 @@ fn w(code: &str, severity: &str, what: String) -> Weakness {
     }
 }
 
-fn broad_entries(list: &[toml::Spanned<String>], vars: &Vars) -> Vec<String> {
+fn broad_entries(list: &[toml::Spanned<String>], vars: &Vars, broad: &[&str]) -> Vec<String> {
     list.iter()
         .filter_map(|v| {
             let raw = v.get_ref().strip_prefix('?').unwrap_or(v.get_ref());
             let s = vars.expand(raw).ok()?;
             let norm = s.trim_end_matches('/');
             let norm = if norm.is_empty() { "/" } else { norm };
-            BROAD.contains(&norm).then(|| norm.to_string())
+            broad.contains(&norm).then(|| norm.to_string())
         })
         .collect()
 }
@@ -68,7 +81,7 @@ pub fn assess(p: &Policy, vars: &Vars, degraded: &[String]) -> Vec<Weakness> {
         ));
     }
     let fs = &p.filesystem;
-    let write = broad_entries(&fs.write, vars);
+    let write = broad_entries(&fs.write, vars, BROAD_WRITE);
     if !write.is_empty() {
         out.push(w(
             "weak-write-broad",
@@ -79,7 +92,7 @@ pub fn assess(p: &Policy, vars: &Vars, degraded: &[String]) -> Vec<Weakness> {
             ),
         ));
     }
-    let read = broad_entries(&fs.read, vars);
+    let read = broad_entries(&fs.read, vars, BROAD_READ);
     if !read.is_empty() {
         out.push(w(
             "weak-read-broad",
@@ -90,7 +103,7 @@ pub fn assess(p: &Policy, vars: &Vars, degraded: &[String]) -> Vec<Weakness> {
             ),
         ));
     }
-    let exec = broad_entries(&fs.exec, vars);
+    let exec = broad_entries(&fs.exec, vars, BROAD_EXEC);
     if !exec.is_empty() {
         out.push(w(
             "weak-exec-broad",

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 
 /// `clawjail audit --json ARGS`: (exit code, parsed JSON).
-fn audit(args: &[&str]) -> (i32, serde_json::Value) {
+pub(crate) fn audit(args: &[&str]) -> (i32, serde_json::Value) {
     let o = Command::new(clawjail_bin())
         .arg("audit")
         .arg("--json")
@@ -20,7 +20,7 @@ fn audit(args: &[&str]) -> (i32, serde_json::Value) {
     (o.status.code().unwrap(), v)
 }
 
-fn codes_for(v: &serde_json::Value, subject_contains: &str) -> Vec<String> {
+pub(crate) fn codes_for(v: &serde_json::Value, subject_contains: &str) -> Vec<String> {
     v["findings"]
         .as_array()
         .unwrap()
@@ -30,14 +30,14 @@ fn codes_for(v: &serde_json::Value, subject_contains: &str) -> Vec<String> {
         .collect()
 }
 
-fn score(v: &serde_json::Value) -> f64 {
+pub(crate) fn score(v: &serde_json::Value) -> f64 {
     v["score"].as_f64().unwrap()
 }
 
 /// A process that listens on ADDR:0, prints "ready PORT", then sleeps; MARKER is in argv.
-const LISTENER: &str = "import socket,sys,time\ns=socket.socket()\ns.bind((sys.argv[1],0))\ns.listen()\nprint('ready',s.getsockname()[1],flush=True)\ntime.sleep(60)";
+pub(crate) const LISTENER: &str = "import socket,sys,time\ns=socket.socket()\ns.bind((sys.argv[1],0))\ns.listen()\nprint('ready',s.getsockname()[1],flush=True)\ntime.sleep(60)";
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         self.0.kill().ok();
@@ -45,7 +45,7 @@ impl Drop for Killed {
     }
 }
 
-fn wait_ready(c: &mut Child) -> String {
+pub(crate) fn wait_ready(c: &mut Child) -> String {
     let mut line = String::new();
     BufReader::new(c.stdout.as_mut().unwrap())
         .read_line(&mut line)

@@ -10,6 +10,7 @@ mod audit;
 mod landlock;
 mod launch;
 mod openclaw;
+mod planted;
 mod policy_errors;
 mod seccomp;
 mod verify;
