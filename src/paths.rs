@@ -163,8 +163,8 @@ pub struct Trust {
     pub root_start: bool,
     /// Directories the confined target may write (policy `write` and `create`), by inode.
     pub writable: Vec<FileId>,
-    /// The caller's ids (the unprivileged rule trusts the caller's own links).
-    pub caller: Ids,
+    /// The caller's real uid and gid (the unprivileged rule trusts the caller's own links).
+    pub caller: (u32, u32),
 }
 
 impl Trust {
@@ -175,7 +175,10 @@ impl Trust {
             ids,
             root_start: nix::unistd::geteuid().is_root(),
             writable,
-            caller: crate::identity::current(),
+            caller: (
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            ),
         }
     }
 
@@ -215,14 +218,14 @@ pub fn link_refused(
                 .into(),
         );
     }
-    if link.uid != 0 && link.uid != trust.caller.uid {
+    if link.uid != 0 && link.uid != trust.caller.0 {
         return Some(format!(
             "the link is owned by uid {}, another user",
             link.uid
         ));
     }
     let sticky = dir.mode & libc::S_ISVTX != 0;
-    let group_shared = dir.mode & 0o020 != 0 && dir.gid != trust.caller.gid;
+    let group_shared = dir.mode & 0o020 != 0 && dir.gid != trust.caller.1;
     if !sticky && (dir.mode & 0o002 != 0 || group_shared) {
         return Some(format!(
             "its directory (mode {:04o}) is writable by other users",
@@ -802,7 +805,7 @@ mod tests {
             ids: ids(caller),
             root_start: root,
             writable,
-            caller: ids(caller),
+            caller: (caller, caller),
         }
     }
 
