@@ -546,6 +546,38 @@ pub fn read_capped(r: &Resolved, max: u64) -> Result<Vec<u8>, ReadError> {
     Ok(buf)
 }
 
+/// Remove the entry `path` names, by unlinkat(2) on its parent's fd (the parent reached by
+/// the safe walk under `trust`, the last component never followed): a directory only when
+/// `dir` (and only if empty, AT_REMOVEDIR), anything else only when not `dir`. A missing
+/// entry is not an error. For clawjail's own leftovers in directories others can write.
+pub fn remove_beneath(path: &Path, trust: &Trust, dir: bool) -> Result<(), String> {
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err("no parent directory".into());
+    };
+    let p = resolve(parent, trust).map_err(|e| e.to_string())?;
+    let st =
+        match nix::sys::stat::fstatat(p.fd.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        {
+            Ok(st) => st,
+            Err(nix::Error::ENOENT) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if is_dir != dir {
+        return Err(format!(
+            "is {}a directory now; left alone",
+            if is_dir { "" } else { "not " }
+        ));
+    }
+    let flag = if dir {
+        UnlinkatFlags::RemoveDir
+    } else {
+        UnlinkatFlags::NoRemoveDir
+    };
+    unlinkat(p.fd.as_fd(), name, flag).map_err(|e| e.to_string())
+}
+
 /// One entry of a directory listing, opened O_PATH|O_NOFOLLOW beneath the directory's fd.
 #[derive(Debug)]
 pub struct Child {

@@ -234,7 +234,8 @@ impl Drop for Fixtures {
             }
         }
         for p in &self.cleanup {
-            if let Err(e) = remove_entry(p) {
+            // Beneath its directory's fd, reached by the safe walk; never followed.
+            if let Err(e) = paths::remove_beneath(p, &Trust::for_caller(), false) {
                 tracing::warn!("verify: could not remove {}: {e}", p.display());
             }
         }
@@ -352,24 +353,6 @@ fn remove_own(dir: &OwnedFd, name: &str, id: FileId) -> Result<(), nix::Error> {
         Err(nix::Error::ENOENT) => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// Remove a file the probe created (`path`): its directory is reached by the safe walk and
-/// the entry is unlinked beneath that fd, never followed; a directory is left alone.
-fn remove_entry(path: &Path) -> Result<(), String> {
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err("no parent".into());
-    };
-    let dir = paths::resolve(parent, &Trust::for_caller()).map_err(|e| e.to_string())?;
-    let st = match fstatat(dir.fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) => st,
-        Err(nix::Error::ENOENT) => return Ok(()),
-        Err(e) => return Err(e.to_string()),
-    };
-    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        return Err("is a directory; left alone".into());
-    }
-    unlinkat(dir.fd.as_fd(), name, UnlinkatFlags::NoRemoveDir).map_err(|e| e.to_string())
 }
 
 fn loopback_listener_not_in(ports: &[u16]) -> Result<(TcpListener, u16), FixtureError> {
