@@ -161,7 +161,9 @@ fn huge_env_file_is_refused_without_reading_it() {
     require_root!();
     let s = Scratch::new("pl-env-huge");
     let small = s.file("small.env", "CJ_SMALL=x\n", 0o600);
+    // Planted by the target (its own 0600 file is an allowed env file).
     let huge = s.file("huge.env", "", 0o600);
+    chown(&huge, NOBODY, NOBODY);
     // 3 GiB sparse: costs no disk, would cost 3 GiB of memory to read.
     std::fs::OpenOptions::new()
         .write(true)
@@ -532,7 +534,17 @@ fn audit_knows_supervisors_by_exe_not_by_name() {
     std::fs::copy("/usr/bin/python3", &fake).unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let marker = format!("cj-planted-comm-{}", std::process::id());
-    let _fake = listener(Command::new(&fake).args(["-c", LISTENER, "127.0.0.1", &marker]));
+    // Run by a third user, as a gateway started outside clawjail would be.
+    let _fake = listener(
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={THIRD}"),
+                &format!("--regid={THIRD}"),
+                "--clear-groups",
+            ])
+            .arg(&fake)
+            .args(["-c", LISTENER, "127.0.0.1", &marker]),
+    );
     let (_, v) = audit(&["--process", &marker]);
     assert_eq!(v["processes"].as_array().unwrap().len(), 1, "{v:#}");
     let codes = codes_for(&v, "(clawjail)");
@@ -719,6 +731,17 @@ fn stale_run_records_are_pruned_at_launch() {
         .unwrap();
     let live = dir.join(format!("{spid}.json"));
     std::fs::write(&live, body(u64::from(spid), start)).unwrap();
+    // Nobody but root can plant there: a third user cannot create a record.
+    let o = Command::new("setpriv")
+        .args([
+            &format!("--reuid={THIRD}"),
+            &format!("--regid={THIRD}"),
+            "--clear-groups",
+        ])
+        .args(["touch", "/run/clawjail/planted.json"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "a third user wrote into /run/clawjail");
     // Control: they are all there before the launch.
     assert_eq!(stale.iter().filter(|p| p.exists()).count(), 500);
     let s = Scratch::new("pl-records");
