@@ -75,7 +75,11 @@ struct Run {
 impl Run {
     fn new(name: &str) -> Run {
         // Not under /tmp: the shipped policies give the gateway a private /tmp.
-        let scratch = Scratch::new_in("/var/tmp", name);
+        // A tier may be given as a path (the strict-profile test): keep only its name.
+        let name = Path::new(name)
+            .file_name()
+            .map_or(name.to_string(), |n| n.to_string_lossy().into_owned());
+        let scratch = Scratch::new_in("/var/tmp", &name);
         let token = format!("tok-{}-{}", std::process::id(), free_port());
         scratch.file(
             "secrets/gateway-token.env",

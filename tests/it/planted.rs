@@ -694,6 +694,7 @@ fn squatted_tmp_names_are_refused_or_made_private() {
         .unwrap()
         .file_type()
         .is_symlink());
+    std::fs::remove_dir_all(probe.parent().unwrap()).ok();
 }
 
 // ---------------------------------------------------------------- run records
