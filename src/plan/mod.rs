@@ -163,7 +163,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         crate::mount_ns::private_tmp(p.filesystem.private_tmp, privileged, opts.apply);
     if let crate::mount_ns::PrivateTmp::Shared { reason } = &private_tmp {
         degraded.push(format!(
-            "private_tmp: /tmp is shared with the host ({reason}); names clawjail creates there are refused when someone else owns them"
+            "private_tmp: NOT applied, /tmp is the one clawjail was started with ({reason}); names clawjail creates there are refused when someone else owns them"
         ));
     }
     let trust = link_trust(loaded, &vars, &ids, privileged);
