@@ -293,8 +293,15 @@ fn cmd_verify(a: VerifyArgs) -> Result<i32, Failure> {
         std::env::set_var("CLAWJAIL_LOG", "warn");
     }
     init_logging(LogFormat::Text);
-    let loaded = load_policy(a.policy.policy.as_ref()).map_err(|e| Failure::new(2, e))?;
-    let report = crate::verify::run(&loaded, &a.policy.vars).map_err(|e| Failure::new(2, e))?;
+    // A policy or plan error exits like `run` would (125), with the same located message.
+    let loaded = load_policy(a.policy.policy.as_ref()).map_err(|e| Failure::new(125, e))?;
+    let report = crate::verify::run(&loaded, &a.policy.vars).map_err(|e| {
+        let code = match e {
+            crate::verify::VerifyError::Plan(_) => 125,
+            _ => 2,
+        };
+        Failure::new(code, e)
+    })?;
     if a.json {
         println!(
             "{}",
