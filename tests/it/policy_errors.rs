@@ -151,3 +151,19 @@ fn env_file_through_a_symlink_the_target_planted_is_refused() {
     ));
     assert_answer(&run_probe(&pol, "env-get", &["ROOT_SECRET"]), "ok x");
 }
+
+/// Every error of the file in one run, in file order, each located; then a count.
+#[test]
+fn all_errors_of_a_file_are_reported_at_once() {
+    refused(
+        "many-errors",
+        "version = 1\n[identity]\nusr = \"nobody\"\n[process]\nnew_session = \"yes\"\numask = \"9\"\n[limitz]\nnofile = 1\n",
+        &[
+            "{policy}:3:1: error[unknown-key]: identity.usr",
+            "{policy}:5:15: error[wrong-type]",
+            "{policy}:6:9: error[bad-mode]: process.umask",
+            "{policy}:7:2: error[unknown-key]: limitz: unknown key \"limitz\" at the top level",
+            "4 errors in {policy}",
+        ],
+    );
+}
