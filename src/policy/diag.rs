@@ -21,8 +21,15 @@ pub struct PolicyError {
     pub key: String,
     /// What is wrong and what would be valid.
     pub message: String,
-    /// The file's other errors, reported in the same run (empty for a single error).
-    pub more: Vec<PolicyError>,
+    /// The file's other errors, reported in the same run (boxed: most errors come alone,
+    /// and every `Result` carrying a `PolicyError` pays for its size).
+    pub also: Option<Box<Also>>,
+}
+
+/// The errors reported together with the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Also {
+    pub errors: Vec<PolicyError>,
     /// More than [`MAX_ERRORS`] were found; the rest were not listed.
     pub truncated: bool,
 }
@@ -47,8 +54,7 @@ impl PolicyError {
             code,
             key: key.to_string(),
             message: message.into(),
-            more: Vec::new(),
-            truncated: false,
+            also: None,
         }
     }
 
@@ -60,8 +66,7 @@ impl PolicyError {
             code,
             key: String::new(),
             message: message.into(),
-            more: Vec::new(),
-            truncated: false,
+            also: None,
         }
     }
 }
@@ -69,14 +74,17 @@ impl PolicyError {
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_one(f)?;
-        for e in &self.more {
+        let Some(also) = &self.also else {
+            return Ok(());
+        };
+        for e in &also.errors {
             f.write_str("\n")?;
             e.fmt_one(f)?;
         }
-        if !self.more.is_empty() {
-            let n = self.more.len() + 1;
+        if !also.errors.is_empty() {
+            let n = also.errors.len() + 1;
             write!(f, "\n{n} errors in {}", self.file)?;
-            if self.truncated {
+            if also.truncated {
                 write!(f, " (stopped after {MAX_ERRORS}; fix these and run again)")?;
             }
         }
@@ -85,6 +93,11 @@ impl fmt::Display for PolicyError {
 }
 
 impl PolicyError {
+    /// The other errors reported with this one.
+    pub fn more(&self) -> &[PolicyError] {
+        self.also.as_ref().map_or(&[], |a| a.errors.as_slice())
+    }
+
     fn fmt_one(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.position {
             Some((l, c)) => write!(f, "{}:{}:{}: ", self.file, l, c)?,
@@ -108,8 +121,10 @@ pub fn combine(mut errs: Vec<PolicyError>) -> Option<PolicyError> {
     errs.truncate(MAX_ERRORS);
     let mut it = errs.into_iter();
     let mut first = it.next()?;
-    first.more = it.collect();
-    first.truncated = truncated;
+    let errors: Vec<PolicyError> = it.collect();
+    if !errors.is_empty() {
+        first.also = Some(Box::new(Also { errors, truncated }));
+    }
     Some(first)
 }
 
@@ -355,7 +370,7 @@ mod tests {
     fn every_error_of_a_file_is_reported_in_one_run() {
         let e = err("version = 1\n[identity]\nusr = \"x\"\nallow_root = \"yes\"\n[idnetity]\nuser = 1\n[process]\numask = \"9\"\n[env]\npass = [\"A=B\"]\n");
         let all: Vec<(&str, Option<usize>)> = std::iter::once(&e)
-            .chain(&e.more)
+            .chain(e.more())
             .map(|e| (e.code, e.position.map(|p| p.0)))
             .collect();
         assert_eq!(
@@ -381,8 +396,8 @@ mod tests {
             text.push_str(&format!("bogus{i} = 1\n"));
         }
         let e = err(&text);
-        assert_eq!(e.more.len() + 1, MAX_ERRORS);
-        assert!(e.truncated);
+        assert_eq!(e.more().len() + 1, MAX_ERRORS);
+        assert!(e.also.as_ref().is_some_and(|a| a.truncated));
         assert!(e.to_string().contains("stopped after 20"), "{e}");
     }
 
@@ -390,10 +405,10 @@ mod tests {
     fn a_syntax_error_ends_the_list_and_blanking_adds_none() {
         // Blanking the wrong-typed version must not add a "missing version" error.
         let e = err("version = \"one\"\n[identity]\nusr = 1\n");
-        assert!(e.more.iter().all(|m| m.code != "missing-key"), "{e}");
+        assert!(e.more().iter().all(|m| m.code != "missing-key"), "{e}");
         let e = err("version = 1\n[identity\nuser = 1\n");
         assert_eq!(e.code, "syntax");
-        assert!(e.more.is_empty(), "{e}");
+        assert!(e.more().is_empty(), "{e}");
     }
 
     #[test]
