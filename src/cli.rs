@@ -11,7 +11,20 @@ use crate::plan::{self, PrepareOptions};
 use crate::policy::{self, Loaded, Origin, Source};
 
 #[derive(Debug, Parser)]
-#[command(name = "clawjail", version, about = "Confine an AI-agent gateway before it starts", long_about = None)]
+#[command(
+    name = "clawjail",
+    version,
+    about = "Confine an AI-agent gateway before it starts",
+    long_about = None,
+    after_help = "Examples:
+  clawjail run -- openclaw gateway                  embedded default policy
+  clawjail run --policy /etc/clawjail/gateway.toml --var PORT=18789 -- openclaw gateway
+  clawjail check --policy policy.toml -- openclaw    print the plan run would apply
+  clawjail verify --policy policy.toml               attempt what the policy forbids
+  clawjail audit                                     inspect a live installation
+  clawjail completions bash > /etc/bash_completion.d/clawjail
+  clawjail man --dir /usr/local/share/man/man1"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -28,9 +41,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Inspect the live installation (read-only): findings with fixes and an exposure score.
     Audit(AuditArgs),
-    /// Internal: run one probe action after an exec (used by `verify`).
-    #[command(name = "__verify-exec", hide = true)]
-    VerifyExec(VerifyExecArgs),
+    /// Print a shell completion script: clawjail completions bash > /etc/bash_completion.d/clawjail
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into --dir.
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,10 +74,17 @@ pub struct AuditArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyExecArgs {
-    /// The probe action and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub action: Vec<String>,
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write clawjail.1 and clawjail-<command>.1 into DIR instead of printing clawjail.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -244,14 +265,48 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
+/// `clawjail __verify-exec ACTION ARGS...`: verify's internal re-exec, answered before clap
+/// so that it appears in no help, completion or man page. `None` for any other command line.
+pub fn internal_command(args: &[OsString]) -> Option<i32> {
+    if args.get(1).map(OsString::as_os_str) != Some(std::ffi::OsStr::new("__verify-exec")) {
+        return None;
+    }
+    let action: Option<Vec<String>> = args[2..]
+        .iter()
+        .map(|a| a.clone().into_string().ok())
+        .collect();
+    Some(match action {
+        Some(action) => crate::verify::exec_probe(&action),
+        None => crate::verify::exec_probe(&["non-utf8-argument".to_string()]),
+    })
+}
+
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
         Command::Run(a) => cmd_run(a),
         Command::Check(a) => cmd_check(a),
         Command::Verify(a) => cmd_verify(a),
         Command::Audit(a) => cmd_audit(a),
-        Command::VerifyExec(a) => Ok(crate::verify::exec_probe(&a.action)),
+        Command::Completions(a) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(a.shell, &mut cmd, "clawjail", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man(a) => cmd_man(a),
     }
+}
+
+fn cmd_man(a: ManArgs) -> Result<i32, Failure> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = a.dir else {
+        clap_mangen::Man::new(cmd)
+            .render(&mut std::io::stdout())
+            .map_err(|e| Failure::new(2, format!("man page: {e}")))?;
+        return Ok(0);
+    };
+    clap_mangen::generate_to(cmd, &dir)
+        .map_err(|e| Failure::new(2, format!("man pages into {}: {e}", dir.display())))?;
+    Ok(0)
 }
 
 fn cmd_audit(a: AuditArgs) -> Result<i32, Failure> {
