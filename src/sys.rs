@@ -241,3 +241,21 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal) and touches no memory.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } as libc::c_long).map(drop)
 }
+
+/// Whether `unshare(flags)` succeeds here, tried in a throwaway child so this process is
+/// unchanged (used by `plan::prepare`, which must not take irreversible steps). A
+/// container without CAP_SYS_ADMIN, or Docker's seccomp profile, answers EPERM.
+pub fn unshare_works(flags: libc::c_int) -> bool {
+    let Ok(pid) = fork() else {
+        return false;
+    };
+    if pid == 0 {
+        // SAFETY: the child makes one syscall and leaves with _exit, running no Rust code
+        // that could need a lock (see `fork`).
+        unsafe {
+            let r = libc::unshare(flags);
+            libc::_exit(if r == 0 { 0 } else { 1 });
+        }
+    }
+    matches!(waitpid(pid, 0), Ok((_, status)) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
+}
