@@ -7,6 +7,7 @@
 mod util;
 
 mod audit;
+mod isolation;
 mod landlock;
 mod launch;
 mod openclaw;
