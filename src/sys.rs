@@ -259,3 +259,51 @@ pub fn unshare_works(flags: libc::c_int) -> bool {
     }
     matches!(waitpid(pid, 0), Ok((_, status)) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
 }
+
+/// A 4096-byte SysV shared-memory segment (IPC_PRIVATE), handed to `uid`/`gid` with mode
+/// 0600 and `mark` written at its start: verify's stand-in for another same-uid process's
+/// shared memory. Returns the shmid; remove it with [`shm_remove`].
+pub fn shm_create_owned(uid: u32, gid: u32, mark: &[u8]) -> io::Result<i32> {
+    // SAFETY: plain integer arguments.
+    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, 0o600) };
+    if id < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: attaching the segment just created at an address the kernel picks; `mark`
+    // is at most 4096 bytes (checked) and the mapping is detached before returning.
+    let r = unsafe {
+        let addr = libc::shmat(id, std::ptr::null(), 0);
+        if addr as isize == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            let n = mark.len().min(4096);
+            std::ptr::copy_nonoverlapping(mark.as_ptr(), addr.cast::<u8>(), n);
+            libc::shmdt(addr);
+            Ok(())
+        }
+    };
+    // SAFETY: a zeroed shmid_ds filled by IPC_STAT, then written back with new owner ids.
+    let r = r.and_then(|()| unsafe {
+        let mut ds: libc::shmid_ds = std::mem::zeroed();
+        if libc::shmctl(id, libc::IPC_STAT, &mut ds) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        ds.shm_perm.uid = uid;
+        ds.shm_perm.gid = gid;
+        if libc::shmctl(id, libc::IPC_SET, &mut ds) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    });
+    if let Err(e) = r {
+        shm_remove(id);
+        return Err(e);
+    }
+    Ok(id)
+}
+
+/// shmctl(id, IPC_RMID): the segment goes once nobody has it attached.
+pub fn shm_remove(id: i32) {
+    // SAFETY: IPC_RMID takes no buffer.
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+}

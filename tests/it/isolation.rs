@@ -342,3 +342,63 @@ fn inotify_and_utimes_outside_the_grants_are_documented_limits() {
     assert_answer(&bare_probe_as(NOBODY, "utimes", &[k]), "ok");
     assert_answer(&run_probe(&pol, "utimes", &[k]), "ok");
 }
+
+fn verify_rows(policy: &Path) -> std::collections::HashMap<String, serde_json::Value> {
+    let o = Command::new(clawjail_bin())
+        .args(["verify", "--json", "--policy"])
+        .arg(policy)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", stderr(&o)));
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+/// `verify` shows the new rows, each with a control that succeeded, and follows the keys.
+#[test]
+fn verify_shows_the_isolation_rows() {
+    require_root!();
+    let s = Scratch::new("iso-verify");
+    let closed = policy_named(&s, "closed", "");
+    let rows = verify_rows(&closed);
+    for id in [
+        "chmod-outside",
+        "chmod-opath",
+        "chmod-procfd",
+        "chown-outside",
+        "setxattr-outside",
+        "prlimit-outside",
+        "renice-outside",
+        "affinity-outside",
+        "ioprio-outside",
+        "prio-user",
+        "sysv-shm-outside",
+    ] {
+        let r = &rows[id];
+        assert_eq!(r["status"], "PASS", "{r}");
+        assert!(r["control"].as_str().unwrap().starts_with("ok"), "{r}");
+        assert!(r["got"].as_str().unwrap().starts_with("errno"), "{r}");
+    }
+    assert_eq!(
+        rows["sysv-shm-outside"]["got"], "errno EINVAL",
+        "IPC namespace"
+    );
+    for id in ["inotify-outside", "utimes-outside"] {
+        assert_eq!(rows[id]["status"], "NOT ENFORCEABLE", "{}", rows[id]);
+    }
+    let open = policy_named(&s, "open", "allow_chown = true\nallow_xattr = true\n");
+    let rows = verify_rows(&open);
+    for id in ["chown-outside", "setxattr-outside"] {
+        assert_eq!(rows[id]["status"], "PASS", "{}", rows[id]);
+        assert!(
+            rows[id]["got"].as_str().unwrap().starts_with("ok"),
+            "{}",
+            rows[id]
+        );
+    }
+}
