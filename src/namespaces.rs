@@ -140,7 +140,13 @@ pub fn fork_namespace_init(
     if pid == 0 {
         return Ok(init);
     }
-    crate::supervisor::run(pid, sup)
+    // The outer supervisor's death must end the namespace: the init dies with it, and the
+    // kernel then SIGKILLs the target and everything else inside (pid_namespaces(7)).
+    let inner = crate::supervisor::SupervisorPlan {
+        die_with_parent: true,
+        ..sup.clone()
+    };
+    crate::supervisor::run(pid, &inner)
 }
 
 #[cfg(test)]

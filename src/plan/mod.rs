@@ -231,6 +231,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         ids: matches!(identity, IdentityPlan::Switch { .. }).then(|| ids.clone()),
         last_cap,
         subreaper: opts.init,
+        die_with_parent: false,
     };
 
     let landlock = landlock::prepare(&LandlockInputs {

@@ -254,6 +254,34 @@ fn the_target_runs_as_pid_2_under_a_namespace_init_that_relays_signals() {
     .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(128 + 15));
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // SIGKILL of the supervisor ends the namespace: the init dies with it (parent-death
+    // signal) and the kernel kills the target.
+    let mut child = c.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let children = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+            .collect::<Vec<_>>()
+    };
+    let init = children(child.id())[0];
+    let target = children(init)[0];
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let gone = |pid: u32| {
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !(gone(init) && gone(target)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        gone(init) && gone(target),
+        "init {init} / target {target} outlived the supervisor"
+    );
     // `check` says which applies.
     let o = Command::new(clawjail_bin())
         .args(["check", "--policy"])
