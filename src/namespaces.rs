@@ -20,10 +20,14 @@
 //! running as pid 1; a blocked signal is never ignored, and the init's loop blocks and
 //! relays them.
 //!
-//! **Cannot**: /proc stays the host's mount (a new one needs a mount namespace, and
-//! Landlock's path rules were opened on the host's): which pids exist is still readable
-//! where Landlock grants /proc, though none can be acted on. An unprivileged start gets no
-//! namespaces (both need CAP_SYS_ADMIN; a user namespace would give the target
+//! The init also gives the namespace a /proc of its own (a mount namespace, mounts made
+//! private, a procfs mounted from inside the PID namespace: proc(5)). With the host's /proc,
+//! `/proc/<getpid()>` names another process: OpenClaw records its pid (2, every run) and
+//! `/proc/<pid>/stat`'s start time in its gateway lock, and a lock left by a SIGKILLed
+//! gateway then looked alive for good. Landlock rules under /proc are reopened by path in
+//! the target (src/landlock), since the new procfs has other inodes.
+//!
+//! **Cannot**: an unprivileged start gets no namespaces (both need CAP_SYS_ADMIN; a user namespace would give the target
 //! CAP_SYS_ADMIN over new namespaces, which is what the seccomp clone/unshare guards keep
 //! out), so there the seccomp guards are the only layer.
 
@@ -36,7 +40,8 @@ use crate::session::SessionMode;
 /// What the namespace step will do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NamespacePlan {
-    /// unshare(CLONE_NEWPID) and fork twice (supervisor, namespace init, target).
+    /// unshare(CLONE_NEWPID), fork twice (supervisor, namespace init, target), and a mount
+    /// namespace with the PID namespace's own /proc.
     pub pid: bool,
     /// unshare(CLONE_NEWIPC).
     pub ipc: bool,
@@ -71,10 +76,10 @@ pub fn prepare(inp: &NamespaceInputs) -> NamespacePlan {
         );
     } else if inp.session == SessionMode::Keep {
         plan.not_used.push("pid namespace: process.new_session = false keeps the target in place (a PID namespace needs a fork); the seccomp pid-0 guards apply instead".into());
-    } else if crate::sys::unshare_works(libc::CLONE_NEWPID) {
+    } else if crate::sys::pid_namespace_with_proc_works() {
         plan.pid = true;
     } else {
-        plan.not_used.push("pid namespace: unshare(CLONE_NEWPID) is refused here (no CAP_SYS_ADMIN, or a container's seccomp profile); the seccomp pid-0 guards apply instead".into());
+        plan.not_used.push("pid namespace: unshare(CLONE_NEWPID | CLONE_NEWNS) or mounting its /proc is refused here (no CAP_SYS_ADMIN, a container's seccomp profile, or a locked /proc); the seccomp pid-0 guards apply instead".into());
     }
     plan
 }
@@ -84,7 +89,7 @@ impl NamespacePlan {
     pub fn describe(&self) -> serde_json::Value {
         json!({
             "pid": if self.pid {
-                "own PID namespace: clawjail forks, stays outside as the supervisor, and a clawjail init (pid 1 inside) runs the target as pid 2"
+                "own PID namespace: clawjail forks, stays outside as the supervisor, and a clawjail init (pid 1 inside, with a /proc of the namespace's own) runs the target as pid 2"
             } else {
                 "shared with the host (see not_used)"
             },
@@ -128,12 +133,15 @@ pub fn enter(plan: &NamespacePlan) -> Result<(), (String, io::Error)> {
 }
 
 /// In the first child after the session fork, which is pid 1 of the new PID namespace:
-/// fork once more. This process stays as the namespace's init (the supervisor loop: reap,
+/// give the namespace its own /proc (a mount namespace of its own, mounts private so
+/// nothing propagates back to the host, a procfs mounted by a process inside the PID
+/// namespace so it shows that namespace), then fork once more. This process stays as the namespace's init (the supervisor loop: reap,
 /// relay, exit with the target's status); the new child returns and becomes the target.
 /// Returns the init's pid as the child sees it (1), for the parent-death check.
 pub fn fork_namespace_init(
     sup: &crate::supervisor::SupervisorPlan,
 ) -> Result<libc::pid_t, (String, io::Error)> {
+    mount_own_proc()?;
     let init = nix::unistd::getpid().as_raw();
     let pid = crate::sys::fork()
         .map_err(|e| ("fork() of the target in its PID namespace".to_string(), e))?;
@@ -147,6 +155,34 @@ pub fn fork_namespace_init(
         ..sup.clone()
     };
     crate::supervisor::run(pid, &inner)
+}
+
+/// unshare(CLONE_NEWNS), `mount --make-rprivate /`, `mount -t proc proc /proc`.
+fn mount_own_proc() -> Result<(), (String, io::Error)> {
+    use nix::mount::{mount, MsFlags};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| ("unshare(CLONE_NEWNS)".to_string(), io::Error::from(e)))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        (
+            "mount(/, MS_REC | MS_PRIVATE)".to_string(),
+            io::Error::from(e),
+        )
+    })?;
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| ("mount(proc, /proc)".to_string(), io::Error::from(e)))
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub const CANNOT_ENFORCE: &[&str] = &[
     "listen() without bind() auto-binds an ephemeral port even when no bind rule allows it (landlock-lsm/linux#15).",
     "Pathname unix sockets are not covered by Landlock below ABI 9; clawjail closes them by refusing socket(AF_UNIX) in seccomp unless network.unix = true.",
     "Landlock (ABI <= 7) does not mediate inotify or utimes: a watch on a directory outside the grants reports names and timing, and the owner can set the times of its files there. Mode, owner and xattr changes outside the grants are closed by seccomp instead (docs/isolation.md).",
-    "Without a PID and IPC namespace of its own (unprivileged start, or a container that refuses unshare) the target shares them with the host: seccomp then limits prlimit/setpriority/sched_set*/ioprio_set to the caller itself and refuses SysV IPC and POSIX mq; with one, /proc is still the host's mount (pids are visible where the policy grants /proc, none can be acted on).",
+    "Without a PID and IPC namespace of its own (unprivileged start, or a container that refuses unshare) the target shares them with the host: seccomp then limits prlimit/setpriority/sched_set*/ioprio_set to the caller itself and refuses SysV IPC and POSIX mq; with one, the target gets a /proc of its own that lists only its namespace.",
     "Memory is not capped by clawjail (no address-space limit by default: V8 reserves far more than it uses); use cgroups (systemd MemoryMax=, compose mem_limit).",
 ];
 

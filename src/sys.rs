@@ -307,3 +307,58 @@ pub fn shm_remove(id: i32) {
     // SAFETY: IPC_RMID takes no buffer.
     unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
 }
+
+/// Whether a PID namespace with a /proc of its own can be set up here, tried in throwaway
+/// processes: a child unshares CLONE_NEWPID | CLONE_NEWNS, its child (pid 1 inside) makes
+/// the mounts private and mounts a procfs on /proc. A container whose /proc has locked
+/// overmounts (proc(5): mounting a new procfs is refused then) or no CAP_SYS_ADMIN says no.
+pub fn pid_namespace_with_proc_works() -> bool {
+    let Ok(pid) = fork() else {
+        return false;
+    };
+    if pid == 0 {
+        // SAFETY: the children make raw syscalls on static C strings and leave with _exit,
+        // running no Rust code that could need a lock (see `fork`).
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) != 0 {
+                libc::_exit(1);
+            }
+            let inner = libc::fork();
+            if inner == 0 {
+                let ok = mount_private_proc_raw();
+                libc::_exit(if ok { 0 } else { 1 });
+            }
+            let mut status = 0;
+            if inner < 0 || libc::waitpid(inner, &mut status, 0) != inner {
+                libc::_exit(1);
+            }
+            libc::_exit(if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                1
+            });
+        }
+    }
+    matches!(waitpid(pid, 0), Ok((_, status)) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
+}
+
+/// `mount --make-rprivate /` then `mount -t proc proc /proc` (nosuid, nodev, noexec).
+///
+/// # Safety
+/// Only raw syscalls on static C strings; safe to call in a forked child.
+unsafe fn mount_private_proc_raw() -> bool {
+    libc::mount(
+        std::ptr::null(),
+        c"/".as_ptr(),
+        std::ptr::null(),
+        libc::MS_REC | libc::MS_PRIVATE,
+        std::ptr::null(),
+    ) == 0
+        && libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        ) == 0
+}

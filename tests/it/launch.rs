@@ -380,7 +380,7 @@ fn a_shebang_script_runs_and_sees_no_clawjail_fd() {
     let s = Scratch::new("script");
     let script = s.file(
         "list-fds.sh",
-        "#!/bin/sh\nexec /bin/ls -l /proc/self/fd/\n",
+        "#!/bin/sh\nexec /bin/ls -l /proc/$$/fd/\n",
         0o755,
     );
     let pol = s.policy(&format!(

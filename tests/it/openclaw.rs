@@ -122,8 +122,20 @@ struct Gateway {
     log: PathBuf,
 }
 
+/// A test that panics before `stop` must not leave a gateway running (it would hold the
+/// per-uid lock coordinators in /tmp and fail the next test): SIGKILL the supervisor,
+/// whose death ends the PID namespace and everything in it.
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.child.kill().ok();
+            self.child.wait().ok();
+        }
+    }
+}
+
 impl Gateway {
-    fn stop(mut self) -> std::process::ExitStatus {
+    fn stop(&mut self) -> std::process::ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).ok();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -500,4 +512,33 @@ fn gateway_media_write_keeps_working_under_the_mode_guards() {
         .unwrap_or_else(|e| panic!("control: no JSON ({e}): {}{}", stdout(&o), stderr(&o)));
     assert_eq!(v["written"], true, "control: {v}");
     assert_eq!(v["chmod_path_0644"], "ok", "control: {v}");
+}
+
+/// In its PID namespace every gateway is pid 2, and OpenClaw's owner lease records the pid
+/// and `/proc/<pid>/stat`'s start time. With the host's /proc a lease left by a SIGKILLed
+/// gateway looked alive (pid 2 is the new gateway itself) and blocked the restart for the
+/// lease's 5-minute TTL; with the namespace's own /proc the start times differ and the
+/// stale lease is reclaimed. Kill the supervisor with SIGKILL (the namespace dies with it),
+/// then start again on the same state directory.
+#[test]
+fn gateway_restarts_after_sigkill_on_the_same_state() {
+    let s = require_openclaw!();
+    let run = Run::new("gw-restart");
+    let mut gw = start_gateway(&s, &run, "openclaw-gateway.toml");
+    wait_healthy(&mut gw, run.port, Duration::from_secs(120));
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+    // The port is released once the namespace is gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(run.port, "/healthz").is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut again = start_gateway(&s, &run, "openclaw-gateway.toml");
+    let took = wait_healthy(&mut again, run.port, Duration::from_secs(120));
+    eprintln!("restart after SIGKILL: healthy in {} ms", took.as_millis());
+    let status = again.stop();
+    assert!(
+        status.success() || status.code() == Some(143),
+        "gateway stop: {status}"
+    );
 }
