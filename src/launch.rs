@@ -128,8 +128,9 @@ pub struct Applied {
     pub landlock: Option<LandlockOutcome>,
 }
 
-/// Apply steps 3..=14. On return the process is fully confined; only exec remains.
-/// On a fork (process-group leader, `--init`) only the child returns here.
+/// Apply steps 3..=15. On return the process is fully confined; only exec remains.
+/// On a fork (process-group leader, `--init`, a PID namespace) only the child (the target
+/// to be) returns here.
 pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
     // Step 3/16: unshare(2) needs CAP_SYS_ADMIN, so before the bounding set and ids go;
     // before the session fork, because CLONE_NEWPID moves only the children created after
@@ -156,20 +157,20 @@ pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
     let mut bounding_dropped = None;
     if let IdentityPlan::Switch { ids } = &plan.identity {
         // Step 5/16: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set, which the
-        // uid switch removes (capabilities(7)); so strictly before step 6.
+        // uid switch removes (capabilities(7)); so strictly before step 7.
         bounding_dropped = Some(
             crate::caps::drop_bounding_set(plan.caps.last_cap, &plan.caps.keep)
                 .map_err(at(Step::DropBoundingSet))?,
         );
         // Step 6/16: PR_SET_SECUREBITS also needs CAP_SETPCAP. NO_SETUID_FIXUP stays off so
-        // step 6 itself clears P/E/ambient; KEEP_CAPS keeps P across it only if a cap is kept.
+        // step 7 itself clears P/E/ambient; KEEP_CAPS keeps P across it only if a cap is kept.
         crate::caps::lock_securebits(plan.caps.securebits).map_err(at(Step::LockSecurebits))?;
         // Step 7/16: groups and gid first: both need CAP_SETGID, which setresuid removes.
         crate::identity::set_res_ids(ids).map_err(at(Step::SetIds))?;
         crate::identity::assert_root_unrecoverable(ids).map_err(at(Step::SetIds))?;
     }
     if let SessionOutcome::Forked { supervisor } = session {
-        // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 6;
+        // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 7;
         // if the supervisor died before this, stop here rather than run unsupervised.
         crate::sys::set_pdeathsig(libc::SIGKILL).map_err(|e| LaunchError {
             step: Step::SetIds,

@@ -1,4 +1,4 @@
-//! Landlock: filesystem, TCP port and scope rules, applied at step 13 with
+//! Landlock: filesystem, TCP port and scope rules, applied at step 14 with
 //! landlock_restrict_self(2) (kernel Documentation/userspace-api/landlock.rst).
 //!
 //! Enforces, for the target and everything it execs:
@@ -10,7 +10,7 @@
 //!   out (ABI 6);
 //! - audit: denials after exec are logged (`log_new_exec`, ABI 7).
 //!
-//! Cannot: restrict fds opened before restrict_self (step 11 marks them close-on-exec);
+//! Cannot: restrict fds opened before restrict_self (step 12 marks them close-on-exec);
 //! restrict code rather than execve (ld.so runs any readable ELF, an interpreter any
 //! readable script); see `LIMITS` for the rest, printed by `check`.
 //!
@@ -18,7 +18,7 @@
 //! (`compat.rs`). Paths are resolved and opened in `prepare`, while still privileged, with
 //! `paths::resolve` (no symlink the target could have planted is followed); restrict_self
 //! only uses those fds. The crate's `restrict_self` also sets no_new_privs (already set at
-//! step 9, so a no-op here).
+//! step 10, so a no-op here).
 
 mod chain;
 pub mod compat;
