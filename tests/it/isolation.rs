@@ -341,6 +341,29 @@ fn sysv_and_posix_ipc_of_another_process_is_private_or_refused() {
         "errno EPERM",
     );
     assert_answer(&run_unprivileged(&unpriv, "shm-self", &[]), "errno EPERM");
+    // `check` on that start says which applies, and why.
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            clawjail_bin(),
+            "check",
+            "--policy",
+        ])
+        .arg(&unpriv)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(
+        out.contains("pid: shared with the host"),
+        "{out}{}",
+        stderr(&o)
+    );
+    assert!(out.contains("ipc: shared with the host"), "{out}");
+    assert!(out.contains("not started as root"), "{out}");
     // ... unless the policy allows shared IPC (the key reaches the filter).
     assert_answer(
         &run_unprivileged(&shared, "shm-attach", &[&id]),
