@@ -34,6 +34,9 @@ pub struct SupervisorPlan {
     pub last_cap: u32,
     /// PR_SET_CHILD_SUBREAPER (`--init`).
     pub subreaper: bool,
+    /// Die with the parent (PR_SET_PDEATHSIG, set after the drop, which clears it): the
+    /// PID namespace's init, whose death takes the target with it (src/namespaces.rs).
+    pub die_with_parent: bool,
 }
 
 fn wait_set() -> SigSet {
@@ -71,6 +74,13 @@ pub fn run(child: libc::pid_t, plan: &SupervisorPlan) -> ! {
             tracing::debug!("child already gone");
         }
         eprintln!("clawjail: supervisor: {call}: {e}");
+        std::process::exit(125);
+    }
+    if plan.die_with_parent && crate::sys::set_pdeathsig(libc::SIGKILL).is_err() {
+        // Unsupervised otherwise: stop the child rather than leave it running alone.
+        if kill(Pid::from_raw(child), Signal::SIGKILL).is_err() {
+            tracing::debug!("child already gone");
+        }
         std::process::exit(125);
     }
     let set = wait_set();

@@ -17,6 +17,8 @@ use crate::env::{self, EnvFrom, EnvPlan};
 use crate::identity::Ids;
 use crate::landlock::{self, LandlockInputs, LandlockPlan};
 use crate::limits::Rlimit;
+use crate::namespaces::{self, NamespaceInputs, NamespacePlan};
+use crate::paths;
 use crate::policy::{self, vars::Vars, LimitValue, Loaded, PolicyError};
 use crate::seccomp::{self, SeccompInputs, SeccompPlan};
 use crate::session::SessionMode;
@@ -108,10 +110,12 @@ pub struct Plan {
     pub umask: u32,
     pub workdir: Option<PathBuf>,
     pub session: SessionMode,
+    pub namespaces: NamespacePlan,
     pub supervisor: SupervisorPlan,
     pub env: EnvPlan,
     pub envp: Vec<CString>,
     pub fds: FdPlan,
+    pub private_tmp: crate::mount_ns::PrivateTmp,
     pub landlock: LandlockPlan,
     pub seccomp: SeccompPlan,
     pub target: Option<TargetPlan>,
@@ -155,6 +159,16 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     }
 
     let vars = build_vars(loaded, &ids, home.as_deref(), &opts.cli_vars)?;
+    // Step private-tmp: before any path below is opened, so every fd and created
+    // directory under /tmp is the private tmpfs's (see mount_ns).
+    let private_tmp =
+        crate::mount_ns::private_tmp(p.filesystem.private_tmp, privileged, opts.apply);
+    if let crate::mount_ns::PrivateTmp::Shared { reason } = &private_tmp {
+        degraded.push(format!(
+            "private_tmp: NOT applied, /tmp is the one clawjail was started with ({reason}); names clawjail creates there are refused when someone else owns them"
+        ));
+    }
+    let trust = link_trust(loaded, &vars, &ids, privileged);
 
     // Capabilities.
     let mut keep = Vec::new();
@@ -196,7 +210,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     };
 
     // Environment, then the target through the target's PATH.
-    let (env_plan, fds) = build_env(loaded, &vars, &ids)?;
+    let (env_plan, fds) = build_env(loaded, &vars, &trust)?;
     let envp = env_plan.envp().map_err(PlanError::Refused)?;
     let target = match &opts.command {
         Some(cmd) => {
@@ -204,7 +218,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
                 .get("PATH")
                 .unwrap_or(target::DEFAULT_PATH)
                 .to_string();
-            Some(target::resolve(cmd, &path_var, &ids)?)
+            Some(target::resolve(cmd, &path_var, &trust)?)
         }
         None => None,
     };
@@ -219,10 +233,17 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         degraded.push("session: process.new_session = false: the target keeps the caller's session (TIOCSTI is still refused by seccomp)".into());
         SessionMode::Keep
     };
+    let namespaces = namespaces::prepare(&NamespaceInputs {
+        privileged,
+        session,
+        pid_wanted: p.process.pid_namespace,
+    });
+    degraded.extend(namespaces.not_used.iter().cloned());
     let supervisor = SupervisorPlan {
         ids: matches!(identity, IdentityPlan::Switch { .. }).then(|| ids.clone()),
         last_cap,
         subreaper: opts.init,
+        die_with_parent: false,
     };
 
     let landlock = landlock::prepare(&LandlockInputs {
@@ -234,14 +255,20 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         env: &p.env,
         vars: &vars,
         exec_chain: &chain,
-        target: &ids,
+        target: &trust,
         apply: opts.apply,
     })?;
     degraded.extend(landlock.degraded());
     let seccomp = seccomp::prepare(&SeccompInputs {
         src,
         cfg: &p.seccomp,
-        allow_unix: p.network.unix,
+        guards: seccomp::guards::Options {
+            allow_unix: p.network.unix,
+            allow_chown: p.filesystem.allow_chown,
+            allow_xattr: p.filesystem.allow_xattr,
+            // An IPC namespace of its own makes SysV IPC and message queues private.
+            allow_ipc: p.process.allow_shared_ipc || namespaces.ipc,
+        },
     })?;
 
     Ok(Plan {
@@ -258,6 +285,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         umask,
         workdir,
         session,
+        namespaces,
         supervisor,
         env: env_plan,
         envp,
@@ -265,6 +293,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         landlock,
         seccomp,
         target,
+        private_tmp,
         vars,
         degraded,
     })
@@ -311,6 +340,32 @@ pub fn build_vars(
 }
 
 /// Expand a path-valued key and require an absolute result.
+/// Which symlinks the walks may follow (`paths::Trust`, docs/symlink-trust.md). On an
+/// unprivileged start the policy's write and create directories are resolved first (by
+/// inode): a link inside them may have been planted by the confined target on an earlier
+/// run, so no later walk follows one. Paths that do not resolve yet are skipped here (they
+/// are created fresh, or `landlock::prepare` reports them with a location).
+fn link_trust(loaded: &Loaded, vars: &Vars, ids: &Ids, privileged: bool) -> paths::Trust {
+    if privileged {
+        return paths::Trust::new(ids.clone(), Vec::new());
+    }
+    let probe = paths::Trust::new(ids.clone(), Vec::new());
+    let fs = &loaded.policy.filesystem;
+    let writable = fs
+        .write
+        .iter()
+        .chain(&fs.create)
+        .filter_map(|v| {
+            let raw = v.get_ref().strip_prefix('?').unwrap_or(v.get_ref());
+            let s = vars.expand(raw).ok()?;
+            paths::resolve(std::path::Path::new(&s), &probe).ok()
+        })
+        .filter(|r| r.meta.is_dir())
+        .map(|r| r.meta.id)
+        .collect();
+    paths::Trust::new(ids.clone(), writable)
+}
+
 pub fn expand_abs_path(
     loaded: &Loaded,
     vars: &Vars,
@@ -431,7 +486,11 @@ fn resolve_limits(loaded: &Loaded, degraded: &mut Vec<String>) -> Result<Vec<Rli
 
 /// The target's environment: pass, then set, then files; socket activation and
 /// NOTIFY_SOCKET only when the policy allows them.
-fn build_env(loaded: &Loaded, vars: &Vars, ids: &Ids) -> Result<(EnvPlan, FdPlan), PlanError> {
+fn build_env(
+    loaded: &Loaded,
+    vars: &Vars,
+    trust: &paths::Trust,
+) -> Result<(EnvPlan, FdPlan), PlanError> {
     let src = &loaded.source;
     let e = &loaded.policy.env;
     let allow = e.allow_code_loading_vars;
@@ -477,7 +536,7 @@ fn build_env(loaded: &Loaded, vars: &Vars, ids: &Ids) -> Result<(EnvPlan, FdPlan
         };
         let path = expand_abs_path(loaded, vars, &raw, "env.files")?;
         let path_s = path.display().to_string();
-        let entries = match env::read_env_file(&path_s, ids) {
+        let entries = match env::read_env_file(&path_s, trust) {
             Err(env::EnvFileError::Open { source, .. })
                 if optional && source.kind() == std::io::ErrorKind::NotFound =>
             {

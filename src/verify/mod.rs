@@ -67,6 +67,7 @@ pub const GRANTS: &[&str] = &[
     "exec: the clawjail binary (and its ELF loader) is the plan's command, so rows marked \"after exec\" re-exec `clawjail __verify-exec`; `run` puts the target's own exec chain there instead",
     "tty: each child gets a fresh pty as its controlling terminal, so the TIOCSTI row meets only seccomp (a `run` target has no controlling tty)",
     "session: each attempt keeps the verify child's session (its pty), so the session step is skipped; `run` gives the target a session of its own",
+    "pid namespace: each attempt runs without the PID namespace a root `run` gives the target (it needs the launch's fork), so the same-uid process rows measure the seccomp pid-0 guards alone; the IPC namespace is applied as `run` applies it",
 ];
 
 /// Added to the policy's `read` list when absent, so the "/proc/self/status" rows can read
@@ -101,8 +102,6 @@ pub struct Report {
     pub policy_sha256: String,
     pub uid: u32,
     pub privileged: bool,
-    /// Why the confined child could not be confined, if it could not.
-    pub confinement_error: Option<String>,
     pub grants: Vec<String>,
     pub rows: Vec<Row>,
     pub counts: Counts,
@@ -164,7 +163,7 @@ fn prepare_plan(
     cli_vars: &[(String, String)],
     exe: &std::path::Path,
     added: &mut Vec<String>,
-) -> Result<plan::Plan, String> {
+) -> Result<plan::Plan, PlanError> {
     let mut loaded = loaded.clone();
     let fs = &mut loaded.policy.filesystem;
     if !fs
@@ -192,9 +191,9 @@ fn prepare_plan(
         Err(PlanError::Target(e)) => {
             tracing::warn!("verify: {e}; rows after exec cannot run");
             opts.command = None;
-            plan::prepare(loaded, &opts).map_err(|e| e.to_string())
+            plan::prepare(loaded, &opts)
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     }
 }
 
@@ -232,13 +231,16 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
             list.join(", ")
         ));
     }
-    let plan = prepare_plan(loaded, cli_vars, &exe, &mut added);
+    // A plan `run` could not prepare is `run`'s error, not a table of "not confined" rows:
+    // stop here (the fixtures and stand-ins are removed as they drop).
+    let mut plan = prepare_plan(loaded, cli_vars, &exe, &mut added)?;
     let (checks, cleanup) = checks::derive(&Inputs {
         view: &view,
         fx: &fx,
         ids: &ids,
         privileged,
         keep_mask: keep_mask(loaded),
+        ipc_namespace: plan.namespaces.ipc,
     });
     fx.cleanup.extend(cleanup);
     let runnable: Vec<&Check> = checks.iter().filter(|c| c.skip.is_none()).collect();
@@ -253,21 +255,15 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
         control_pty.as_fd(),
         &exe,
     );
-    let (confined, confinement_error) = match plan {
-        Ok(mut plan) => (
-            runner::run_child(
-                &runnable,
-                runner::Confine::Confined { plan: &mut plan },
-                confined_pty.as_fd(),
-                &exe,
-            ),
-            None,
-        ),
-        Err(why) => (HashMap::new(), Some(why)),
-    };
+    let confined = runner::run_child(
+        &runnable,
+        runner::Confine::Confined { plan: &mut plan },
+        confined_pty.as_fd(),
+        &exe,
+    );
     let mut rows: Vec<Row> = checks
         .iter()
-        .map(|c| finish_row(c, &view, &control, &confined, confinement_error.as_deref()))
+        .map(|c| finish_row(c, &view, &control, &confined))
         .collect();
     let passed = row::settle(&mut rows);
     drop(fx);
@@ -277,7 +273,6 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
         policy_sha256: loaded.source.sha256.clone(),
         uid: ids.uid,
         privileged,
-        confinement_error,
         grants: GRANTS.iter().map(|g| g.to_string()).chain(added).collect(),
         counts: count(&rows),
         rows,
@@ -290,14 +285,10 @@ fn finish_row(
     view: &PolicyView,
     control: &HashMap<String, Got>,
     confined: &HashMap<String, Got>,
-    confinement_error: Option<&str>,
 ) -> Row {
-    let confined_got = match (&c.skip, confinement_error) {
-        (Some(why), _) => Got::NotRun { why: why.clone() },
-        (None, Some(why)) => Got::NotConfined {
-            why: why.to_string(),
-        },
-        (None, None) => confined.get(&c.id).cloned().unwrap_or(Got::Broken {
+    let confined_got = match &c.skip {
+        Some(why) => Got::NotRun { why: why.clone() },
+        None => confined.get(&c.id).cloned().unwrap_or(Got::Broken {
             why: "no answer from the confined child".into(),
         }),
     };

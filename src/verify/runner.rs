@@ -165,6 +165,9 @@ fn set_up_child(confine: &mut Confine<'_>, pty: BorrowedFd<'_>) -> Result<(), St
         // already leads a session with the pty as its terminal, so the attempts keep it.
         Confine::Confined { plan } => {
             plan.session = crate::session::SessionMode::Keep;
+            // A PID namespace needs the launch's fork, which verify replaces with its own
+            // grandchild per attempt; the seccomp pid-0 guards still answer for other pids.
+            plan.namespaces.pid = false;
             Ok(())
         }
     }

@@ -7,9 +7,12 @@
 mod util;
 
 mod audit;
+mod cli;
+mod isolation;
 mod landlock;
 mod launch;
 mod openclaw;
+mod planted;
 mod policy_errors;
 mod seccomp;
 mod verify;

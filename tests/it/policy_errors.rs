@@ -141,7 +141,7 @@ fn env_file_through_a_symlink_the_target_planted_is_refused() {
             "version = 1\n[identity]\nuser = 65534\ngroup = 65534\n[env]\nfiles = [{:?}]\n",
             creds.join("token.env").display().to_string()
         ),
-        &["could have planted", "token.env"],
+        &["will not follow", "token.env"],
     );
     // Control: the same file named directly is accepted (root-owned, 0600).
     let pol = s.policy(&format!(
@@ -150,4 +150,52 @@ fn env_file_through_a_symlink_the_target_planted_is_refused() {
         other.display().to_string()
     ));
     assert_answer(&run_probe(&pol, "env-get", &["ROOT_SECRET"]), "ok x");
+}
+
+/// Every error of the file in one run, in file order, each located; then a count.
+#[test]
+fn all_errors_of_a_file_are_reported_at_once() {
+    refused(
+        "many-errors",
+        "version = 1\n[identity]\nusr = \"nobody\"\n[process]\nnew_session = \"yes\"\numask = \"9\"\n[limitz]\nnofile = 1\n",
+        &[
+            "{policy}:3:1: error[unknown-key]: identity.usr",
+            "{policy}:5:15: error[wrong-type]",
+            "{policy}:6:9: error[bad-mode]: process.umask",
+            "{policy}:7:2: error[unknown-key]: limitz: unknown key \"limitz\" at the top level",
+            "4 errors in {policy}",
+        ],
+    );
+}
+
+/// The isolation keys (issue 9): wrong types and misspellings are located; a guarded
+/// call named in seccomp.allow points at the key that lifts it.
+#[test]
+fn isolation_keys_are_checked_and_located() {
+    refused(
+        "iso-type",
+        "version = 1\n[identity]\nuser = 65534\n[process]\npid_namespace = \"yes\"\n",
+        &["{policy}:5:17: error[wrong-type]"],
+    );
+    refused(
+        "iso-unknown",
+        "version = 1\n[identity]\nuser = 65534\n[filesystem]\nallow_chwon = true\n",
+        &[
+            "{policy}:5:1: error[unknown-key]: filesystem.allow_chwon",
+            "allow_chown, allow_xattr",
+        ],
+    );
+    refused(
+        "iso-unknown-process",
+        "version = 1\n[identity]\nuser = 65534\n[process]\nshared_ipc = true\n",
+        &["error[unknown-key]", "allow_shared_ipc"],
+    );
+    refused(
+        "iso-guarded",
+        "version = 1\n[identity]\nuser = 65534\n[seccomp]\nallow = [\"fchown\"]\n",
+        &[
+            "{policy}:5:10: error[seccomp-guarded]",
+            "set filesystem.allow_chown = true",
+        ],
+    );
 }
