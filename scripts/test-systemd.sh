@@ -189,6 +189,9 @@ grep -q 'clawjail launch .*identity="switched"' <<<"$log" || fail "no clawjail l
 grep -q 'env_names=\[[^]]*"OPENCLAW_GATEWAY_TOKEN"' <<<"$log" \
     || fail "OPENCLAW_GATEWAY_TOKEN did not reach the gateway (LoadCredential= -> env.files)"
 if grep -q 'auth token was missing' <<<"$log"; then fail "the gateway generated its own token"; fi
+# The policy's private_tmp cannot apply inside the unit (no CAP_SYS_ADMIN, RestrictNamespaces=);
+# PrivateTmp= stands in for it. Shown, not asserted: the launch log names the state.
+ptmp="$(grep -o 'private_tmp=[A-Za-z]*\( { reason: "[^"]*" }\)\?' <<<"$log" | head -n1 || true)"
 
 status="$(in_ct cat "/proc/$pid/status")"
 field() { sed -n "s/^$1:[[:space:]]*//p" <<<"$status" | tr -s ' \t' ' ' | sed 's/ $//'; }
@@ -210,6 +213,7 @@ awk '$5 == "/" { split($6, o, ","); exit o[1] == "ro" ? 0 : 1 }' <<<"$mounts" \
 awk '$5 == "/var/lib/openclaw" { split($6, o, ","); f = o[1] == "rw" } END { exit f ? 0 : 1 }' <<<"$mounts" \
     || fail "/var/lib/openclaw is not a writable mount for the gateway (ReadWritePaths=)"
 say "main process: Uid/Gid $uid/$gid, Groups empty, Cap* 0, NoNewPrivs 1, Seccomp 2, / read-only, token via LoadCredential="
+say "clawjail launch log: ${ptmp:-no private_tmp field}"
 
 # --- 4. kill -9 ---------------------------------------------------------------------------
 t=$(now)
@@ -250,7 +254,7 @@ left="$(in_ct ps -o pid=,comm= -u "$uid" || true)"
 [ -z "$left" ] || fail "processes of openclaw left after stop: $left"
 killed="$(grep -c 'with signal SIGKILL' <<<"$log" || true)"
 clean="$(grep -o '\[shutdown\] completed cleanly in [0-9]*ms' <<<"$log" || echo 'no "[shutdown] completed" line')"
-say "stop: gateway exited 0 after SIGTERM ($clean), nothing left, after ${t_stop}s$([ "$killed" = 0 ] || echo "; $killed leftover worker(s) SIGKILLed by KillMode=mixed")"
+say "stop: gateway exited 0 after SIGTERM ($clean), nothing left, after ${t_stop}s$([ "$killed" = 0 ] || echo "; $killed leftover process(es) SIGKILLed by KillMode=mixed")"
 
 say "timings: start->healthy ${t_start}s, kill -9->restarted+healthy ${t_kill}s, restart->healthy ${t_restart}s (command ${t_restart_cmd}s), stop ${t_stop}s (load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs)"
 say "PASS"
