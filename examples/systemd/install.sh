@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # install.sh: install the OpenClaw gateway as a systemd service confined by clawjail.
 #
-#   cargo build --release && sudo bash examples/systemd/install.sh
-#   sudo systemctl start openclaw-gateway
+#   cargo build --release && bash examples/systemd/install.sh     (as root)
+#   systemctl start openclaw-gateway
 #   curl -fsS http://127.0.0.1:18789/healthz
 #
-# Run from anywhere, as root. Idempotent: a second run changes nothing it already did;
+# Run as root (from a user account: sudo); it works from any directory. Idempotent: a second run changes nothing it already did;
 # it never replaces an existing token or openclaw.json (delete them to regenerate) and
 # never touches an existing `openclaw` user. CLAWJAIL_BIN picks another clawjail binary
 # (default: the release build of this checkout).
