@@ -95,7 +95,10 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 #   worker waits out TimeoutStopSec ("Processes still around after final SIGKILL" with none
 #   left). On a host, systemd watches the cgroup2 cgroup.events.
 # - ulimits: podman's defaults exceed this VM's hard limits (RLIMIT_NOFILE, RLIMIT_NPROC) and
-#   runc fails with "error setting rlimits"; the caller's hard limits are used instead.
+#   runc fails with "error setting rlimits". Passed here instead of a default_ulimits in
+#   /etc/containers (nothing global changes): RLIMIT_NOFILE at the caller's hard limit,
+#   RLIMIT_NPROC at most 8192 (runc could not set this VM's hard limit, 96362, either; the
+#   cause was not pinned down, and a lower value always works).
 # - --network none: its own loopback only; /healthz is checked from inside.
 # - the repository read-only at /clawjail-src (the checkout may live on another mount), the
 #   binary at /clawjail-bin, the openclaw cache as an overlay at /opt/openclaw (the unit's
