@@ -10,7 +10,7 @@ cache=${OPENCLAW_CACHE:-/var/cache/clawjail-ci/openclaw}
 
 bash scripts/install-openclaw.sh >/dev/null
 cargo build --release --quiet
-id openclaw >/dev/null 2>&1 || useradd --system --home-dir /var/lib/openclaw --create-home --shell /usr/sbin/nologin openclaw
+id openclaw >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/openclaw --create-home --shell /usr/sbin/nologin openclaw
 owner="$(id -u openclaw):$(id -g openclaw)"
 creds=$(mktemp -d /tmp/cj-bench-gw.XXXXXX)
 trap 'rm -rf "$creds"' EXIT

@@ -11,7 +11,7 @@ port=${PORT:-18789}
 
 cargo build --release
 bash scripts/install-openclaw.sh
-id openclaw >/dev/null 2>&1 || useradd --system --home-dir /var/lib/openclaw --create-home --shell /usr/sbin/nologin openclaw
+id openclaw >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/openclaw --create-home --shell /usr/sbin/nologin openclaw
 creds=$(mktemp -d /tmp/clawjail-demo.XXXXXX)
 chmod 755 "$creds"
 trap 'rm -rf "$creds"' EXIT

@@ -16,7 +16,7 @@
 #   `.openclaw-lifecycle-pending` and the first launch tries to write into the package
 #   tree, which fails for a read-only / foreign-owned install ("package lifecycle is
 #   incomplete"). We check for that marker and fail loudly if it is still there.
-# - The gateway runs as a dedicated uid (65534 in tests), so the whole cache must be
+# - The gateway runs as a dedicated uid (openclaw; 65534 in some tests), so the whole cache must be
 #   readable and executable by other users, and every parent directory traversable.
 set -euo pipefail
 
@@ -57,7 +57,10 @@ openclaw_ok() {
 # Make the cache usable by an unprivileged uid: a+rX on the tree, and o+x on every parent
 # directory up to / (a 0700 parent anywhere on the path would hide the whole cache).
 fix_perms() {
-    chmod -R a+rX "$OPENCLAW_CACHE"
+    # Only what lacks the bits: a blanket chmod -R would rewrite the metadata of ~10k files
+    # on every run (minutes on an overlayfs, where each chmod copies the file up).
+    find "$OPENCLAW_CACHE" ! -type l \( -type d ! -perm -0555 -o ! -perm -0444 \
+        -o -perm /0111 ! -perm -0555 \) -exec chmod a+rX {} +
     local d
     d="$(dirname "$OPENCLAW_CACHE")"
     while [[ "$d" != "/" ]]; do

@@ -26,7 +26,7 @@ repo="$(dirname "$here")"
 LINT_TOOLS_DIR="${LINT_TOOLS_DIR:-/var/cache/clawjail-ci/lint-tools}"
 HADOLINT_VERSION="${HADOLINT_VERSION:-2.15.1}"
 DCLINT_VERSION="${DCLINT_VERSION:-3.1.0}"
-# systemd-analyze security scale: 0 (locked down) .. 10; the unit scores 2.5 today.
+# systemd-analyze security scale: 0 (locked down) .. 10; the unit scores 2.7 today (2.5 with RestrictSUIDSGID=, which breaks openat2).
 SYSTEMD_MAX_EXPOSURE="${SYSTEMD_MAX_EXPOSURE:-30}"   # tenths, i.e. 3.0
 
 log() { printf 'lint-examples: %s\n' "$*" >&2; }
@@ -99,6 +99,31 @@ lint_units() {
     done
 }
 
+# The README's systemd section quotes examples/systemd/install.sh's steps verbatim (CI runs
+# the script under systemd, so the README is what is tested), and the quick start, the test
+# command and install.sh create the openclaw user with one and the same line.
+lint_install_steps() {
+    local script="$repo/examples/systemd/install.sh" steps line f n=0
+    steps="$(sed -n '/^# --- steps ---$/,/^# --- end of steps ---$/p' "$script" | sed '1d;$d')"
+    [[ -n "$steps" ]] || { fail "install.sh: no '# --- steps ---' ... '# --- end of steps ---' block"; return; }
+    if ! python3 - "$repo/README.md" "$steps" <<'PY'
+import sys
+readme, steps = open(sys.argv[1]).read(), sys.argv[2]
+sys.exit(0 if "```sh\n" + steps + "\n```" in readme else 1)
+PY
+    then
+        fail "README.md: the systemd section does not quote examples/systemd/install.sh's steps verbatim (in a \`\`\`sh block)"
+    fi
+    line="$(grep -m1 -E '^id openclaw .*useradd ' "$script" || true)"
+    [[ -n "$line" ]] || { fail "install.sh: no 'id openclaw ... || useradd ...' line"; return; }
+    for f in scripts/demo.sh scripts/test.sh; do
+        if grep -qxF -- "$line" <(sed 's/^[[:space:]]*//' "$repo/$f"); then n=$((n + 1)); else
+            fail "$f: the openclaw user is not created with install.sh's line: $line"
+        fi
+    done
+    (( n == 2 )) && log "ok: README systemd section = install.sh steps; one useradd line in demo.sh, test.sh, install.sh"
+}
+
 # --- docker -------------------------------------------------------------------------------
 lint_dockerfile() {
     local f="$repo/examples/docker/Dockerfile"
@@ -149,6 +174,7 @@ fi
 ensure_hadolint
 ensure_dclint
 lint_units "$bin"
+lint_install_steps
 lint_dockerfile
 lint_compose
 

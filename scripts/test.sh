@@ -15,7 +15,8 @@ fi
 
 say "system packages"
 missing=()
-for tool in setpriv:util-linux gcc:gcc python3:python3 curl:curl systemd-analyze:systemd npm:npm; do
+# podman + runc: the shipped systemd unit is tested under systemd as PID 1 in a container.
+for tool in setpriv:util-linux gcc:gcc python3:python3 curl:curl systemd-analyze:systemd npm:npm podman:podman runc:runc; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
@@ -33,8 +34,9 @@ if [ "${CLAWJAIL_SKIP_OPENCLAW:-0}" != 1 ]; then
   . "${OPENCLAW_CACHE:-/var/cache/clawjail-ci/openclaw}/paths.env"
   export CLAWJAIL_NODE24="$NODE" CLAWJAIL_OPENCLAW_PREFIX="${OPENCLAW_CACHE:-/var/cache/clawjail-ci/openclaw}"
   # The shipped policies run the gateway as a dedicated system user, as an operator would.
-  if [ "$(id -u)" = 0 ] && ! id openclaw >/dev/null 2>&1; then
-    useradd --system --home-dir /var/lib/openclaw --create-home --shell /usr/sbin/nologin openclaw
+  # The same line as scripts/demo.sh and examples/systemd/install.sh (lint-examples.sh checks).
+  if [ "$(id -u)" = 0 ]; then
+    id openclaw >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/openclaw --create-home --shell /usr/sbin/nologin openclaw
   fi
   # In CI the gateway tests must run, not skip.
   if [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ]; then export CLAWJAIL_REQUIRE_OPENCLAW=1; fi
@@ -60,5 +62,14 @@ echo "installed: $installed"
 
 say "deployment examples"
 bash scripts/lint-examples.sh "$PWD/target/debug/clawjail"
+
+say "systemd unit under systemd as PID 1 (podman)"
+# Runs the README's systemd section (examples/systemd/install.sh) and the shipped unit under a
+# real systemd; in CI it must run, elsewhere it says why it skips. Needs the openclaw cache.
+if [ "${CLAWJAIL_SKIP_OPENCLAW:-0}" != 1 ]; then
+  bash scripts/test-systemd.sh "$PWD/target/debug/clawjail"
+else
+  echo "test-systemd: skipped: CLAWJAIL_SKIP_OPENCLAW=1"
+fi
 
 say "all checks passed"
