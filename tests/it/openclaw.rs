@@ -56,14 +56,6 @@ macro_rules! require_openclaw {
     };
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A scratch run dir: `state/` is created by clawjail (policy `create`), the token file
 /// is root-owned 0600 and read by clawjail before the drop.
 struct Run {

@@ -409,9 +409,9 @@ fn node_workload_under_default_profile() {
         eprintln!("skipped: {node} not installed");
         return;
     }
-    run_node(node, "sc-node20", 41731, 20, "");
+    run_node(node, "sc-node20", free_port(), 20, "");
     if let Some(n24) = std::env::var_os("CLAWJAIL_NODE24") {
-        run_node(n24.to_str().unwrap(), "sc-node24", 41732, 20, "");
+        run_node(n24.to_str().unwrap(), "sc-node24", free_port(), 20, "");
     }
 }
 
@@ -426,8 +426,14 @@ fn node_starts_under_kill() {
         return;
     }
     let extra = "[seccomp]\naction = \"kill\"\n\n[env]\nset = { UV_USE_IO_URING = \"1\" }\nallow_code_loading_vars = true\n";
-    run_node(node, "sc-node-kill", 41733, 3, extra);
+    run_node(node, "sc-node-kill", free_port(), 3, extra);
     if let Some(n24) = std::env::var_os("CLAWJAIL_NODE24") {
-        run_node(n24.to_str().unwrap(), "sc-node24-kill", 41734, 3, extra);
+        run_node(
+            n24.to_str().unwrap(),
+            "sc-node24-kill",
+            free_port(),
+            3,
+            extra,
+        );
     }
 }

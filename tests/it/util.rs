@@ -230,3 +230,13 @@ pub fn base_policy(extra_read: &[&str], extra_write: &[&str]) -> String {
         q(extra_write)
     )
 }
+
+/// A loopback port free right now (the kernel picks it): fixed ports collide with other
+/// test runs on the same machine and with the ephemeral range.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
