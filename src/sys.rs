@@ -93,13 +93,18 @@ pub fn seccomp_set_mode_filter(prog: &[libc::sock_filter]) -> io::Result<()> {
     .map(drop)
 }
 
-/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)` — close_range(2), Linux 5.11.
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)` — close_range(2), Linux 5.11. The raw
+/// syscall: musl has no close_range() wrapper (the static x86_64-unknown-linux-musl build).
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: integer arguments; the kernel only sets FD_CLOEXEC, no fd is closed under us.
-    check(
-        unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) }
-            as libc::c_long,
-    )
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    })
     .map(drop)
 }
 
