@@ -242,6 +242,7 @@ start_gateway() {
     names+=("${name[$v]}")
     mapfile -t opts < <(base_opts "$v")
     [ "${#opts[@]}" -gt 10 ] || fail "compose translation failed"
+    say "$v: podman $(printf '%q ' "${opts[@]}" -d --name "${name[$v]}" -p 127.0.0.1::18789 --rootfs /:O "${entrypoint[@]}" "${cmd[@]}")"
     podman "${opts[@]}" -d --name "${name[$v]}" -p 127.0.0.1::18789 \
         --rootfs /:O "${entrypoint[@]}" "${cmd[@]}" >/dev/null
 }
