@@ -79,7 +79,7 @@ impl Step {
         match self {
             Step::ResolvePolicy => "parse the policy; resolve user and groups via NSS (before Landlock hides /etc)",
             Step::OpenResources => "open the target (O_PATH) and Landlock path fds, read env files, compile the BPF, build argv/envp",
-            Step::NewSession => "setsid(), or fork once and leave a supervisor when clawjail leads a process group (TIOCSTI)",
+            Step::NewSession => "setsid(), or fork once and leave a supervisor (process-group leader, --init, a terminal on fds 0-2: the target gets a new pty)",
             Step::DropBoundingSet => "PR_CAPBSET_DROP 0..=cap_last_cap (needs CAP_SETPCAP, so before the uid switch); root start only",
             Step::LockSecurebits => "NOROOT + NO_SETUID_FIXUP off, both locked; KEEP_CAPS only when a cap is kept; root start only",
             Step::SetIds => "setgroups -> setresgid -> setresuid, then prove root cannot be regained; root start only",
@@ -129,8 +129,9 @@ pub struct Applied {
 pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
     // Step 3/15: before the uid switch, so the supervisor (if we fork) can still switch
     // its own ids; setsid(2) EPERM for a process-group leader means fork.
-    let session = crate::session::enter_new_session(plan.session, &plan.supervisor)
-        .map_err(at(Step::NewSession))?;
+    let session =
+        crate::session::enter_new_session(plan.session, &plan.supervisor, plan.terminal.as_mut())
+            .map_err(at(Step::NewSession))?;
 
     let mut bounding_dropped = None;
     if let IdentityPlan::Switch { ids } = &plan.identity {

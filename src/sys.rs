@@ -241,3 +241,54 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal) and touches no memory.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } as libc::c_long).map(drop)
 }
+
+/// fds 0-2 as borrowed fds. clawjail never closes them (the terminal step replaces them
+/// with dup2, which keeps the number valid), so they live for the whole process.
+pub fn std_fd(fd: std::os::fd::RawFd) -> BorrowedFd<'static> {
+    let fd = fd.clamp(0, 2);
+    // SAFETY: 0, 1 and 2 are open for the process's lifetime or, if the caller started
+    // us with one closed, every call on it fails with EBADF (no other object can own the
+    // number: std never closes it and clawjail opens nothing before prepare).
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// `ioctl(fd, TIOCGWINSZ)` — ioctl_tty(2): the terminal's window size.
+pub fn get_winsize(fd: BorrowedFd<'_>) -> io::Result<nix::pty::Winsize> {
+    let mut ws = nix::pty::Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one struct winsize through the pointer, which is valid
+    // and exclusively borrowed for the call.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCGWINSZ,
+            &mut ws as *mut nix::pty::Winsize,
+        )
+    } as libc::c_long)?;
+    Ok(ws)
+}
+
+/// `ioctl(fd, TIOCSWINSZ)` — sets the size; the kernel sends SIGWINCH to the terminal's
+/// foreground process group when it changes (ioctl_tty(2)).
+pub fn set_winsize(fd: BorrowedFd<'_>, ws: &nix::pty::Winsize) -> io::Result<()> {
+    // SAFETY: TIOCSWINSZ only reads one struct winsize through the pointer.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            ws as *const nix::pty::Winsize,
+        )
+    } as libc::c_long)
+    .map(drop)
+}
+
+/// isatty(3) on a raw fd number (an inherited fd clawjail holds no object for); a closed
+/// fd is not a terminal.
+pub fn is_terminal_raw(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: isatty only queries the fd number (TCGETS); no memory of ours is touched.
+    unsafe { libc::isatty(fd) == 1 }
+}
