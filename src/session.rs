@@ -113,11 +113,17 @@ pub fn fork_with_supervisor(
                 io::Error::from(e),
             )
         })?;
-        if let Some(t) = terminal {
-            crate::terminal::attach(t, true)?;
-        }
+        let slave = match terminal {
+            Some(t) => crate::terminal::attach(t, true)?,
+            None => None,
+        };
         wait_ready(ready_r)?;
-        Ok(SessionOutcome::Forked { supervisor: parent })
+        match slave {
+            // This child leads the pty's session; the target runs one level down, in a
+            // process group the terminal can stop (see `supervisor::monitor`).
+            Some(fd) => supervisor::monitor::fork_target(sup, fd),
+            None => Ok(SessionOutcome::Forked { supervisor: parent }),
+        }
     } else {
         drop(ready_r);
         let opened = terminal.and_then(|t| {
@@ -129,7 +135,7 @@ pub fn fork_with_supervisor(
 }
 
 /// Block until the supervisor says it is set up; EOF means it failed (and kills us).
-fn wait_ready(r: std::os::fd::OwnedFd) -> Result<(), (String, io::Error)> {
+pub fn wait_ready(r: std::os::fd::OwnedFd) -> Result<(), (String, io::Error)> {
     let mut b = [0u8; 1];
     loop {
         match nix::unistd::read(&r, &mut b) {

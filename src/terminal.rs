@@ -229,8 +229,12 @@ fn open_caller(fd: RawFd, read: bool) -> Result<CallerTty, TerminalError> {
 /// In the target (after fork or in place), as part of the session step: lead a session
 /// whose controlling terminal is the new pty, put the slave (or /dev/null) on the fds that
 /// were terminals, and close every other terminal descriptor clawjail held. Only
-/// descriptors that exist already are touched; errors name the call.
-pub fn attach(plan: &mut TerminalPlan, in_new_session: bool) -> Result<(), (String, io::Error)> {
+/// descriptors that exist already are touched; errors name the call. Returns one fd (0-2)
+/// that now holds the slave, if any.
+pub fn attach(
+    plan: &mut TerminalPlan,
+    in_new_session: bool,
+) -> Result<Option<RawFd>, (String, io::Error)> {
     let slave_fds = plan.slave_fds();
     let Some(opened) = plan.opened.take() else {
         return Err((
@@ -239,24 +243,23 @@ pub fn attach(plan: &mut TerminalPlan, in_new_session: bool) -> Result<(), (Stri
         ));
     };
     drop(opened.caller);
-    if let Some(pty) = opened.pty {
-        if in_new_session {
-            // ioctl_tty(2) TIOCSCTTY: a session leader without a controlling tty makes the
-            // pty its own; the session's process group becomes its foreground group, so
-            // the pty's line discipline signals the target (Ctrl-C, Ctrl-\, Ctrl-Z).
-            crate::sys::set_controlling_tty(pty.slave.as_fd())
-                .map_err(|e| ("ioctl(slave, TIOCSCTTY)".to_string(), e))?;
-        }
-        for fd in &slave_fds {
-            dup_onto(pty.slave.as_fd(), *fd)?;
-        }
-        drop(pty.master);
-        drop(pty.slave);
-    }
     if let Some(null) = opened.null {
         dup_onto(null.as_fd(), 0)?;
     }
-    Ok(())
+    let Some(pty) = opened.pty else {
+        return Ok(None);
+    };
+    if in_new_session {
+        // ioctl_tty(2) TIOCSCTTY: a session leader without a controlling tty makes the
+        // pty its own, so the pty's line discipline can signal its foreground group
+        // (Ctrl-C, Ctrl-\, Ctrl-Z) and /dev/tty names the pty, not the caller's terminal.
+        crate::sys::set_controlling_tty(pty.slave.as_fd())
+            .map_err(|e| ("ioctl(slave, TIOCSCTTY)".to_string(), e))?;
+    }
+    for fd in &slave_fds {
+        dup_onto(pty.slave.as_fd(), *fd)?;
+    }
+    Ok(slave_fds.first().copied())
 }
 
 /// dup2(from, to): `to` (the caller's terminal) is closed and replaced atomically.

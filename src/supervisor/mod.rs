@@ -11,6 +11,7 @@
 //! not dumpable (the target, same uid, cannot ptrace it or open /proc/<pid>/fd/N, which
 //! would hand it the caller's terminal), bounded buffers.
 
+pub mod monitor;
 pub mod pty;
 pub mod reaper;
 
@@ -222,9 +223,11 @@ fn on_signals(
                             }
                             return Some(code);
                         }
-                        ChildEvent::Stopped(stop) => {
+                        // The monitor stops itself with SIGSTOP when the target stops; the
+                        // job stops as a terminal stop would stop it (SIGTSTP).
+                        ChildEvent::Stopped(_) => {
                             if let Some(r) = r.as_deref_mut() {
-                                r.suspend(stop);
+                                r.suspend(libc::SIGTSTP);
                                 reaper.continue_child();
                             }
                         }

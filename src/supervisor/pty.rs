@@ -75,6 +75,10 @@ pub struct Relay {
     /// The caller's modes while raw mode is applied (restored from here).
     saved: Option<Termios>,
     foreground: bool,
+    /// Started in the background: the modes copied onto the pty in prepare were the
+    /// shell's line-editing modes (readline), not a job's; copy them again when first
+    /// brought to the foreground, when the shell has given the terminal back cooked.
+    copy_modes_on_fg: Option<bool>,
     caller_closed: bool,
     master_closed: bool,
 }
@@ -95,6 +99,7 @@ impl Relay {
             to_caller: Buf::new(),
             saved: None,
             foreground: false,
+            copy_modes_on_fg: None,
             caller_closed: false,
             master_closed: false,
         })
@@ -114,8 +119,22 @@ impl Relay {
     /// Start, or continue after a stop: take the terminal if we are in the foreground
     /// (raw mode, current size); in the background leave it alone.
     pub fn resume(&mut self) {
-        if !self.check_foreground() {
+        let fg = self.check_foreground();
+        let first = self.copy_modes_on_fg.is_none();
+        if first {
+            self.copy_modes_on_fg = Some(!fg);
+        }
+        if !fg {
             return;
+        }
+        if !first && self.copy_modes_on_fg == Some(true) {
+            self.copy_modes_on_fg = Some(false);
+            if let Ok(t) = termios::tcgetattr(self.caller.as_fd()) {
+                // Termios ioctls on a pty master act on its slave (tty_ioctl(4)).
+                if let Err(e) = termios::tcsetattr(self.master.as_fd(), SetArg::TCSANOW, &t) {
+                    tracing::debug!("copying modes to the pty: {e}");
+                }
+            }
         }
         if self.input && self.saved.is_none() {
             self.enter_raw();
