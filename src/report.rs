@@ -56,6 +56,7 @@ pub fn plan_json(plan: &Plan) -> Value {
         },
         "no_new_privs": true,
         "session": format!("{:?}", plan.session).to_lowercase(),
+        "terminal": terminal_line(plan),
         "limits": plan.limits.iter().map(|l| json!({"name": l.name, "value": l.value.map_or("unlimited".to_string(), |v| v.to_string())})).collect::<Vec<_>>(),
         "umask": format!("{:04o}", plan.umask),
         "workdir": plan.workdir.as_ref().map(|w| w.display().to_string()),
@@ -74,12 +75,21 @@ pub fn plan_json(plan: &Plan) -> Value {
     })
 }
 
+/// What the terminal step does, for `check` and the launch event.
+pub fn terminal_line(plan: &Plan) -> String {
+    match &plan.terminal {
+        Some(t) => t.describe(),
+        None => "none: no terminal on fds 0-2 here (nothing to relay, no fork for it; pipes, files and sockets pass through)".to_string(),
+    }
+}
+
 /// The order `check` prints sections in: the policy, then the steps' order, then limits.
 const SECTION_ORDER: &[&str] = &[
     "policy",
     "identity",
     "capabilities",
     "session",
+    "terminal",
     "limits",
     "umask",
     "workdir",
@@ -216,6 +226,7 @@ pub fn launch_event(plan: &Plan, applied: &Applied) {
         env_names = ?env_names,
         fds_cloexec_from = 3 + plan.fds.keep_listen_fds,
         session = ?applied.session,
+        terminal = %terminal_line(plan),
         signals = "reset",
         landlock = %landlock,
         seccomp = %plan.seccomp.describe_short(),

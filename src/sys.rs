@@ -292,3 +292,14 @@ pub fn is_terminal_raw(fd: std::os::fd::RawFd) -> bool {
     // SAFETY: isatty only queries the fd number (TCGETS); no memory of ours is touched.
     unsafe { libc::isatty(fd) == 1 }
 }
+
+/// `ioctl(fd, TIOCGDEV)`: the (major, minor) of the terminal behind `fd`, also for an fd
+/// opened through /dev/tty (ioctl_tty(2)); decoded from the kernel's new_encode_dev.
+pub fn tty_device(fd: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
+    const TIOCGDEV: libc::c_ulong = 0x8004_5432; // _IOR('T', 0x32, unsigned int)
+    let mut dev: libc::c_uint = 0;
+    // SAFETY: TIOCGDEV writes one unsigned int through the pointer, valid for the call.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), TIOCGDEV, &mut dev as *mut libc::c_uint) };
+    check(r as libc::c_long)?;
+    Ok(((dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00)))
+}

@@ -12,4 +12,5 @@ mod launch;
 mod openclaw;
 mod policy_errors;
 mod seccomp;
+mod terminal;
 mod verify;
