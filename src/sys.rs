@@ -303,3 +303,20 @@ pub fn tty_device(fd: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
     check(r as libc::c_long)?;
     Ok(((dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00)))
 }
+
+/// `tty_device` on a raw fd number (verify's pty, a probe scanning its fds); EBADF or
+/// ENOTTY for anything that is not an open terminal.
+pub fn tty_device_raw(fd: std::os::fd::RawFd) -> io::Result<(u32, u32)> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: the borrow lives only for this call; an fd number that is not open makes
+    // the ioctl fail with EBADF, it cannot alias memory.
+    tty_device(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+/// `dup2(from, to)` on raw numbers (verify: its pty onto fds 0 and 2 of an attempt).
+pub fn dup_raw_onto(from: std::os::fd::RawFd, to: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: dup2 takes two integers and touches no memory of ours.
+    check(unsafe { libc::dup2(from, to) } as libc::c_long).map(drop)
+}

@@ -114,6 +114,8 @@ pub struct Plan {
     pub supervisor: SupervisorPlan,
     /// The terminal step; `None` when no fd 0-2 is a terminal.
     pub terminal: Option<TerminalPlan>,
+    /// `process.terminal` (verify prepares a terminal step of its own with it).
+    pub terminal_mode: crate::policy::TerminalMode,
     pub env: EnvPlan,
     pub envp: Vec<CString>,
     pub fds: FdPlan,
@@ -279,6 +281,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         session,
         supervisor,
         terminal,
+        terminal_mode: p.process.terminal,
         env: env_plan,
         envp,
         fds,

@@ -56,6 +56,10 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             Ok(secs) => winsize_wait(secs),
             Err(o) => o,
         },
+        "tty-reach" => match args.first() {
+            Some(dev) => tty_reach(dev),
+            None => Outcome::Broken("MAJ:MIN".into()),
+        },
         // Print "ready", read one line from stdin: "ok got:LINE".
         "read-line" => {
             say("ready");
@@ -200,5 +204,32 @@ fn winsize_wait(secs: u64) -> Outcome {
             format!("winch {}", size(ws))
         }),
         _ => Outcome::Broken("no SIGWINCH".into()),
+    }
+}
+
+/// `tty-reach MAJ:MIN`: is the terminal MAJ:MIN reachable? Scans fds 0..1024 (TIOCGDEV, an
+/// ioctl on the terminal itself, so a match proves it answers) and opens /dev/tty. "ok fd N"
+/// or "ok /dev/tty" when reached; otherwise the errno /dev/tty gave, or ENXIO ("no such
+/// device": nothing here reaches it).
+pub fn tty_reach(dev: &str) -> Outcome {
+    for fd in 0..1024 {
+        if let Ok((ma, mi)) = crate::sys::tty_device_raw(fd) {
+            if format!("{ma}:{mi}") == dev {
+                return Outcome::Ok(format!("fd {fd} is the terminal {dev}"));
+            }
+        }
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    {
+        Ok(f) => match crate::sys::tty_device(f.as_fd()) {
+            Ok((ma, mi)) if format!("{ma}:{mi}") == dev => {
+                Outcome::Ok(format!("/dev/tty is the terminal {dev}"))
+            }
+            _ => Outcome::Errno(libc::ENXIO),
+        },
+        Err(e) => Outcome::Errno(e.raw_os_error().unwrap_or(libc::ENXIO)),
     }
 }

@@ -39,6 +39,7 @@
 //! | `io-uring-setup` | - | `ok` | sys |
 //! | `tiocsti` | FD (a tty fd; inject one byte) | `ok` | sys |
 //! | `mount` | DIR (tmpfs on DIR) | `ok` | sys |
+//! | `tty-reach` | MAJ:MIN (a terminal; fds 0..1024 and /dev/tty) | `ok fd N ...` | tty |
 //! | `setuid0` | - | `ok` | core (exists) |
 //! | `read-fd` | N | `ok CONTENT` | core (exists) |
 //! | `env-names` | - | `ok A,B,C` | core (exists) |
@@ -66,7 +67,7 @@ use row::{Evidence, Got, Row, Status};
 pub const GRANTS: &[&str] = &[
     "exec: the clawjail binary (and its ELF loader) is the plan's command, so rows marked \"after exec\" re-exec `clawjail __verify-exec`; `run` puts the target's own exec chain there instead",
     "tty: each child gets a fresh pty as its controlling terminal, so the TIOCSTI row meets only seccomp (a `run` target has no controlling tty)",
-    "session: each attempt keeps the verify child's session (its pty), so the session step is skipped; `run` gives the target a session of its own",
+    "session: each attempt keeps the verify child's session (its pty), so the session step is skipped; `run` gives the target a session of its own (the terminal row runs the session and terminal steps as `run` does, with fds 0 and 2 on that pty)",
 ];
 
 /// Added to the policy's `read` list when absent, so the "/proc/self/status" rows can read
