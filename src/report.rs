@@ -16,6 +16,7 @@ pub const CANNOT_ENFORCE: &[&str] = &[
     "UDP (DNS included) and ICMP are not controlled by Landlock on this kernel.",
     "listen() without bind() auto-binds an ephemeral port even when no bind rule allows it (landlock-lsm/linux#15).",
     "Pathname unix sockets are not covered by Landlock below ABI 9; clawjail closes them by refusing socket(AF_UNIX) in seccomp unless network.unix = true.",
+    "Terminal: escape sequences in the target's output reach the caller's terminal through the pty relay (title, cursor, terminal answers that come back as input), as with every pty relay (docs/terminal.md); a SIGKILL of the supervisor leaves the terminal in raw mode.",
     "Memory is not capped by clawjail (no address-space limit by default: V8 reserves far more than it uses); use cgroups (systemd MemoryMax=, compose mem_limit).",
 ];
 
