@@ -60,6 +60,17 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             Some(dev) => tty_reach(dev),
             None => Outcome::Broken("MAJ:MIN".into()),
         },
+        // Open /proc/<ancestor LEVEL up>/fd/FD (1 = parent): "ok -> TARGET" or the errno.
+        // Under clawjail the grandparent is the supervisor, which holds the caller's tty.
+        "ancestor-fd" => match (arg::<u32>(args, 0), arg::<i32>(args, 1)) {
+            (Ok(level), Ok(fd)) => ancestor_fd(level, fd),
+            _ => Outcome::Broken("LEVEL FD".into()),
+        },
+        // Open /proc/PID/fd/FD: "ok -> TARGET" or the errno.
+        "proc-fd" => match (arg::<i32>(args, 0), arg::<i32>(args, 1)) {
+            (Ok(pid), Ok(fd)) => open_proc_fd(pid, fd),
+            _ => Outcome::Broken("PID FD".into()),
+        },
         // Print "ready", read one line from stdin: "ok got:LINE".
         "read-line" => {
             say("ready");
@@ -232,4 +243,36 @@ pub fn tty_reach(dev: &str) -> Outcome {
         },
         Err(e) => Outcome::Errno(e.raw_os_error().unwrap_or(libc::ENXIO)),
     }
+}
+
+fn ppid_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The comm field may hold spaces; the fields after its closing paren are fixed.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn ancestor_fd(level: u32, fd: i32) -> Outcome {
+    let mut pid = std::process::id() as i32;
+    for _ in 0..level {
+        match ppid_of(pid) {
+            Some(p) => pid = p,
+            None => return Outcome::Broken(format!("no parent of {pid}")),
+        }
+    }
+    open_proc_fd(pid, fd)
+}
+
+fn open_proc_fd(pid: i32, fd: i32) -> Outcome {
+    let path = format!("/proc/{pid}/fd/{fd}");
+    Outcome::from_io(std::fs::OpenOptions::new().read(true).open(&path), |_| {
+        match std::fs::read_link(&path) {
+            Ok(t) => format!("{path} -> {}", t.display()),
+            Err(_) => path.clone(),
+        }
+    })
 }

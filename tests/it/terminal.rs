@@ -568,3 +568,129 @@ fn check_says_whether_a_pty_relay_will_be_used() {
         stdout(&o)
     );
 }
+
+#[test]
+fn the_target_cannot_take_the_terminal_from_its_supervisor() {
+    require_root!();
+    // /proc readable, so only the supervisor's own protections (not dumpable; the
+    // target's Landlock domain) stand between the target and /proc/<supervisor>/fd/0.
+    let (_s, pol) = setup("tty-anc", "");
+    let pol_text = std::fs::read_to_string(&pol)
+        .unwrap()
+        .replace("read = [", "read = [\"/proc\", ");
+    std::fs::write(&pol, pol_text).unwrap();
+    // Control: a same-uid parent that is an ordinary (dumpable) process hands it over.
+    let bare = format!(
+        "sleep 0.2; {SETPRIV} sh -c '{}; true'; echo RC:$?",
+        probe_cmd("ancestor-fd 1 0")
+    );
+    let mut t = Term::spawn(&["sh", "-c", &bare]);
+    // As on a laptop, the terminal belongs to the user the target runs as (reopening a
+    // tty through /proc checks the device's own permissions too).
+    chown(Path::new(&t.path), NOBODY, NOBODY);
+    let got = t.expect("RC:", 10);
+    assert!(
+        got.contains("ok /proc/") && got.contains(&t.path),
+        "control: {got}"
+    );
+    t.close();
+    for via in [Via::Clawjail, Via::ClawjailUnprivileged] {
+        // Grandparent = the supervisor (parent = the pty session's monitor).
+        for level in ["1", "2"] {
+            let target = cmd(via, &pol, &probe_cmd(&format!("ancestor-fd {level} 0")));
+            let mut t = Term::spawn(&["sh", "-c", &format!("sleep 0.2; {target}; echo \"RC:$?\"")]);
+            chown(Path::new(&t.path), NOBODY, NOBODY);
+            let got = t.expect("RC:", 10);
+            assert!(got.contains("errno EACCES"), "{via:?} level {level}: {got}");
+            t.close();
+        }
+    }
+}
+
+#[test]
+fn killing_the_supervisor_kills_the_target() {
+    require_root!();
+    let (_s, pol) = setup("tty-kill", "");
+    let target = cmd(Via::Clawjail, &pol, &probe_cmd("announce-sleep 30"));
+    let mut t = Term::spawn(&["sh", "-c", &format!("{target} & echo \"PID:$!\"; wait")]);
+    let sup = t.value("PID");
+    t.expect("ready", 10);
+    let children = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let monitor = children(&sup).pop().expect("the supervisor has a child");
+    let target_pid = children(&monitor).pop().expect("the monitor has a child");
+    let alive = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map(|s| !s.contains("State:\tZ"))
+            .unwrap_or(false)
+    };
+    assert!(alive(&target_pid));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup.parse().unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let end = Instant::now() + Duration::from_secs(3);
+    while alive(&target_pid) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!alive(&target_pid), "the target outlived its supervisor");
+    assert!(!alive(&monitor), "the monitor outlived the supervisor");
+    t.close();
+}
+
+#[test]
+fn the_supervisor_is_not_dumpable_for_its_own_uid() {
+    require_root!();
+    for via in [Via::Clawjail, Via::ClawjailUnprivileged] {
+        let (_s, pol) = setup("tty-dump", "");
+        let target = cmd(via, &pol, &probe_cmd("announce-sleep 5"));
+        let mut t = Term::spawn(&[
+            "sh",
+            "-c",
+            &format!("sleep 0.2; {target} & echo \"PID:$!\"; wait"),
+        ]);
+        chown(Path::new(&t.path), NOBODY, NOBODY);
+        let sup = t.value("PID");
+        t.expect("ready", 10);
+        let open = |pid: &str| {
+            let o = Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(probe())
+                .args(["proc-fd", pid, "0"])
+                .output()
+                .unwrap();
+            answer(&o)
+        };
+        // Control: an ordinary process of the same uid holding the same terminal.
+        let mut control = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(probe())
+            .args(["announce-sleep", "2"])
+            .stdin(Stdio::from(std::fs::File::open(&t.path).unwrap()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let c = open(&control.id().to_string());
+        control.kill().ok();
+        control.wait().ok();
+        assert!(
+            c.starts_with("ok /proc/"),
+            "control (a same-uid process): {c}"
+        );
+        let got = open(&sup);
+        assert_eq!(got, "errno EACCES", "{via:?}: the supervisor's fd 0");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(sup.parse().unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .ok();
+        t.close();
+    }
+}
