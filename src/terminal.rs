@@ -271,3 +271,48 @@ fn dup_onto(from: BorrowedFd<'_>, to: RawFd) -> Result<(), (String, io::Error)> 
     };
     r.map_err(|e| (format!("dup2({}, {to})", from.as_raw_fd()), e.into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(mode: TerminalMode, ttys: [bool; 3]) -> TerminalPlan {
+        TerminalPlan {
+            mode,
+            ttys,
+            opened: None,
+        }
+    }
+
+    #[test]
+    fn pty_mode_replaces_every_terminal_fd_and_relays_input_only_with_a_terminal_stdin() {
+        let p = plan(TerminalMode::Pty, [true, true, true]);
+        assert!(p.needs_pty() && p.relays_input());
+        assert_eq!(p.slave_fds(), vec![0, 1, 2]);
+        // `clawjail run ... | less`: stdin and stderr are the terminal, stdout a pipe.
+        let p = plan(TerminalMode::Pty, [true, false, true]);
+        assert_eq!(p.slave_fds(), vec![0, 2]);
+        // `echo x | clawjail run ...`: output only; the terminal is never read.
+        let p = plan(TerminalMode::Pty, [false, true, true]);
+        assert!(p.needs_pty() && !p.relays_input());
+        assert_eq!(p.slave_fds(), vec![1, 2]);
+    }
+
+    #[test]
+    fn null_stdin_never_reads_the_terminal() {
+        let p = plan(TerminalMode::NullStdin, [true, true, true]);
+        assert!(p.needs_pty() && !p.relays_input());
+        assert_eq!(p.slave_fds(), vec![1, 2]);
+        // Only stdin is a terminal: /dev/null, no pty, no fork.
+        let p = plan(TerminalMode::NullStdin, [true, false, false]);
+        assert!(!p.needs_pty());
+        assert!(p.slave_fds().is_empty());
+        assert!(p.describe().contains("/dev/null"));
+    }
+
+    #[test]
+    fn attach_refuses_an_unprepared_plan() {
+        let mut p = plan(TerminalMode::Pty, [true, true, true]);
+        assert!(attach(&mut p, true).is_err());
+    }
+}

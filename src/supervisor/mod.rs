@@ -137,13 +137,17 @@ fn set_up(plan: &SupervisorPlan, job_control: bool, ready: OwnedFd) -> Result<Si
             io::Error::from(e),
         )
     })?;
-    nix::unistd::write(&ready, b"r").map_err(|e| {
-        (
-            SupervisorStep::Ready,
-            "write(ready)".to_string(),
-            io::Error::from(e),
-        )
-    })?;
+    // A child that failed before reading `ready` (its own step error) has closed the
+    // pipe: SIGPIPE stays blocked (the write fails with EPIPE instead of killing us) and
+    // the loop then reaps the child and exits with its status (125).
+    let mut pipe = nix::sys::signal::SigSet::empty();
+    pipe.add(Signal::SIGPIPE);
+    if pipe.thread_block().is_err() {
+        tracing::debug!("blocking SIGPIPE failed");
+    }
+    if nix::unistd::write(&ready, b"r").is_err() {
+        tracing::debug!("ready: the child is gone");
+    }
     Ok(sigfd)
 }
 
