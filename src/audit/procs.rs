@@ -410,8 +410,9 @@ fn check_secrets(p: &ProcInfo) -> Vec<Finding> {
     v
 }
 
-/// The process or one of its two nearest ancestors (a clawjail supervisor) has a run
-/// record whose pid and start time match.
+/// The process or one of its two nearest ancestors (a clawjail supervisor: the parent, or
+/// the grandparent behind the pty session's monitor) has a run record whose pid and start
+/// time match.
 fn check_started_under_clawjail(p: &ProcInfo, dir: &Path) -> Finding {
     let mut pid = p.pid;
     let mut problems = Vec::new();

@@ -95,7 +95,19 @@ fn run(child: libc::pid_t, sup: &SupervisorPlan, slave_fd: RawFd, ready: OwnedFd
                 Signal::SIGCHLD => {
                     for ev in reaper.reap() {
                         match ev {
-                            ChildEvent::Exited(code) => std::process::exit(code),
+                            ChildEvent::Exited(code) => {
+                                // Take the pty's foreground back before leaving: a session
+                                // leader's exit hangs up its terminal's foreground group
+                                // (SIGHUP, disassociate_ctty), which would otherwise kill
+                                // what the target left running in its group, as no shell
+                                // does to a finished command's background children.
+                                let me = nix::unistd::getpgrp();
+                                if nix::unistd::tcsetpgrp(crate::sys::std_fd(slave_fd), me).is_err()
+                                {
+                                    tracing::debug!("tcsetpgrp(monitor) failed");
+                                }
+                                std::process::exit(code)
+                            }
                             ChildEvent::Stopped(_) => {
                                 // Report the stop upwards; returns when continued.
                                 if kill(getpid(), Signal::SIGSTOP).is_err() {

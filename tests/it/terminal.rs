@@ -694,3 +694,30 @@ fn the_supervisor_is_not_dumpable_for_its_own_uid() {
         t.close();
     }
 }
+
+#[test]
+fn a_child_left_running_survives_the_targets_exit() {
+    require_root!();
+    // The pty session's leader exits with the target; it must not hang up what the target
+    // left running in its process group (no shell does that to a finished command).
+    for via in [Via::Bare, Via::Clawjail, Via::ClawjailUnprivileged] {
+        let (_s, pol) = setup("tty-orphan", "");
+        let target = cmd(via, &pol, &probe_cmd("orphan 3"));
+        let mut t = Term::spawn(&["sh", "-c", &format!("{target}; echo DONE:$?; sleep 1")]);
+        t.expect("ok ", 10);
+        let pid = t.line();
+        assert_eq!(t.value("DONE"), "0");
+        std::thread::sleep(Duration::from_millis(500));
+        let state = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        assert!(
+            state.contains("State:\tS") || state.contains("State:\tR"),
+            "{via:?}: the child {pid} did not survive: {state}"
+        );
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid.parse().unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .ok();
+        t.close();
+    }
+}
