@@ -297,7 +297,7 @@ fn modes_around(via: Via, target: &str) -> (String, String) {
     let (_s, pol) = setup("tty-modes", "");
     let target = cmd(via, &pol, target);
     let script =
-        format!("echo \"B:$(stty -g)\"; {target}; sleep 0.8; echo \"A:$(stty -g)\"; stty sane");
+        format!("echo \"B:$(stty -g)\"; {target}; sleep 1.2; echo \"A:$(stty -g)\"; stty sane");
     let mut t = Term::spawn(&["sh", "-c", &script]);
     let before = t.value("B");
     let after = t.value("A");
