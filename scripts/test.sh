@@ -46,6 +46,18 @@ cargo test --all-targets 2>&1 | tee /tmp/clawjail-test.log
 # Any skipped root-only test must say why; show them so a silent skip is visible.
 grep -h "skipped:" /tmp/clawjail-test.log | sort | uniq -c || true
 
+say "cargo install (README): only clawjail is installed"
+# --debug and the existing target dir reuse this build instead of a second fat-LTO one.
+install_root=$(mktemp -d)
+cargo install --locked --quiet --debug --path . --root "$install_root" --target-dir target
+installed=$(ls "$install_root/bin")
+rm -rf "$install_root"
+if [ "$installed" != clawjail ]; then
+  echo "cargo install put these on PATH: $installed (expected clawjail only)" >&2
+  exit 1
+fi
+echo "installed: $installed"
+
 say "deployment examples"
 bash scripts/lint-examples.sh "$PWD/target/debug/clawjail"
 

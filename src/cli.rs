@@ -11,7 +11,20 @@ use crate::plan::{self, PrepareOptions};
 use crate::policy::{self, Loaded, Origin, Source};
 
 #[derive(Debug, Parser)]
-#[command(name = "clawjail", version, about = "Confine an AI-agent gateway before it starts", long_about = None)]
+#[command(
+    name = "clawjail",
+    version,
+    about = "Confine an AI-agent gateway before it starts",
+    long_about = None,
+    after_help = "Examples:
+  clawjail run -- openclaw gateway                  embedded default policy
+  clawjail run --policy /etc/clawjail/gateway.toml --var PORT=18789 -- openclaw gateway
+  clawjail check --policy policy.toml -- openclaw    print the plan run would apply
+  clawjail verify --policy policy.toml               attempt what the policy forbids
+  clawjail audit                                     inspect a live installation
+  clawjail completions bash > /etc/bash_completion.d/clawjail
+  clawjail man --dir /usr/local/share/man/man1"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -28,9 +41,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Inspect the live installation (read-only): findings with fixes and an exposure score.
     Audit(AuditArgs),
-    /// Internal: run one probe action after an exec (used by `verify`).
-    #[command(name = "__verify-exec", hide = true)]
-    VerifyExec(VerifyExecArgs),
+    /// Print a shell completion script: clawjail completions bash > /etc/bash_completion.d/clawjail
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into --dir.
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,10 +74,17 @@ pub struct AuditArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyExecArgs {
-    /// The probe action and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub action: Vec<String>,
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write clawjail.1 and clawjail-<command>.1 into DIR instead of printing clawjail.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -150,16 +171,69 @@ pub fn load_policy(flag: Option<&PathBuf>) -> Result<Loaded, policy::PolicyError
     };
     let text = match &origin {
         Origin::Embedded => policy::EMBEDDED_DEFAULT.to_string(),
-        Origin::Flag(p) | Origin::Env(p) | Origin::System(p) => std::fs::read_to_string(p)
-            .map_err(|e| {
-                policy::PolicyError::whole(
-                    p,
-                    "unreadable",
-                    format!("cannot read policy ({}): {e}", origin.how()),
-                )
-            })?,
+        Origin::Flag(p) | Origin::Env(p) | Origin::System(p) => read_policy_file(p, &origin)?,
     };
     policy::load(Source::new(origin, text))
+}
+
+/// Most bytes of a policy file (the shipped one is a few KiB).
+pub const POLICY_MAX: u64 = 1024 * 1024;
+
+/// Read a policy file the way root may trust it: reached by the safe walk (no other user's
+/// symlink, `paths::Trust`), a regular file (a FIFO would block, /dev/zero never ends),
+/// owned by root or the caller, not group/other-writable (else another user could rewrite
+/// what root enforces), at most [`POLICY_MAX`] bytes, UTF-8.
+fn read_policy_file(p: &str, origin: &Origin) -> Result<String, policy::PolicyError> {
+    use crate::paths::{self, PathError, ReadError, Trust};
+    let whole = |code, msg: String| policy::PolicyError::whole(p, code, msg);
+    let how = origin.how();
+    let path = std::path::Path::new(p);
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| whole("unreadable", format!("cannot read policy ({how}): {e}")))?
+            .join(path)
+    };
+    let r = paths::resolve(&abs, &Trust::for_caller()).map_err(|e| match e {
+        PathError::UnsafeSymlink { .. } => whole(
+            "untrusted-policy",
+            format!("refusing the policy ({how}): {e}"),
+        ),
+        e => whole("unreadable", format!("cannot read policy ({how}): {e}")),
+    })?;
+    if !r.meta.is_regular() {
+        return Err(whole(
+            "untrusted-policy",
+            format!("refusing the policy ({how}): not a regular file (a FIFO or device could block or never end); pass a regular file"),
+        ));
+    }
+    let caller = nix::unistd::getuid().as_raw();
+    if r.meta.uid != 0 && r.meta.uid != caller {
+        return Err(whole(
+            "untrusted-policy",
+            format!("refusing the policy ({how}): owned by uid {}, neither root nor the caller (uid {caller}), so someone else decides what is enforced; fix: chown root:root {p}", r.meta.uid),
+        ));
+    }
+    if r.meta.mode & 0o022 != 0 {
+        return Err(whole(
+            "untrusted-policy",
+            format!("refusing the policy ({how}): mode {:04o} lets group or others rewrite it; fix: chmod go-w {p}", r.meta.mode & 0o7777),
+        ));
+    }
+    let bytes = paths::read_capped(&r, POLICY_MAX).map_err(|e| match e {
+        ReadError::Path(e) => whole("unreadable", format!("cannot read policy ({how}): {e}")),
+        e => whole(
+            "untrusted-policy",
+            format!("refusing the policy ({how}): {e}"),
+        ),
+    })?;
+    String::from_utf8(bytes).map_err(|_| {
+        whole(
+            "unreadable",
+            format!("cannot read policy ({how}): not UTF-8 text"),
+        )
+    })
 }
 
 /// Set up tracing on stderr (text or one JSON object per line).
@@ -191,14 +265,48 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
+/// `clawjail __verify-exec ACTION ARGS...`: verify's internal re-exec, answered before clap
+/// so that it appears in no help, completion or man page. `None` for any other command line.
+pub fn internal_command(args: &[OsString]) -> Option<i32> {
+    if args.get(1).map(OsString::as_os_str) != Some(std::ffi::OsStr::new("__verify-exec")) {
+        return None;
+    }
+    let action: Option<Vec<String>> = args[2..]
+        .iter()
+        .map(|a| a.clone().into_string().ok())
+        .collect();
+    Some(match action {
+        Some(action) => crate::verify::exec_probe(&action),
+        None => crate::verify::exec_probe(&["non-utf8-argument".to_string()]),
+    })
+}
+
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
         Command::Run(a) => cmd_run(a),
         Command::Check(a) => cmd_check(a),
         Command::Verify(a) => cmd_verify(a),
         Command::Audit(a) => cmd_audit(a),
-        Command::VerifyExec(a) => Ok(crate::verify::exec_probe(&a.action)),
+        Command::Completions(a) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(a.shell, &mut cmd, "clawjail", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man(a) => cmd_man(a),
     }
+}
+
+fn cmd_man(a: ManArgs) -> Result<i32, Failure> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = a.dir else {
+        clap_mangen::Man::new(cmd)
+            .render(&mut std::io::stdout())
+            .map_err(|e| Failure::new(2, format!("man page: {e}")))?;
+        return Ok(0);
+    };
+    clap_mangen::generate_to(cmd, &dir)
+        .map_err(|e| Failure::new(2, format!("man pages into {}: {e}", dir.display())))?;
+    Ok(0)
 }
 
 fn cmd_audit(a: AuditArgs) -> Result<i32, Failure> {
@@ -240,8 +348,15 @@ fn cmd_verify(a: VerifyArgs) -> Result<i32, Failure> {
         std::env::set_var("CLAWJAIL_LOG", "warn");
     }
     init_logging(LogFormat::Text);
-    let loaded = load_policy(a.policy.policy.as_ref()).map_err(|e| Failure::new(2, e))?;
-    let report = crate::verify::run(&loaded, &a.policy.vars).map_err(|e| Failure::new(2, e))?;
+    // A policy or plan error exits like `run` would (125), with the same located message.
+    let loaded = load_policy(a.policy.policy.as_ref()).map_err(|e| Failure::new(125, e))?;
+    let report = crate::verify::run(&loaded, &a.policy.vars).map_err(|e| {
+        let code = match e {
+            crate::verify::VerifyError::Plan(_) => 125,
+            _ => 2,
+        };
+        Failure::new(code, e)
+    })?;
     if a.json {
         println!(
             "{}",
@@ -311,7 +426,7 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
         return Ok(0);
     }
     // Written while still root, so the record is root-owned; a failure is only a warning.
-    crate::runrecord::leave_for_run(&plan);
+    crate::runrecord::leave_for_run(&plan, &loaded.policy);
     crate::launch::apply(&mut plan).map_err(|e| Failure::new(125, e))?;
     let e = crate::launch::exec(&plan);
     let code = if e.source.kind() == std::io::ErrorKind::NotFound {

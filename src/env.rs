@@ -8,8 +8,6 @@
 //! that run arbitrary code. Values are never logged, only names.
 
 use std::ffi::CString;
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 
 /// Exact names that load or run code, or weaken trust (glibc's unsecvars.h plus runtimes).
 const CODE_LOADING_NAMES: &[&str] = &[
@@ -168,18 +166,23 @@ pub enum EnvFileError {
     },
 }
 
-/// Read a KEY=VALUE file as root, before the drop. Resolved like a Landlock path: no
-/// symlink in a component the target user can write is followed (else a planted
-/// `creds/token.env -> /root/other.env` would hand the target another root-owned secret),
-/// then read through the resolved fd (no path race); a regular file, mode 0600 or
-/// stricter, owned by root or the target user.
+/// Most bytes read from one env file (a few dozen KEY=VALUE lines are a few KiB); caps what
+/// root reads when the path names /dev/zero-like or multi-GiB sparse files.
+pub const ENV_FILE_MAX: u64 = 64 * 1024;
+
+/// Read a KEY=VALUE file as root, before the drop. Resolved like a Landlock path: only
+/// symlinks `paths::Trust` accepts are followed (else a planted `creds/token.env ->
+/// /root/other.env`, or a third user's link in /tmp, would hand the target another
+/// root-owned secret), then read through the resolved fd (no path race, O_NONBLOCK, at most
+/// [`ENV_FILE_MAX`] bytes); a regular file, mode 0600 or stricter, owned by root or the
+/// target user.
 pub fn read_env_file(
     path: &str,
-    target: &crate::identity::Ids,
+    trust: &crate::paths::Trust,
 ) -> Result<Vec<(String, String)>, EnvFileError> {
-    use crate::paths::PathError;
+    use crate::paths::{PathError, ReadError};
     let resolved =
-        crate::paths::resolve(std::path::Path::new(path), target).map_err(|e| match e {
+        crate::paths::resolve(std::path::Path::new(path), trust).map_err(|e| match e {
             PathError::Missing { .. } => EnvFileError::Open {
                 path: path.to_string(),
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
@@ -189,9 +192,28 @@ pub fn read_env_file(
                 why: other.to_string(),
             },
         })?;
-    let target_uid = target.uid;
-    let mut f = crate::paths::reopen_for_read(&resolved).map_err(|e| match e {
-        crate::paths::PathError::Refused { .. } => EnvFileError::NotFile {
+    let target_uid = trust.ids.uid;
+    if !resolved.meta.is_regular() {
+        return Err(EnvFileError::NotFile {
+            path: path.to_string(),
+        });
+    }
+    let mode = resolved.meta.mode & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(EnvFileError::Mode {
+            path: path.to_string(),
+            mode,
+        });
+    }
+    if resolved.meta.uid != 0 && resolved.meta.uid != target_uid {
+        return Err(EnvFileError::Owner {
+            path: path.to_string(),
+            owner: resolved.meta.uid,
+            target: target_uid,
+        });
+    }
+    let bytes = crate::paths::read_capped(&resolved, ENV_FILE_MAX).map_err(|e| match e {
+        ReadError::NotRegular { .. } => EnvFileError::NotFile {
             path: path.to_string(),
         },
         other => EnvFileError::Unsafe {
@@ -199,35 +221,11 @@ pub fn read_env_file(
             why: other.to_string(),
         },
     })?;
-    let meta = f.metadata().map_err(|source| EnvFileError::Open {
+    let text = String::from_utf8(bytes).map_err(|_| EnvFileError::Syntax {
         path: path.to_string(),
-        source,
+        line: 0,
+        message: "not UTF-8 text".into(),
     })?;
-    if !meta.is_file() {
-        return Err(EnvFileError::NotFile {
-            path: path.to_string(),
-        });
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(EnvFileError::Mode {
-            path: path.to_string(),
-            mode,
-        });
-    }
-    if meta.uid() != 0 && meta.uid() != target_uid {
-        return Err(EnvFileError::Owner {
-            path: path.to_string(),
-            owner: meta.uid(),
-            target: target_uid,
-        });
-    }
-    let mut text = String::new();
-    f.read_to_string(&mut text)
-        .map_err(|source| EnvFileError::Open {
-            path: path.to_string(),
-            source,
-        })?;
     parse_env_file(path, &text)
 }
 

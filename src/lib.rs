@@ -14,6 +14,7 @@ pub mod identity;
 pub mod landlock;
 pub mod launch;
 pub mod limits;
+pub mod mount_ns;
 pub mod nnp;
 pub mod paths;
 pub mod plan;

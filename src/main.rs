@@ -8,7 +8,11 @@ fn main() {
     if let Err(e) = clawjail::sys::signal_default(libc::SIGPIPE) {
         eprintln!("clawjail: rt_sigaction(SIGPIPE, SIG_DFL): {e}");
     }
-    let cli = clawjail::cli::Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = clawjail::cli::internal_command(&args) {
+        std::process::exit(code);
+    }
+    let cli = clawjail::cli::Cli::parse_from(args);
     match clawjail::cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(f) => {

@@ -3,13 +3,13 @@
 //! Enforces: paths are walked one component at a time with
 //! `openat(dirfd, name, O_PATH|O_NOFOLLOW|O_CLOEXEC)` (openat(2), open(2) "O_NOFOLLOW"),
 //! so every component is pinned by an fd and no name is resolved twice. A symlink is
-//! followed only when the target user could not have planted or replaced it: it is not owned
-//! by the target uid and sits in a directory the target cannot write (or, in a sticky
-//! directory such as /tmp, a directory the target does not own: sticky entries can only be
-//! renamed or removed by their owner or the directory's owner, inode(7) "S_ISVTX").
-//! Root-owned system links (/lib -> usr/lib) are followed; a `workspace -> ~/.ssh` link
-//! planted by the confined user is refused with a message that names it. Directories are
-//! created with mkdirat + fchown + fchmod on opened fds (never by path), owned by the target.
+//! followed only when [`Trust`] says nobody but a trusted party could have planted or
+//! re-pointed it: on a root start, root-owned links in directories only root can write
+//! (/lib -> usr/lib); on an unprivileged start, links outside the policy's write/create set
+//! that are not another user's (a user's own `~/.npm-global/bin/openclaw` link works).
+//! A `workspace -> ~/.ssh` link planted by the confined user, or a third user's link in
+//! sticky /tmp, is refused with a message that names it. Directories are created with
+//! mkdirat + fchown + fchmod on opened fds (never by path), owned by the target.
 //!
 //! Cannot: see POSIX ACLs (only mode bits and ownership are read), and it cannot pin what
 //! happens after it returns: callers keep the returned fd and never reopen by name.
@@ -94,13 +94,12 @@ pub struct Resolved {
 pub enum PathError {
     #[error("{path}: does not exist ({missing} is missing)")]
     Missing { path: PathBuf, missing: PathBuf },
-    #[error("{path}: {link} is a symlink (-> {target}) that uid {uid} could have planted ({why}); refusing to follow it")]
+    #[error("{path}: {link} is a symlink (-> {target}) that clawjail will not follow: {why} (replace the link with the real path, or see docs/symlink-trust.md)")]
     UnsafeSymlink {
         path: PathBuf,
         link: PathBuf,
         target: PathBuf,
-        uid: u32,
-        why: &'static str,
+        why: String,
     },
     #[error("{path}: {at} is not a directory")]
     NotDirectory { path: PathBuf, at: PathBuf },
@@ -143,22 +142,97 @@ pub fn dir_writable_by(dir: &Meta, ids: &Ids) -> bool {
     }
 }
 
-/// Why the target user could have planted or swapped `link` inside `dir`, or None when it
-/// could not (then following it is safe against the confined user).
-pub fn link_planted_by_target(dir: &Meta, link: &Meta, ids: &Ids) -> Option<&'static str> {
-    if ids.uid != 0 && link.uid == ids.uid {
-        return Some("the link is owned by that uid");
+/// Whose symlinks a walk may follow, decided once per launch (docs/symlink-trust.md).
+///
+/// A link is a name someone can re-point between two launches, so following one hands the
+/// target (or root's reads) whatever its owner chose. Who could have chosen it depends on
+/// how clawjail was started:
+/// - root start: only root. A link is followed only when root owns it and it sits in a
+///   directory that only root can write (owned by root, no group/other write bit). A link
+///   in sticky /tmp, under a user's home or owned by any other uid is refused, whoever the
+///   target is: a third user's link would otherwise hand the target a root-only file.
+/// - unprivileged start: the caller could write anything the link reaches anyway; what it
+///   must not do is use the CONFINED target's write access to plant links for the next
+///   launch. Links are followed unless they lie inside the policy's write/create set, are
+///   owned by another non-root user, or sit in a directory others can write (non-sticky).
+#[derive(Debug, Clone)]
+pub struct Trust {
+    /// The ids the target runs as (owner of created directories).
+    pub ids: Ids,
+    /// Started as root (euid 0): the strict rule.
+    pub root_start: bool,
+    /// Directories the confined target may write (policy `write` and `create`), by inode.
+    pub writable: Vec<FileId>,
+    /// The caller's real uid and gid (the unprivileged rule trusts the caller's own links).
+    pub caller: (u32, u32),
+}
+
+impl Trust {
+    /// The rule for this process: root rule when euid is 0, else the caller's rule with
+    /// `writable` as the confined write set.
+    pub fn new(ids: Ids, writable: Vec<FileId>) -> Trust {
+        Trust {
+            ids,
+            root_start: nix::unistd::geteuid().is_root(),
+            writable,
+            caller: (
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            ),
+        }
     }
-    if !dir_writable_by(dir, ids) {
+
+    /// For files read before the target is known (the policy file): the caller is the target.
+    pub fn for_caller() -> Trust {
+        Trust::new(crate::identity::current(), Vec::new())
+    }
+}
+
+/// Why `link` (in `dir`, below `ancestors`) must not be followed under `trust`, or None.
+pub fn link_refused(
+    dir: &Meta,
+    link: &Meta,
+    ancestors: &[FileId],
+    trust: &Trust,
+) -> Option<String> {
+    let shared = dir.mode & 0o022 != 0;
+    if trust.root_start {
+        if link.uid != 0 {
+            return Some(format!(
+                "the link is owned by uid {}, not root; a root start follows only root's links",
+                link.uid
+            ));
+        }
+        if dir.uid != 0 || shared {
+            return Some(format!(
+                "its directory (uid {}, mode {:04o}) is writable by others than root; a root start follows only links in directories only root can write",
+                dir.uid,
+                dir.mode & 0o7777
+            ));
+        }
         return None;
+    }
+    if ancestors.iter().any(|a| trust.writable.contains(a)) {
+        return Some(
+            "it lies inside the policy's write/create set, where the confined target could have planted it"
+                .into(),
+        );
+    }
+    if link.uid != 0 && link.uid != trust.caller.0 {
+        return Some(format!(
+            "the link is owned by uid {}, another user",
+            link.uid
+        ));
     }
     let sticky = dir.mode & libc::S_ISVTX != 0;
-    if sticky && dir.uid != ids.uid && link.uid != ids.uid {
-        // inode(7): in a sticky directory only the entry's or the directory's owner may
-        // unlink or rename the entry, so a root-owned link in /tmp stays put.
-        return None;
+    let group_shared = dir.mode & 0o020 != 0 && dir.gid != trust.caller.1;
+    if !sticky && (dir.mode & 0o002 != 0 || group_shared) {
+        return Some(format!(
+            "its directory (mode {:04o}) is writable by other users",
+            dir.mode & 0o7777
+        ));
     }
-    Some("its directory is writable by that uid")
+    None
 }
 
 fn stat_fd(fd: &OwnedFd, path: &Path) -> Result<Meta, PathError> {
@@ -196,7 +270,7 @@ struct Step {
 /// The walk state shared by `resolve` and `ensure_dir`.
 struct Walk<'a> {
     path: &'a Path,
-    ids: &'a Ids,
+    trust: &'a Trust,
     stack: Vec<Step>,
     pending: VecDeque<OsString>,
     followed: Vec<(PathBuf, PathBuf)>,
@@ -218,7 +292,7 @@ enum Next {
 }
 
 impl<'a> Walk<'a> {
-    fn new(path: &'a Path, ids: &'a Ids) -> Result<Walk<'a>, PathError> {
+    fn new(path: &'a Path, trust: &'a Trust) -> Result<Walk<'a>, PathError> {
         if !path.is_absolute() {
             return Err(PathError::Refused {
                 path: path.to_path_buf(),
@@ -229,7 +303,7 @@ impl<'a> Walk<'a> {
         let meta = stat_fd(&fd, path)?;
         Ok(Walk {
             path,
-            ids,
+            trust,
             stack: vec![Step {
                 fd,
                 meta,
@@ -280,12 +354,12 @@ impl<'a> Walk<'a> {
             let target = PathBuf::from(
                 readlinkat(fd.as_fd(), "").map_err(|e| PathError::io(&here, "readlinkat", e))?,
             );
-            if let Some(why) = link_planted_by_target(&self.top().meta, &meta, self.ids) {
+            let ancestors = self.ancestors();
+            if let Some(why) = link_refused(&self.top().meta, &meta, &ancestors, self.trust) {
                 return Err(PathError::UnsafeSymlink {
                     path: self.path.to_path_buf(),
                     link: here,
                     target,
-                    uid: self.ids.uid,
                     why,
                 });
             }
@@ -342,8 +416,8 @@ fn components(p: &Path) -> VecDeque<OsString> {
 
 /// Resolve an absolute path for a Landlock rule, following only symlinks the target could
 /// not have planted (see the module header).
-pub fn resolve(path: &Path, ids: &Ids) -> Result<Resolved, PathError> {
-    let mut w = Walk::new(path, ids)?;
+pub fn resolve(path: &Path, trust: &Trust) -> Result<Resolved, PathError> {
+    let mut w = Walk::new(path, trust)?;
     loop {
         // The name of the component being opened, for the stack.
         let name = w.pending.front().cloned().unwrap_or_default();
@@ -405,6 +479,103 @@ pub fn reopen_for_read(r: &Resolved) -> Result<std::fs::File, PathError> {
             source,
         }
     })
+}
+
+/// Why a file's content is refused (size cap, not regular).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path}: not a regular file (a FIFO, device or directory could block or never end); point it at a regular file")]
+    NotRegular { path: PathBuf },
+    #[error("{path}: larger than the {max}-byte limit; this is not a file clawjail reads")]
+    TooLarge { path: PathBuf, max: u64 },
+    #[error(transparent)]
+    Path(#[from] PathError),
+}
+
+/// Read at most `max` bytes of the regular file behind `r`: reopened through
+/// /proc/self/fd with O_NONBLOCK (open(2): a FIFO opened O_RDONLY|O_NONBLOCK returns at
+/// once instead of waiting for a writer), fstat'ed again to be the same regular inode, and
+/// read through `take(max + 1)` so /dev/zero or a sparse multi-GiB file costs `max` bytes.
+pub fn read_capped(r: &Resolved, max: u64) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    if !r.meta.is_regular() {
+        return Err(ReadError::NotRegular {
+            path: r.path.clone(),
+        });
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", r.fd.as_raw_fd()))
+        .map_err(|source| PathError::Io {
+            path: r.path.clone(),
+            call: "open(/proc/self/fd/N, O_RDONLY|O_NONBLOCK)".into(),
+            source,
+        })?;
+    let st = f.metadata().map_err(|source| PathError::Io {
+        path: r.path.clone(),
+        call: "fstat".into(),
+        source,
+    })?;
+    if !st.is_file() || st.dev() != r.meta.id.dev || st.ino() != r.meta.id.ino {
+        return Err(ReadError::NotRegular {
+            path: r.path.clone(),
+        });
+    }
+    if st.len() > max {
+        return Err(ReadError::TooLarge {
+            path: r.path.clone(),
+            max,
+        });
+    }
+    let mut buf = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|source| PathError::Io {
+            path: r.path.clone(),
+            call: "read".into(),
+            source,
+        })?;
+    if buf.len() as u64 > max {
+        return Err(ReadError::TooLarge {
+            path: r.path.clone(),
+            max,
+        });
+    }
+    Ok(buf)
+}
+
+/// Remove the entry `path` names, by unlinkat(2) on its parent's fd (the parent reached by
+/// the safe walk under `trust`, the last component never followed): a directory only when
+/// `dir` (and only if empty, AT_REMOVEDIR), anything else only when not `dir`. A missing
+/// entry is not an error. For clawjail's own leftovers in directories others can write.
+pub fn remove_beneath(path: &Path, trust: &Trust, dir: bool) -> Result<(), String> {
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err("no parent directory".into());
+    };
+    let p = resolve(parent, trust).map_err(|e| e.to_string())?;
+    let st =
+        match nix::sys::stat::fstatat(p.fd.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        {
+            Ok(st) => st,
+            Err(nix::Error::ENOENT) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if is_dir != dir {
+        return Err(format!(
+            "is {}a directory now; left alone",
+            if is_dir { "" } else { "not " }
+        ));
+    }
+    let flag = if dir {
+        UnlinkatFlags::RemoveDir
+    } else {
+        UnlinkatFlags::NoRemoveDir
+    };
+    unlinkat(p.fd.as_fd(), name, flag).map_err(|e| e.to_string())
 }
 
 /// One entry of a directory listing, opened O_PATH|O_NOFOLLOW beneath the directory's fd.
@@ -495,9 +666,14 @@ pub fn check_reusable(meta: &Meta, ids: &Ids) -> Result<(), String> {
         return Err("exists and is not a directory".into());
     }
     if meta.uid != ids.uid {
+        let who = nix::unistd::User::from_uid(Uid::from_raw(meta.uid))
+            .ok()
+            .flatten()
+            .map(|u| format!(" ({})", u.name))
+            .unwrap_or_default();
         return Err(format!(
-            "exists but is owned by uid {}, not the target uid {}; refusing to reuse it (remove it or chown it)",
-            meta.uid, ids.uid
+            "exists but is owned by uid {}{who}, not the target uid {}: someone else created it first, so it could hold their links or files; refusing to reuse it. Fix: remove it (or chown it to uid {}); for names in /tmp, start as root with `[filesystem] private_tmp = true` so the target gets a /tmp nobody else can write",
+            meta.uid, ids.uid, ids.uid
         ));
     }
     if meta.mode & 0o022 != 0 {
@@ -513,8 +689,14 @@ pub fn check_reusable(meta: &Meta, ids: &Ids) -> Result<(), String> {
 /// never following a symlink the target could have planted, never a symlink as the last
 /// component. A missing component is created only under a parent owned by root or by the
 /// target. With `apply == false` nothing is created and the missing components are reported.
-pub fn ensure_dir(path: &Path, ids: &Ids, mode: u32, apply: bool) -> Result<DirOutcome, PathError> {
-    let mut w = Walk::new(path, ids)?;
+pub fn ensure_dir(
+    path: &Path,
+    trust: &Trust,
+    mode: u32,
+    apply: bool,
+) -> Result<DirOutcome, PathError> {
+    let ids = &trust.ids;
+    let mut w = Walk::new(path, trust)?;
     let mut created = Vec::new();
     let mut retried = false;
     loop {
@@ -650,40 +832,57 @@ mod tests {
         }
     }
 
-    #[test]
-    fn root_links_in_root_dirs_are_followed() {
-        let dir = meta(libc::S_IFDIR | 0o755, 0, 0);
-        let link = meta(libc::S_IFLNK | 0o777, 0, 0);
-        assert_eq!(link_planted_by_target(&dir, &link, &ids(65534)), None);
+    fn trust(root: bool, caller: u32, writable: Vec<FileId>) -> Trust {
+        Trust {
+            ids: ids(caller),
+            root_start: root,
+            writable,
+            caller: (caller, caller),
+        }
     }
 
     #[test]
-    fn links_in_target_writable_dirs_are_refused() {
-        let home = meta(libc::S_IFDIR | 0o755, 1000, 1000);
-        let link = meta(libc::S_IFLNK | 0o777, 0, 0);
-        assert!(link_planted_by_target(&home, &link, &ids(1000)).is_some());
-        let group_w = meta(libc::S_IFDIR | 0o775, 0, 50);
-        let mut member = ids(1000);
-        member.groups = vec![50];
-        assert!(link_planted_by_target(&group_w, &link, &member).is_some());
-    }
-
-    #[test]
-    fn target_owned_links_are_refused_anywhere() {
-        let dir = meta(libc::S_IFDIR | 0o755, 0, 0);
-        let link = meta(libc::S_IFLNK | 0o777, 65534, 65534);
-        assert!(link_planted_by_target(&dir, &link, &ids(65534)).is_some());
-    }
-
-    #[test]
-    fn sticky_tmp_root_links_are_stable() {
-        let tmp = meta(libc::S_IFDIR | 0o1777, 0, 0);
+    fn root_start_follows_only_root_links_in_root_only_dirs() {
+        let t = trust(true, 65534, vec![]);
+        let root_dir = meta(libc::S_IFDIR | 0o755, 0, 0);
         let root_link = meta(libc::S_IFLNK | 0o777, 0, 0);
-        assert_eq!(link_planted_by_target(&tmp, &root_link, &ids(65534)), None);
+        assert_eq!(link_refused(&root_dir, &root_link, &[], &t), None);
+        // A third user's link in sticky /tmp: the env-file attack.
+        let tmp = meta(libc::S_IFDIR | 0o1777, 0, 0);
         let other = meta(libc::S_IFLNK | 0o777, 1000, 1000);
-        assert_eq!(link_planted_by_target(&tmp, &other, &ids(65534)), None);
+        assert!(link_refused(&tmp, &other, &[], &t).is_some());
+        // Even root's own link in a directory others can write.
+        assert!(link_refused(&tmp, &root_link, &[], &t).is_some());
+        let home = meta(libc::S_IFDIR | 0o755, 1000, 1000);
+        assert!(link_refused(&home, &root_link, &[], &t).is_some());
+        let target_link = meta(libc::S_IFLNK | 0o777, 65534, 65534);
+        assert!(link_refused(&root_dir, &target_link, &[], &t).is_some());
+    }
+
+    #[test]
+    fn unprivileged_start_follows_own_links_outside_the_write_set() {
+        let write = FileId { dev: 9, ino: 9 };
+        let t = trust(false, 1000, vec![write]);
+        let home = meta(libc::S_IFDIR | 0o755, 1000, 1000);
+        let own = meta(libc::S_IFLNK | 0o777, 1000, 1000);
+        // ~/.npm-global/bin/openclaw -> ../lib/node_modules/openclaw/openclaw.mjs
+        assert_eq!(
+            link_refused(&home, &own, &[FileId { dev: 1, ino: 1 }], &t),
+            None
+        );
+        // The same link inside a write dir: the confined target could have planted it.
+        assert!(link_refused(&home, &own, &[FileId { dev: 1, ino: 1 }, write], &t).is_some());
+        // A third user's link, even in sticky /tmp.
+        let tmp = meta(libc::S_IFDIR | 0o1777, 0, 0);
+        let other = meta(libc::S_IFLNK | 0o777, 61002, 61002);
+        assert!(link_refused(&tmp, &other, &[], &t).is_some());
+        assert_eq!(link_refused(&tmp, &own, &[], &t), None);
+        // A world-writable, non-sticky directory: anyone could have swapped the link.
         let world = meta(libc::S_IFDIR | 0o777, 0, 0);
-        assert!(link_planted_by_target(&world, &root_link, &ids(65534)).is_some());
+        assert!(link_refused(&world, &own, &[], &t).is_some());
+        // Group-writable by the caller's own group is still the caller's.
+        let own_group = meta(libc::S_IFDIR | 0o775, 1000, 1000);
+        assert_eq!(link_refused(&own_group, &own, &[], &t), None);
     }
 
     #[test]
@@ -705,7 +904,7 @@ mod tests {
 
     #[test]
     fn resolve_follows_system_links_and_pins_the_inode() {
-        let me = crate::identity::current();
+        let me = Trust::for_caller();
         // /proc/self is a root-owned link in a root-owned directory.
         let r = resolve(Path::new("/proc/self/.."), &me).unwrap();
         assert_eq!(r.path, PathBuf::from("/proc"));
@@ -727,9 +926,11 @@ mod tests {
         // unprivileged, the caller is the target.
         let me = if nix::unistd::geteuid().is_root() {
             std::os::unix::fs::chown(&owned, Some(65534), Some(65534)).unwrap();
-            ids(65534)
+            Trust::new(ids(65534), vec![])
         } else {
-            crate::identity::current()
+            let me = Trust::new(crate::identity::current(), vec![]);
+            let w = resolve(&owned, &me).unwrap().meta.id;
+            Trust::new(crate::identity::current(), vec![w])
         };
         std::os::unix::fs::symlink(&victim, owned.join("state")).unwrap();
         let err = ensure_dir(&owned.join("state/ws"), &me, 0o700, true).unwrap_err();
@@ -746,7 +947,7 @@ mod tests {
     #[test]
     fn ensure_dir_creates_parents_owned_with_mode_and_dry_runs() {
         let d = scratch("create");
-        let me = crate::identity::current();
+        let me = Trust::for_caller();
         let want = d.join("a/b/c");
         match ensure_dir(&want, &me, 0o700, false).unwrap() {
             DirOutcome::WouldCreate { missing, .. } => assert_eq!(missing.len(), 3),
@@ -759,7 +960,7 @@ mod tests {
         }
         let m = std::fs::metadata(&want).unwrap();
         assert_eq!(m.mode() & 0o7777, 0o750);
-        assert_eq!(m.uid(), me.uid);
+        assert_eq!(m.uid(), me.ids.uid);
         assert!(matches!(
             ensure_dir(&want, &me, 0o700, true).unwrap(),
             DirOutcome::Existing { .. }
@@ -771,7 +972,7 @@ mod tests {
 
     #[test]
     fn resolve_reports_the_missing_component() {
-        let me = crate::identity::current();
+        let me = Trust::for_caller();
         match resolve(Path::new("/nonexistent-cj/x"), &me) {
             Err(PathError::Missing { missing, .. }) => {
                 assert_eq!(missing, PathBuf::from("/nonexistent-cj"))

@@ -10,6 +10,11 @@
 //! the pid and the start time match the live process, so a recycled pid or a record
 //! written by anyone else never vouches for a process.
 //!
+//! Each launch also prunes the records of processes that are gone (no /proc/<pid>, or a
+//! different start time: the pid was recycled), by fd (unlinkat on the opened directory),
+//! looking at no more than [`PRUNE_SCAN_MAX`] entries, so the directory holds about one
+//! record per live launch instead of one per launch ever made.
+//!
 //! Writing is best effort: /run may be read-only in a container, and a missing record only
 //! makes `audit` report "not started under clawjail". Only a root start writes one (an
 //! unprivileged caller cannot create a root-owned record).
@@ -37,6 +42,33 @@ pub struct RunRecord {
     pub target: String,
     pub uid: u32,
     pub clawjail_version: String,
+    /// The clawjail binary that wrote the record (stat of /proc/self/exe): `audit` knows a
+    /// supervisor by its /proc/<pid>/exe being this inode, never by its comm (which any
+    /// process can set with prctl(PR_SET_NAME)).
+    #[serde(default)]
+    pub exe: Option<ExeId>,
+    /// Whether `weak` was filled in (records of older versions lack the assessment).
+    #[serde(default)]
+    pub assessed: bool,
+    /// What the launched policy leaves open (`audit::strength`).
+    #[serde(default)]
+    pub weak: Vec<crate::audit::strength::Weakness>,
+}
+
+/// An executable by inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExeId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// The inode behind /proc/<pid>/exe (stat(2) follows the magic link to the executable).
+pub fn exe_of(pid: &str) -> Option<ExeId> {
+    let m = fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some(ExeId {
+        dev: m.dev(),
+        ino: m.ino(),
+    })
 }
 
 /// Why a record could not be written or read.
@@ -78,7 +110,7 @@ pub fn start_time_of(pid: i32) -> io::Result<u64> {
 }
 
 /// The record `run` is about to leave for this process.
-pub fn for_this_process(plan: &Plan) -> io::Result<RunRecord> {
+pub fn for_this_process(plan: &Plan, policy: &crate::policy::Policy) -> io::Result<RunRecord> {
     let pid = std::process::id() as i32;
     Ok(RunRecord {
         pid,
@@ -92,6 +124,9 @@ pub fn for_this_process(plan: &Plan) -> io::Result<RunRecord> {
             .unwrap_or_default(),
         uid: plan.identity.ids().uid,
         clawjail_version: env!("CARGO_PKG_VERSION").to_string(),
+        exe: exe_of("self"),
+        assessed: true,
+        weak: crate::audit::strength::assess(policy, &plan.vars, &plan.degraded),
     })
 }
 
@@ -139,16 +174,101 @@ pub fn write_in(dir: &Path, rec: &RunRecord) -> Result<PathBuf, RunRecordError> 
     Ok(final_path)
 }
 
+/// Most directory entries one launch examines when pruning (bounded work per launch; each
+/// launch adds one record and removes every stale one it sees).
+pub const PRUNE_SCAN_MAX: usize = 4096;
+
+/// Most bytes read from one record while pruning or matching (a record is ~300 bytes).
+const RECORD_MAX: u64 = 64 * 1024;
+
+/// Whether a record named `name` (`<pid>.json` or `.<pid>.json.tmp`) is for a process that
+/// is gone. `start_time` reads a record's recorded start time when the pid is live.
+fn is_stale(name: &str, start_time: impl FnOnce() -> Option<u64>) -> bool {
+    let pid = name.strip_suffix(".json").or_else(|| {
+        name.strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".json.tmp"))
+    });
+    let Some(pid) = pid.and_then(|p| p.parse::<i32>().ok()) else {
+        return false; // not ours: leave it alone
+    };
+    if name.ends_with(".tmp") {
+        // A temporary outlives its writer only if the writer died mid-write.
+        return !Path::new(&format!("/proc/{pid}")).exists();
+    }
+    match start_time_of(pid) {
+        Err(_) => true,
+        Ok(live) => start_time() != Some(live),
+    }
+}
+
+/// Remove the records of processes that are gone from `dir` (see the module header).
+/// Returns how many were removed.
+pub fn prune_in(dir: &Path) -> Result<usize, RunRecordError> {
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::Mode;
+    use nix::unistd::UnlinkatFlags;
+    use std::os::fd::{AsFd, AsRawFd};
+    let dfd = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("opening", dir)(e.into()))?;
+    let st = nix::sys::stat::fstat(dfd.as_fd()).map_err(|e| io_err("inspecting", dir)(e.into()))?;
+    if st.st_uid != nix::unistd::geteuid().as_raw() || st.st_mode & 0o022 != 0 {
+        return Err(RunRecordError::Untrusted {
+            path: dir.to_path_buf(),
+            reason: "not a directory owned by us and writable only by us".into(),
+        });
+    }
+    let listing = fs::read_dir(format!("/proc/self/fd/{}", dfd.as_raw_fd()))
+        .map_err(io_err("listing", dir))?;
+    let mut removed = 0;
+    for ent in listing.take(PRUNE_SCAN_MAX).flatten() {
+        let name = ent.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let recorded = || {
+            let fd = openat(
+                dfd.as_fd(),
+                name,
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()?;
+            let f = fs::File::from(fd);
+            if !f.metadata().ok()?.is_file() {
+                return None;
+            }
+            let mut text = String::new();
+            io::Read::read_to_string(&mut io::Read::take(f, RECORD_MAX), &mut text).ok()?;
+            serde_json::from_str::<RunRecord>(&text)
+                .ok()
+                .map(|r| r.start_time)
+        };
+        if is_stale(name, recorded)
+            && nix::unistd::unlinkat(dfd.as_fd(), name, UnlinkatFlags::NoRemoveDir).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Leave the record for `run`, or say why not (a warning: a missing record never stops a
 /// launch). Called while still root, right before `launch::apply`.
-pub fn leave_for_run(plan: &Plan) {
+pub fn leave_for_run(plan: &Plan, policy: &crate::policy::Policy) {
     if !nix::unistd::geteuid().is_root() {
         tracing::debug!("run record: skipped (not started as root, it could not be root-owned)");
         return;
     }
-    let result = for_this_process(plan)
+    let result = for_this_process(plan, policy)
         .map_err(io_err("reading", Path::new("/proc/self/stat")))
         .and_then(|rec| write_in(Path::new(DIR), &rec));
+    match prune_in(Path::new(DIR)) {
+        Ok(n) if n > 0 => tracing::debug!(removed = n, "run records of exited processes pruned"),
+        Ok(_) => {}
+        Err(e) => tracing::debug!("run records not pruned: {e}"),
+    }
     match result {
         Ok(path) => tracing::debug!(path = %path.display(), "run record written"),
         Err(e) => tracing::warn!(
@@ -176,7 +296,20 @@ pub fn matching_record(dir: &Path, pid: i32) -> Result<Option<RunRecord>, RunRec
             ),
         });
     }
-    let text = fs::read_to_string(&path).map_err(io_err("reading", &path))?;
+    let mut text = String::new();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(io_err("opening", &path))?;
+    if !f.metadata().map_err(io_err("inspecting", &path))?.is_file() {
+        return Err(RunRecordError::Untrusted {
+            path,
+            reason: "not a regular file".into(),
+        });
+    }
+    io::Read::read_to_string(&mut io::Read::take(f, RECORD_MAX), &mut text)
+        .map_err(io_err("reading", &path))?;
     let rec: RunRecord = serde_json::from_str(&text).map_err(|source| RunRecordError::Parse {
         path: path.clone(),
         source,
@@ -204,6 +337,18 @@ mod tests {
     }
 
     #[test]
+    fn stale_means_gone_or_recycled() {
+        let me = std::process::id() as i32;
+        let live = start_time_of(me).unwrap();
+        assert!(!is_stale(&format!("{me}.json"), || Some(live)));
+        assert!(is_stale(&format!("{me}.json"), || Some(live + 1)));
+        assert!(is_stale(&format!("{me}.json"), || None));
+        assert!(is_stale("999999999.json", || Some(1)));
+        assert!(is_stale(".999999999.json.tmp", || None));
+        assert!(!is_stale("README", || None));
+    }
+
+    #[test]
     fn short_stat_has_no_start_time() {
         assert_eq!(parse_stat_start_time("1 (x) S 0 1"), None);
     }
@@ -224,6 +369,9 @@ mod tests {
             target: "/usr/bin/node".into(),
             uid: 65534,
             clawjail_version: "0".into(),
+            exe: exe_of("self"),
+            assessed: true,
+            weak: vec![],
         };
         let path = write_in(&dir, &rec).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o7777, 0o644);

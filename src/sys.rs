@@ -320,3 +320,30 @@ pub fn dup_raw_onto(from: std::os::fd::RawFd, to: std::os::fd::RawFd) -> io::Res
     // SAFETY: dup2 takes two integers and touches no memory of ours.
     check(unsafe { libc::dup2(from, to) } as libc::c_long).map(drop)
 }
+
+/// getrandom(2): fill `buf` from the kernel's CSPRNG (blocks only before the pool is
+/// initialised at boot). For names another user must not be able to predict.
+pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: the pointer and length describe the writable tail of `buf`.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        filled += n as usize;
+    }
+    Ok(())
+}
+
+/// A 128-bit random token in hex, for file names nobody can pre-plant.
+pub fn random_token() -> io::Result<String> {
+    let mut b = [0u8; 16];
+    getrandom(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}

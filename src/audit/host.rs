@@ -113,9 +113,16 @@ pub fn check_sudo(u: &ServiceUser) -> Vec<Finding> {
     let groups = group_names(&u.gids);
     let mut out = Vec::new();
     for file in sudoers_files() {
-        let Ok(text) = fs::read_to_string(&file) else {
+        // Same rules as every other file audit reads: no untrusted link, regular by fstat,
+        // O_NONBLOCK, at most 1 MiB.
+        let trust = crate::paths::Trust::for_caller();
+        let Ok(r) = crate::paths::resolve(&file, &trust) else {
             continue;
         };
+        let Ok(bytes) = crate::paths::read_capped(&r, 1024 * 1024) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
         for (n, line) in sudoers_grants(&text, name, &groups) {
             out.push(Finding::new(
                 "sudo-rights",

@@ -15,6 +15,7 @@ pub mod host;
 pub mod net;
 pub mod procs;
 pub mod statedir;
+pub mod strength;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -134,7 +135,9 @@ pub fn run(opts: &AuditOptions) -> Report {
             "run `sudo clawjail audit` for the full view",
         ));
     }
-    let gateways = procs::scan(&matcher);
+    let record_dir = std::path::Path::new(crate::runrecord::DIR);
+    let (gateways, notes) = procs::scan(&matcher, record_dir);
+    findings.extend(notes);
     if gateways.is_empty() {
         findings.push(Finding::new(
             "no-gateway-process",
@@ -146,7 +149,7 @@ pub fn run(opts: &AuditOptions) -> Report {
     }
     let container = host::container_signals();
     for p in &gateways {
-        findings.extend(procs::check(p, std::path::Path::new(crate::runrecord::DIR)));
+        findings.extend(procs::check(p, record_dir));
         findings.extend(net::check_listeners(p));
         if p.uid == 0 && !container.is_empty() {
             findings.push(host::container_root_finding(p, &container));

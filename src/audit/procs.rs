@@ -157,19 +157,69 @@ pub fn read_proc(pid: i32) -> Option<ProcInfo> {
 
 /// Every process whose command line matches, except audit itself and clawjail
 /// supervisors (their child is the gateway; the supervisor's own record still counts).
-pub fn scan(m: &Matcher) -> Vec<ProcInfo> {
+/// Returns the gateways and notes on skipped processes.
+///
+/// A supervisor is recognised by what it runs, never by its name: comm is whatever the
+/// process set with prctl(PR_SET_NAME), so an unconfined gateway calling itself
+/// "clawjail" would otherwise vanish from the audit. It is skipped only when
+/// /proc/<pid>/exe is a clawjail binary (the inode its run record names, or this very
+/// binary) and a run record matches its pid and start time.
+pub fn scan(m: &Matcher, record_dir: &Path) -> (Vec<ProcInfo>, Vec<Finding>) {
     let me = std::process::id() as i32;
     let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
+    let self_exe = runrecord::exe_of("self");
+    let mut notes = Vec::new();
     let mut out: Vec<ProcInfo> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| *pid != me)
         .filter_map(read_proc)
-        .filter(|p| p.comm != "clawjail" && m.matches(&p.cmdline.join(" ")))
+        .filter(|p| m.matches(&p.cmdline.join(" ")))
+        .filter(|p| match supervisor_kind(p.pid, record_dir, self_exe) {
+            Supervisor::No => true,
+            Supervisor::Recorded => false,
+            Supervisor::Unrecorded => {
+                notes.push(Finding::new(
+                    "clawjail-unrecorded",
+                    Severity::Info,
+                    subject(p),
+                    "runs the clawjail binary but no run record matches it (an unprivileged start writes none); its child is audited instead",
+                    "none",
+                ));
+                false
+            }
+        })
         .collect();
     out.sort_by_key(|p| p.pid);
-    out
+    (out, notes)
+}
+
+/// What a matched process is, judged by its executable and the run records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supervisor {
+    /// Not a clawjail binary: audit it as a gateway.
+    No,
+    /// A clawjail binary with a matching run record.
+    Recorded,
+    /// This clawjail binary, no record.
+    Unrecorded,
+}
+
+/// See [`scan`].
+pub fn supervisor_kind(
+    pid: i32,
+    record_dir: &Path,
+    self_exe: Option<runrecord::ExeId>,
+) -> Supervisor {
+    let Some(exe) = runrecord::exe_of(&pid.to_string()) else {
+        return Supervisor::No;
+    };
+    match runrecord::matching_record(record_dir, pid) {
+        Ok(Some(rec)) if rec.exe == Some(exe) || self_exe == Some(exe) => Supervisor::Recorded,
+        _ if self_exe == Some(exe) => Supervisor::Unrecorded,
+        _ => Supervisor::No,
+    }
 }
 
 /// AWS_* names that hold settings, not credentials.
@@ -269,8 +319,51 @@ pub fn check(p: &ProcInfo, record_dir: &Path) -> Vec<Finding> {
     v.extend(check_capabilities(p));
     v.extend(check_groups(p));
     v.extend(check_secrets(p));
-    v.push(check_started_under_clawjail(p, record_dir));
+    v.extend(check_started_under_clawjail(p, record_dir));
     v
+}
+
+fn severity_named(s: &str) -> Severity {
+    match s {
+        "critical" => Severity::Critical,
+        "high" => Severity::High,
+        "medium" => Severity::Medium,
+        "low" => Severity::Low,
+        _ => Severity::Info,
+    }
+}
+
+/// Findings for what the launched policy leaves open (from its run record).
+fn policy_findings(p: &ProcInfo, rec: &runrecord::RunRecord) -> Vec<Finding> {
+    if !rec.assessed {
+        return vec![Finding::new(
+            "policy-unassessed",
+            Severity::Low,
+            subject(p),
+            format!(
+                "its run record (clawjail {}) does not say how strong policy {} is",
+                rec.clawjail_version, rec.policy
+            ),
+            "restart it with this clawjail version so audit can judge the policy",
+        )];
+    }
+    rec.weak
+        .iter()
+        .map(|w| {
+            let code = crate::audit::strength::CODES
+                .iter()
+                .find(|c| **c == w.code)
+                .copied()
+                .unwrap_or("weak-confinement");
+            Finding::new(
+                code,
+                severity_named(&w.severity),
+                subject(p),
+                format!("confined by a weak policy ({}): {}", rec.policy, w.what),
+                "tighten the policy (start from policies/openclaw-gateway.toml) and restart the gateway; `clawjail verify --policy FILE` shows each row it fails",
+            )
+        })
+        .collect()
 }
 
 fn check_identity(p: &ProcInfo) -> Option<Finding> {
@@ -412,14 +505,14 @@ fn check_secrets(p: &ProcInfo) -> Vec<Finding> {
 
 /// The process or one of its two nearest ancestors (a clawjail supervisor: the parent, or
 /// the grandparent behind the pty session's monitor) has a run record whose pid and start
-/// time match.
-fn check_started_under_clawjail(p: &ProcInfo, dir: &Path) -> Finding {
+/// time match; then the policy it recorded is judged too.
+fn check_started_under_clawjail(p: &ProcInfo, dir: &Path) -> Vec<Finding> {
     let mut pid = p.pid;
     let mut problems = Vec::new();
     for _ in 0..3 {
         match runrecord::matching_record(dir, pid) {
             Ok(Some(rec)) => {
-                return Finding::new(
+                let mut v = vec![Finding::new(
                     "under-clawjail",
                     Severity::Info,
                     subject(p),
@@ -428,7 +521,9 @@ fn check_started_under_clawjail(p: &ProcInfo, dir: &Path) -> Finding {
                     rec.policy, rec.policy_sha256, rec.uid
                 ),
                     "none",
-                )
+                )];
+                v.extend(policy_findings(p, &rec));
+                return v;
             }
             Ok(None) => {}
             Err(e) => problems.push(e.to_string()),
@@ -443,13 +538,13 @@ fn check_started_under_clawjail(p: &ProcInfo, dir: &Path) -> Finding {
     } else {
         format!(" (ignored: {})", problems.join("; "))
     };
-    Finding::new(
+    vec![Finding::new(
         "not-under-clawjail",
         Severity::High,
         subject(p),
         format!("no run record under {} matches this process or its supervisor{extra}: it was not started by `clawjail run`, so no Landlock or seccomp policy can be assumed", dir.display()),
         "start the gateway with `clawjail run --policy /etc/clawjail/policy.toml -- openclaw gateway`",
-    )
+    )]
 }
 
 #[cfg(test)]

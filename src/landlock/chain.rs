@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 use landlock::{AccessFs, BitFlags};
 
 use crate::elf::{self, ElfInfo};
-use crate::identity::Ids;
-use crate::paths::{self, FileId, PathError, Resolved};
+use crate::paths::{self, FileId, PathError, Resolved, Trust};
 use crate::plan::target::{ChainEntry, ChainRole};
 
 use super::rights;
@@ -63,7 +62,11 @@ impl ChainRules {
 pub type ChainError = (PathBuf, PathError);
 
 /// Rules for the target's exec chain.
-pub fn for_chain(chain: &[ChainEntry], ids: &Ids, out: &mut ChainRules) -> Result<(), ChainError> {
+pub fn for_chain(
+    chain: &[ChainEntry],
+    ids: &Trust,
+    out: &mut ChainRules,
+) -> Result<(), ChainError> {
     for c in chain {
         let r = paths::resolve(&c.path, ids).map_err(|e| (c.path.clone(), e))?;
         match c.role {
@@ -89,7 +92,7 @@ pub fn for_chain(chain: &[ChainEntry], ids: &Ids, out: &mut ChainRules) -> Resul
 }
 
 /// Loader and library rules for an ELF the policy lists in `exec` (a file, not a directory).
-pub fn for_exec_file(r: &Resolved, ids: &Ids, out: &mut ChainRules) -> Result<(), ChainError> {
+pub fn for_exec_file(r: &Resolved, ids: &Trust, out: &mut ChainRules) -> Result<(), ChainError> {
     if let Some(info) = read_elf(r) {
         elf_deps(&r.path, &info, ids, out)?;
     }
@@ -105,7 +108,7 @@ fn read_elf(r: &Resolved) -> Option<ElfInfo> {
 fn elf_deps(
     prog: &Path,
     info: &ElfInfo,
-    ids: &Ids,
+    ids: &Trust,
     out: &mut ChainRules,
 ) -> Result<(), ChainError> {
     let Some(interp) = &info.interp else {
@@ -164,7 +167,7 @@ fn find_lib(
     name: &str,
     dirs: &[PathBuf],
     prog: &ElfInfo,
-    ids: &Ids,
+    ids: &Trust,
 ) -> Result<Option<(Resolved, ElfInfo)>, ChainError> {
     let candidates: Vec<PathBuf> = if name.contains('/') {
         vec![PathBuf::from(name)]

@@ -1,4 +1,4 @@
-//! Landlock: filesystem, TCP port and scope rules, applied at step 13 with
+//! Landlock: filesystem, TCP port and scope rules, applied at step 14 with
 //! landlock_restrict_self(2) (kernel Documentation/userspace-api/landlock.rst).
 //!
 //! Enforces, for the target and everything it execs:
@@ -10,7 +10,7 @@
 //!   out (ABI 6);
 //! - audit: denials after exec are logged (`log_new_exec`, ABI 7).
 //!
-//! Cannot: restrict fds opened before restrict_self (step 11 marks them close-on-exec);
+//! Cannot: restrict fds opened before restrict_self (step 12 marks them close-on-exec);
 //! restrict code rather than execve (ld.so runs any readable ELF, an interpreter any
 //! readable script); see `LIMITS` for the rest, printed by `check`.
 //!
@@ -18,7 +18,7 @@
 //! (`compat.rs`). Paths are resolved and opened in `prepare`, while still privileged, with
 //! `paths::resolve` (no symlink the target could have planted is followed); restrict_self
 //! only uses those fds. The crate's `restrict_self` also sets no_new_privs (already set at
-//! step 9, so a no-op here).
+//! step 10, so a no-op here).
 
 mod chain;
 pub mod compat;
@@ -37,7 +37,6 @@ use landlock::{
 use serde_json::{json, Value};
 use toml::Spanned;
 
-use crate::identity::Ids;
 use crate::paths::{self, DirOutcome, PathError};
 use crate::plan::target::ChainEntry;
 use crate::plan::PlanError;
@@ -68,9 +67,9 @@ pub struct LandlockInputs<'a> {
     pub vars: &'a Vars,
     /// The target's exec chain (empty for `check` without a command).
     pub exec_chain: &'a [ChainEntry],
-    /// The ids the target will run as (owner of created directories; whose writes count
-    /// when deciding which path components could have been swapped for symlinks).
-    pub target: &'a Ids,
+    /// The ids the target will run as (owner of created directories) and which symlinks
+    /// the walks may follow (`paths::Trust`).
+    pub target: &'a paths::Trust,
     /// false for `check`/`--dry-run`: create nothing, report what would be created.
     pub apply: bool,
 }

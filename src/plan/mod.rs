@@ -17,6 +17,7 @@ use crate::env::{self, EnvFrom, EnvPlan};
 use crate::identity::Ids;
 use crate::landlock::{self, LandlockInputs, LandlockPlan};
 use crate::limits::Rlimit;
+use crate::paths;
 use crate::policy::{self, vars::Vars, LimitValue, Loaded, PolicyError};
 use crate::seccomp::{self, SeccompInputs, SeccompPlan};
 use crate::session::SessionMode;
@@ -119,6 +120,7 @@ pub struct Plan {
     pub env: EnvPlan,
     pub envp: Vec<CString>,
     pub fds: FdPlan,
+    pub private_tmp: crate::mount_ns::PrivateTmp,
     pub landlock: LandlockPlan,
     pub seccomp: SeccompPlan,
     pub target: Option<TargetPlan>,
@@ -162,6 +164,16 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     }
 
     let vars = build_vars(loaded, &ids, home.as_deref(), &opts.cli_vars)?;
+    // Step private-tmp: before any path below is opened, so every fd and created
+    // directory under /tmp is the private tmpfs's (see mount_ns).
+    let private_tmp =
+        crate::mount_ns::private_tmp(p.filesystem.private_tmp, privileged, opts.apply);
+    if let crate::mount_ns::PrivateTmp::Shared { reason } = &private_tmp {
+        degraded.push(format!(
+            "private_tmp: NOT applied, /tmp is the one clawjail was started with ({reason}); names clawjail creates there are refused when someone else owns them"
+        ));
+    }
+    let trust = link_trust(loaded, &vars, &ids, privileged);
 
     // Capabilities.
     let mut keep = Vec::new();
@@ -203,7 +215,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     };
 
     // Environment, then the target through the target's PATH.
-    let (env_plan, fds) = build_env(loaded, &vars, &ids)?;
+    let (env_plan, fds) = build_env(loaded, &vars, &trust)?;
     let envp = env_plan.envp().map_err(PlanError::Refused)?;
     let target = match &opts.command {
         Some(cmd) => {
@@ -211,7 +223,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
                 .get("PATH")
                 .unwrap_or(target::DEFAULT_PATH)
                 .to_string();
-            Some(target::resolve(cmd, &path_var, &ids)?)
+            Some(target::resolve(cmd, &path_var, &trust)?)
         }
         None => None,
     };
@@ -255,7 +267,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         env: &p.env,
         vars: &vars,
         exec_chain: &chain,
-        target: &ids,
+        target: &trust,
         apply: opts.apply,
     })?;
     degraded.extend(landlock.degraded());
@@ -288,6 +300,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         landlock,
         seccomp,
         target,
+        private_tmp,
         vars,
         degraded,
     })
@@ -334,6 +347,32 @@ pub fn build_vars(
 }
 
 /// Expand a path-valued key and require an absolute result.
+/// Which symlinks the walks may follow (`paths::Trust`, docs/symlink-trust.md). On an
+/// unprivileged start the policy's write and create directories are resolved first (by
+/// inode): a link inside them may have been planted by the confined target on an earlier
+/// run, so no later walk follows one. Paths that do not resolve yet are skipped here (they
+/// are created fresh, or `landlock::prepare` reports them with a location).
+fn link_trust(loaded: &Loaded, vars: &Vars, ids: &Ids, privileged: bool) -> paths::Trust {
+    if privileged {
+        return paths::Trust::new(ids.clone(), Vec::new());
+    }
+    let probe = paths::Trust::new(ids.clone(), Vec::new());
+    let fs = &loaded.policy.filesystem;
+    let writable = fs
+        .write
+        .iter()
+        .chain(&fs.create)
+        .filter_map(|v| {
+            let raw = v.get_ref().strip_prefix('?').unwrap_or(v.get_ref());
+            let s = vars.expand(raw).ok()?;
+            paths::resolve(std::path::Path::new(&s), &probe).ok()
+        })
+        .filter(|r| r.meta.is_dir())
+        .map(|r| r.meta.id)
+        .collect();
+    paths::Trust::new(ids.clone(), writable)
+}
+
 pub fn expand_abs_path(
     loaded: &Loaded,
     vars: &Vars,
@@ -454,7 +493,11 @@ fn resolve_limits(loaded: &Loaded, degraded: &mut Vec<String>) -> Result<Vec<Rli
 
 /// The target's environment: pass, then set, then files; socket activation and
 /// NOTIFY_SOCKET only when the policy allows them.
-fn build_env(loaded: &Loaded, vars: &Vars, ids: &Ids) -> Result<(EnvPlan, FdPlan), PlanError> {
+fn build_env(
+    loaded: &Loaded,
+    vars: &Vars,
+    trust: &paths::Trust,
+) -> Result<(EnvPlan, FdPlan), PlanError> {
     let src = &loaded.source;
     let e = &loaded.policy.env;
     let allow = e.allow_code_loading_vars;
@@ -500,7 +543,7 @@ fn build_env(loaded: &Loaded, vars: &Vars, ids: &Ids) -> Result<(EnvPlan, FdPlan
         };
         let path = expand_abs_path(loaded, vars, &raw, "env.files")?;
         let path_s = path.display().to_string();
-        let entries = match env::read_env_file(&path_s, ids) {
+        let entries = match env::read_env_file(&path_s, trust) {
             Err(env::EnvFileError::Open { source, .. })
                 if optional && source.kind() == std::io::ErrorKind::NotFound =>
             {

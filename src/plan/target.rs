@@ -12,10 +12,11 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::identity::Ids;
+use crate::paths::{self, PathError, Trust};
 
 /// The kernel follows at most this many interpreter levels (binfmt_script + exec's
 /// recursion limit is 5 including the final ELF).
@@ -98,15 +99,25 @@ fn executable_by(meta: &std::fs::Metadata, ids: &Ids) -> bool {
     }
 }
 
-fn open_path(path: &Path) -> Result<(File, std::fs::Metadata), TargetError> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|source| TargetError::Open {
+/// Open the target (or an interpreter) O_PATH by the safe walk: a symlink on the way is
+/// followed only when `trust` accepts it (a user's own `~/.npm-global/bin/openclaw` on an
+/// unprivileged start; only root's links in root-only directories on a root start).
+fn open_path(path: &Path, trust: &Trust) -> Result<(File, std::fs::Metadata), TargetError> {
+    let r = paths::resolve(path, trust).map_err(|e| match e {
+        PathError::Missing { .. } => TargetError::Open {
+            path: path.display().to_string(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        },
+        PathError::Io { source, .. } => TargetError::Open {
             path: path.display().to_string(),
             source,
-        })?;
+        },
+        other => TargetError::Unusable {
+            path: path.display().to_string(),
+            why: other.to_string(),
+        },
+    })?;
+    let f = File::from(r.fd);
     let meta = f.metadata().map_err(|source| TargetError::Open {
         path: path.display().to_string(),
         source,
@@ -199,7 +210,8 @@ fn env_program(arg: &OsStr) -> Option<OsString> {
 }
 
 /// Resolve `cmd` (argv) against the target's PATH and open it.
-pub fn resolve(cmd: &[OsString], path_var: &str, ids: &Ids) -> Result<TargetPlan, TargetError> {
+pub fn resolve(cmd: &[OsString], path_var: &str, trust: &Trust) -> Result<TargetPlan, TargetError> {
+    let ids = &trust.ids;
     let first = cmd.first().ok_or(TargetError::Empty)?;
     let cwd = std::env::current_dir().map_err(|source| TargetError::Open {
         path: ".".into(),
@@ -212,7 +224,7 @@ pub fn resolve(cmd: &[OsString], path_var: &str, ids: &Ids) -> Result<TargetPlan
     let mut args_tail: Vec<OsString> = cmd[1..].to_vec();
     let mut argv0: OsString = first.clone();
     for depth in 0..=MAX_INTERPRETER_DEPTH {
-        let (file, meta) = open_path(&path)?;
+        let (file, meta) = open_path(&path, trust)?;
         if !meta.is_file() {
             return Err(TargetError::Unusable {
                 path: path.display().to_string(),
@@ -345,7 +357,7 @@ mod tests {
         std::fs::write(&script, "#!/bin/sh -e\necho hi\n").ok();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).ok();
-        let ids = crate::identity::current();
+        let ids = Trust::for_caller();
         let t = resolve(
             &[script.clone().into_os_string(), "x".into()],
             DEFAULT_PATH,

@@ -21,7 +21,21 @@ pub struct PolicyError {
     pub key: String,
     /// What is wrong and what would be valid.
     pub message: String,
+    /// The file's other errors, reported in the same run (boxed: most errors come alone,
+    /// and every `Result` carrying a `PolicyError` pays for its size).
+    pub also: Option<Box<Also>>,
 }
+
+/// The errors reported together with the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Also {
+    pub errors: Vec<PolicyError>,
+    /// More than [`MAX_ERRORS`] were found; the rest were not listed.
+    pub truncated: bool,
+}
+
+/// At most this many errors of one file are listed in one run.
+pub const MAX_ERRORS: usize = 20;
 
 impl PolicyError {
     /// An error located at a byte span of the policy source.
@@ -40,6 +54,7 @@ impl PolicyError {
             code,
             key: key.to_string(),
             message: message.into(),
+            also: None,
         }
     }
 
@@ -51,12 +66,39 @@ impl PolicyError {
             code,
             key: String::new(),
             message: message.into(),
+            also: None,
         }
     }
 }
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_one(f)?;
+        let Some(also) = &self.also else {
+            return Ok(());
+        };
+        for e in &also.errors {
+            f.write_str("\n")?;
+            e.fmt_one(f)?;
+        }
+        if !also.errors.is_empty() {
+            let n = also.errors.len() + 1;
+            write!(f, "\n{n} errors in {}", self.file)?;
+            if also.truncated {
+                write!(f, " (stopped after {MAX_ERRORS}; fix these and run again)")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PolicyError {
+    /// The other errors reported with this one.
+    pub fn more(&self) -> &[PolicyError] {
+        self.also.as_ref().map_or(&[], |a| a.errors.as_slice())
+    }
+
+    fn fmt_one(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.position {
             Some((l, c)) => write!(f, "{}:{}:{}: ", self.file, l, c)?,
             None => write!(f, "{}: ", self.file)?,
@@ -71,10 +113,122 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
+/// One error carrying the others, or `None` when the list is empty.
+pub fn combine(mut errs: Vec<PolicyError>) -> Option<PolicyError> {
+    // In file order, as compilers list them; errors without a place first.
+    errs.sort_by_key(|e| e.position);
+    let truncated = errs.len() > MAX_ERRORS;
+    errs.truncate(MAX_ERRORS);
+    let mut it = errs.into_iter();
+    let mut first = it.next()?;
+    let errors: Vec<PolicyError> = it.collect();
+    if !errors.is_empty() {
+        first.also = Some(Box::new(Also { errors, truncated }));
+    }
+    Some(first)
+}
+
+/// Deserialize the policy, collecting every type/key error rather than only the first.
+///
+/// serde stops at the first error, so after each one the offending lines are blanked (bytes
+/// replaced by spaces, so every later span and line:column still points into the original
+/// file) and the text is parsed again. A `[table]` that is itself unknown is blanked whole,
+/// so its keys are not reported again as strays. A TOML syntax error, an error with no
+/// place, or one that blanking itself caused (a syntax error or a missing key after a
+/// blank) ends the loop: those would only cascade.
+pub fn parse_collecting(src: &Source) -> (Option<super::Policy>, Vec<PolicyError>) {
+    let mut errs = Vec::new();
+    let mut work = src.clone();
+    let mut blanked = false;
+    while errs.len() <= MAX_ERRORS {
+        let e = match super::parse(&work.text) {
+            Ok(p) => return (Some(p), errs),
+            Err(e) => e,
+        };
+        let err = from_toml(&work, &e);
+        let caused_by_blanking = blanked && matches!(err.code, "syntax" | "missing-key");
+        if !caused_by_blanking {
+            errs.push(err.clone());
+        }
+        let span = match e.span() {
+            Some(span) if !caused_by_blanking && err.code != "syntax" => span,
+            _ => break,
+        };
+        let range = blank_range(&work.text, span);
+        if range.is_empty() || work.text[range.clone()].trim().is_empty() {
+            break;
+        }
+        // Same byte length, so offsets after the range do not move: a multi-byte character
+        // becomes as many spaces as it had bytes.
+        let spaces: String = work.text[range.clone()]
+            .chars()
+            .map(|c| {
+                if c == '\n' {
+                    "\n".to_string()
+                } else {
+                    " ".repeat(c.len_utf8())
+                }
+            })
+            .collect();
+        work.text.replace_range(range, &spaces);
+        blanked = true;
+    }
+    (None, errs)
+}
+
+/// The lines to blank for an error at `span`: the whole lines it touches, or, when the first
+/// is a `[table]` header, the table up to the next header.
+fn blank_range(text: &str, span: Range<usize>) -> Range<usize> {
+    // Byte searches only: a span may end inside a multi-byte character, and a '\n' byte is
+    // always a character boundary.
+    let bytes = text.as_bytes();
+    let start = span.start.min(text.len());
+    let end = span.end.clamp(start, text.len());
+    let line_start = bytes[..start]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line_end = |from: usize| {
+        bytes[from.min(bytes.len())..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| from + i)
+    };
+    let first_line = &text[line_start..line_end(line_start)];
+    if first_line.trim_start().starts_with('[') {
+        // Up to the next line that opens another table.
+        let mut pos = line_end(line_start);
+        while pos < text.len() {
+            let next = pos + 1;
+            if text[next..]
+                .trim_start_matches([' ', '\t'])
+                .starts_with('[')
+            {
+                return line_start..pos;
+            }
+            pos = line_end(next);
+        }
+        return line_start..text.len();
+    }
+    let last = if end > start { end - 1 } else { start };
+    line_start..line_end(last.min(text.len()))
+}
+
 /// Turn a toml/serde error into a located diagnostic, naming the table it happened in.
 pub fn from_toml(src: &Source, e: &toml::de::Error) -> PolicyError {
     let span = e.span().unwrap_or(0..0);
-    let table = enclosing_table(&src.text, span.start);
+    let mut table = enclosing_table(&src.text, span.start);
+    // An unknown `[table]` is a key of its parent: `[idnetity]` is a top-level key, not a
+    // key inside itself.
+    let line_start = src.text.as_bytes()[..span.start.min(src.text.len())]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    if src.text[line_start..].trim_start().starts_with('[') {
+        table = table
+            .rsplit_once('.')
+            .map_or(String::new(), |(parent, _)| parent.to_string());
+    }
     let raw = e.message().trim().to_string();
     let (code, mut key, message) = classify(&raw, &table, &src.text[span.clone()]);
     // A bad value of `key = value`: name the key itself, not only its table.
@@ -232,6 +386,51 @@ mod tests {
         let e = err("version = 2\n");
         assert_eq!(e.code, "unsupported-version");
         assert_eq!(e.position, Some((1, 11)));
+    }
+
+    #[test]
+    fn every_error_of_a_file_is_reported_in_one_run() {
+        let e = err("version = 1\n[identity]\nusr = \"x\"\nallow_root = \"yes\"\n[idnetity]\nuser = 1\n[process]\numask = \"9\"\n[env]\npass = [\"A=B\"]\n");
+        let all: Vec<(&str, Option<usize>)> = std::iter::once(&e)
+            .chain(e.more())
+            .map(|e| (e.code, e.position.map(|p| p.0)))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                ("unknown-key", Some(3)),
+                ("wrong-type", Some(4)),
+                ("unknown-key", Some(5)),
+                ("bad-mode", Some(8)),
+                ("bad-env-name", Some(10)),
+            ],
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(text.ends_with("5 errors in p.toml"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("p.toml:")).count(), 5);
+    }
+
+    #[test]
+    fn the_error_list_is_capped() {
+        let mut text = String::from("version = 1\n[identity]\n");
+        for i in 0..30 {
+            text.push_str(&format!("bogus{i} = 1\n"));
+        }
+        let e = err(&text);
+        assert_eq!(e.more().len() + 1, MAX_ERRORS);
+        assert!(e.also.as_ref().is_some_and(|a| a.truncated));
+        assert!(e.to_string().contains("stopped after 20"), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_ends_the_list_and_blanking_adds_none() {
+        // Blanking the wrong-typed version must not add a "missing version" error.
+        let e = err("version = \"one\"\n[identity]\nusr = 1\n");
+        assert!(e.more().iter().all(|m| m.code != "missing-key"), "{e}");
+        let e = err("version = 1\n[identity\nuser = 1\n");
+        assert_eq!(e.code, "syntax");
+        assert!(e.more().is_empty(), "{e}");
     }
 
     #[test]

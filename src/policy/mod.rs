@@ -105,10 +105,23 @@ pub fn parse(text: &str) -> Result<Policy, toml::de::Error> {
 }
 
 /// Parse, then apply the checks that need no system access (version, names, modes).
+/// Every problem in the file is reported at once (up to [`diag::MAX_ERRORS`]): the first
+/// is the error itself, the rest ride along in [`PolicyError::more`].
 pub fn load(source: Source) -> Result<Loaded, PolicyError> {
-    let policy: Policy = parse(&source.text).map_err(|e| diag::from_toml(&source, &e))?;
-    validate(&source, &policy)?;
-    Ok(Loaded { source, policy })
+    let (policy, mut errs) = diag::parse_collecting(&source);
+    if let Some(policy) = &policy {
+        validate(&source, policy, &mut errs);
+    }
+    match (policy, diag::combine(errs)) {
+        (_, Some(e)) => Err(e),
+        (Some(policy), None) => Ok(Loaded { source, policy }),
+        // parse_collecting returns no policy only with at least one error.
+        (None, None) => Err(PolicyError::whole(
+            source.origin.display_name(),
+            "syntax",
+            "the policy could not be parsed",
+        )),
+    }
 }
 
 /// A user or group given by name or by number.
@@ -239,6 +252,12 @@ pub struct Filesystem {
     /// Mode for `create`d directories, octal string; default "0700".
     #[serde(default)]
     pub create_mode: Option<Spanned<String>>,
+    /// A private /tmp (fresh tmpfs in a mount namespace) on root starts, so nobody can
+    /// squat the names the gateway hard-codes there. Not possible on an unprivileged
+    /// start or without CAP_SYS_ADMIN: then /tmp stays shared (reported as degraded) and
+    /// a squatted name is refused.
+    #[serde(default)]
+    pub private_tmp: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -434,10 +453,11 @@ pub struct Risk {
     pub accept: Vec<Spanned<String>>,
 }
 
-/// Shape checks that need no system access.
-fn validate(src: &Source, p: &Policy) -> Result<(), PolicyError> {
+/// Shape checks that need no system access. Every problem is collected, not just the
+/// first, so one run reports them all (as compilers do).
+fn validate(src: &Source, p: &Policy, errs: &mut Vec<PolicyError>) {
     if *p.version.get_ref() != i64::from(SUPPORTED_VERSION) {
-        return Err(PolicyError::at(
+        errs.push(PolicyError::at(
             src,
             p.version.span(),
             "unsupported-version",
@@ -450,21 +470,15 @@ fn validate(src: &Source, p: &Policy) -> Result<(), PolicyError> {
         ));
     }
     for (name, value) in &p.vars {
-        vars::check_var_name(name).map_err(|m| {
-            PolicyError::at(
+        let key = format!("vars.{name}");
+        if let Err(m) = vars::check_var_name(name) {
+            errs.push(PolicyError::at(src, value.span(), "bad-variable", &key, m));
+        } else if vars::BUILTIN.contains(&name.as_str()) && name != "STATE_DIR" {
+            errs.push(PolicyError::at(
                 src,
                 value.span(),
                 "bad-variable",
-                &format!("vars.{name}"),
-                m,
-            )
-        })?;
-        if vars::BUILTIN.contains(&name.as_str()) && name != "STATE_DIR" {
-            return Err(PolicyError::at(
-                src,
-                value.span(),
-                "bad-variable",
-                &format!("vars.{name}"),
+                &key,
                 format!("${{{name}}} comes from the target user and cannot be set in [vars]"),
             ));
         }
@@ -474,13 +488,14 @@ fn validate(src: &Source, p: &Policy) -> Result<(), PolicyError> {
         ("filesystem.create_mode", &p.filesystem.create_mode),
     ] {
         if let Some(v) = v {
-            parse_octal_mode(v.get_ref())
-                .map_err(|m| PolicyError::at(src, v.span(), "bad-mode", key, m))?;
+            if let Err(m) = parse_octal_mode(v.get_ref()) {
+                errs.push(PolicyError::at(src, v.span(), "bad-mode", key, m));
+            }
         }
     }
     if let Some(abi) = &p.kernel.min_landlock_abi {
         if !(1..=255).contains(abi.get_ref()) {
-            return Err(PolicyError::at(
+            errs.push(PolicyError::at(
                 src,
                 abi.span(),
                 "bad-value",
@@ -493,32 +508,33 @@ fn validate(src: &Source, p: &Policy) -> Result<(), PolicyError> {
         }
     }
     for name in &p.env.pass {
-        check_env_name(name.get_ref())
-            .map_err(|m| PolicyError::at(src, name.span(), "bad-env-name", "env.pass", m))?;
+        if let Err(m) = check_env_name(name.get_ref()) {
+            errs.push(PolicyError::at(
+                src,
+                name.span(),
+                "bad-env-name",
+                "env.pass",
+                m,
+            ));
+        }
     }
     for (name, value) in &p.env.set {
-        check_env_name(name).map_err(|m| {
-            PolicyError::at(
-                src,
-                value.span(),
-                "bad-env-name",
-                &format!("env.set.{name}"),
-                m,
-            )
-        })?;
+        if let Err(m) = check_env_name(name) {
+            let key = format!("env.set.{name}");
+            errs.push(PolicyError::at(src, value.span(), "bad-env-name", &key, m));
+        }
     }
     for cap in &p.capabilities.keep {
-        crate::caps::parse_cap_name(cap.get_ref()).map_err(|m| {
-            PolicyError::at(
+        if let Err(m) = crate::caps::parse_cap_name(cap.get_ref()) {
+            errs.push(PolicyError::at(
                 src,
                 cap.span(),
                 "unknown-capability",
                 "capabilities.keep",
                 m,
-            )
-        })?;
+            ));
+        }
     }
-    Ok(())
 }
 
 /// Parse an octal mode such as "0077" or "700".

@@ -37,13 +37,15 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
                 .and_then(|mut f| f.write_all(b"x\n")),
             |_| String::new(),
         ),
-        // Create a new file (fails if it exists).
-        "create" => Outcome::from_io(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-                .and_then(|mut f| f.write_all(b"new\n")),
+        // Create a new file (fails if it exists; never follows a link at PATH).
+        "create" => Outcome::from_io(create_new(path), |_| String::new()),
+        // verify's create rows: remove a leftover entry of an earlier (control) attempt
+        // without following it, then O_CREAT|O_EXCL|O_NOFOLLOW. A link planted in between
+        // makes the open fail with EEXIST; it is never followed (no O_TRUNC of a victim).
+        // A refused removal (EACCES under Landlock) is the answer: the directory is not
+        // writable.
+        "create-fresh" => Outcome::from_io(
+            remove_leftover(path).and_then(|()| create_new(path)),
             |_| String::new(),
         ),
         "mkdir" => Outcome::from_io(std::fs::create_dir(path), |_| String::new()),
@@ -82,6 +84,17 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
 }
 
 /// Remove `path` if it exists (not a directory); absent is fine.
+fn create_new(path: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|mut f| f.write_all(b"new\n"))
+}
+
 fn remove_leftover(path: &str) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),

@@ -29,8 +29,10 @@ impl Canaries {
 impl Drop for Canaries {
     fn drop(&mut self) {
         for p in self.created.iter().rev() {
-            // Only empty directories go: anything the target put there meanwhile stays.
-            if let Err(e) = std::fs::remove_dir(p) {
+            // Only empty directories go: anything the target put there meanwhile stays. By
+            // unlinkat on the parent's fd (safe walk): a parent swapped for a link by the
+            // target is not followed.
+            if let Err(e) = paths::remove_beneath(p, &paths::Trust::for_caller(), true) {
                 tracing::warn!("verify: could not remove its canary {}: {e}", p.display());
             }
         }
@@ -58,7 +60,7 @@ pub fn plant(deny: &[PathBuf], ids: &Ids) -> Canaries {
             Some((_, owner)) if owner == ids.uid && ids.uid != 0 => {}
             _ => continue,
         }
-        match paths::ensure_dir(p, ids, 0o700, true) {
+        match paths::ensure_dir(p, &paths::Trust::new(ids.clone(), Vec::new()), 0o700, true) {
             Ok(DirOutcome::Created { created, .. }) => c.created.extend(created),
             Ok(_) => {}
             Err(e) => tracing::warn!("verify: no canary for {}: {e}", p.display()),

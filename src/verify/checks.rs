@@ -425,8 +425,12 @@ fn outside_paths(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
         Kind::Enforcement,
         "landlock-fs",
         "create a file outside the write set".into(),
-        "write",
-        vec![fx.owned_dir.join("written-by-verify").display().to_string()],
+        "create-fresh",
+        vec![fx
+            .owned_dir
+            .join(format!("written-by-verify-{}", fx.token))
+            .display()
+            .to_string()],
         Expect::Denied,
     );
     if !fx.scratch_outside {
@@ -436,7 +440,7 @@ fn outside_paths(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
     }
     v.push(outside);
     v.push(write);
-    let tmp = PathBuf::from(format!("/tmp/clawjail-verify-{}-created", fx.verify_pid));
+    let tmp = PathBuf::from(format!("/tmp/clawjail-verify-{}-created", fx.token));
     if !inp.view.writable(&tmp) {
         cleanup.push(tmp.clone());
         v.push(Check::new(
@@ -444,7 +448,7 @@ fn outside_paths(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
             Kind::Enforcement,
             "landlock-fs",
             "create a file in /tmp (not in the write set)".into(),
-            "write",
+            "create-fresh",
             vec![tmp.display().to_string()],
             Expect::Denied,
         ));
@@ -473,9 +477,9 @@ fn links(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
     let Some(w) = write_dir(inp.view) else {
         return Vec::new();
     };
-    let pid = inp.fx.verify_pid;
-    let link = w.path.join(format!(".clawjail-verify-{pid}-symlink"));
-    let hard = w.path.join(format!(".clawjail-verify-{pid}-hardlink"));
+    let token = &inp.fx.token;
+    let link = w.path.join(format!(".clawjail-verify-{token}-symlink"));
+    let hard = w.path.join(format!(".clawjail-verify-{token}-hardlink"));
     cleanup.push(link.clone());
     cleanup.push(hard.clone());
     vec![
@@ -600,14 +604,14 @@ fn allowed(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
     if let Some(w) = write_dir(view) {
         let f = w
             .path
-            .join(format!(".clawjail-verify-{}-write", inp.fx.verify_pid));
+            .join(format!(".clawjail-verify-{}-write", inp.fx.token));
         cleanup.push(f.clone());
         v.push(Check::new(
             "write-allowed",
             Kind::Enforcement,
             "landlock-fs",
             format!("create a file in {}", w.at),
-            "write",
+            "create-fresh",
             vec![f.display().to_string()],
             Expect::Allowed,
         ));

@@ -4,23 +4,33 @@
 //! secret in verify's own environment, and one pty per child. All of it is removed (and
 //! the process killed) when `Fixtures` is dropped.
 //!
-//! Never touches a real user's files: paths the policy names are only read; the few
-//! files created inside the policy's write directory (link and write attempts) carry
-//! verify's pid in their name and are unlinked afterwards.
+//! Never touches a real user's files, nor acts through what someone else planted: paths the
+//! policy names are only read; every file verify creates is created
+//! O_CREAT|O_EXCL|O_NOFOLLOW beneath a directory fd (the scratch directory, itself made
+//! with mkdirat under a base reached by `paths::resolve`), with a 128-bit random name from
+//! getrandom(2), so nobody can pre-plant a link at that name (a pid was predictable: the
+//! target planted links for the next pids and a control run truncated `~/.npmrc`). The few
+//! files the probe creates inside the policy's write directory carry the same random token
+//! and are removed by unlinkat(2) on the directory's fd, after checking by fstatat with
+//! AT_SYMLINK_NOFOLLOW that the entry is not a directory (and, for verify's own files, that
+//! it is still the very inode that was created).
 
 use std::fs;
 use std::io;
 use std::net::{TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, Mode};
+use nix::unistd::{fchown, unlinkat, Gid, Uid, UnlinkatFlags};
+use std::os::fd::AsFd;
 
 use crate::identity::Ids;
+use crate::paths::{self, FileId, Trust};
 
 /// The variable verify plants in its own environment; it must not reach the target.
 pub const PLANTED_ENV: &str = "CLAWJAIL_VERIFY_API_TOKEN";
@@ -78,6 +88,12 @@ pub struct Fixtures {
     pub pty_slaves: [OwnedFd; 2],
     /// verify's own pid (the confined child's parent).
     pub verify_pid: i32,
+    /// 128 random bits (hex) in every name verify or its probe creates.
+    pub token: String,
+    /// The scratch directory's fd (files in it are created and removed beneath it).
+    scratch_fd: OwnedFd,
+    /// verify's own files in `scratch`: (name, inode), removed by fd after an inode check.
+    own: Vec<(String, FileId)>,
     /// Files created elsewhere (in the policy's write dir, /tmp) to unlink at the end.
     pub cleanup: Vec<PathBuf>,
     /// Open listeners and fds kept alive for the duration.
@@ -97,34 +113,53 @@ impl Fixtures {
         bind: &[u16],
     ) -> Result<Fixtures, FixtureError> {
         let pid = std::process::id();
-        let name = format!("clawjail-verify-{pid}");
-        let (scratch, scratch_outside) = SCRATCH_BASES
+        let token = crate::sys::random_token().map_err(fx_err("getrandom"))?;
+        let name = format!("clawjail-verify-{token}");
+        let (base, scratch_outside) = SCRATCH_BASES
             .iter()
-            .map(|b| Path::new(b).join(&name))
-            .find(|p| !covered(p))
-            .map(|p| (p, true))
-            .unwrap_or_else(|| (Path::new(SCRATCH_BASES[0]).join(&name), false));
-        make_private_dir(&scratch, 0o755)?;
+            .map(Path::new)
+            .find(|b| !covered(&b.join(&name)))
+            .map(|b| (b, true))
+            .unwrap_or_else(|| (Path::new(SCRATCH_BASES[0]), false));
+        let scratch = base.join(&name);
+        let scratch_fd = make_scratch(base, &name)?;
+        let mut own = Vec::new();
         let mut keep = Vec::new();
 
         let outside_file = scratch.join("outside-secret.txt");
-        write_file(&outside_file, "clawjail-verify-outside\n", 0o644)?;
+        own.push(create_at(
+            &scratch_fd,
+            "outside-secret.txt",
+            "clawjail-verify-outside\n",
+            0o644,
+            None,
+        )?);
         let owned_dir = scratch.join("owned");
-        make_private_dir(&owned_dir, 0o700)?;
+        let owned_fd = mkdir_at(&scratch_fd, "owned", 0o700, target)?;
         let owned_file = owned_dir.join("hardlink-source.txt");
-        write_file(&owned_file, "clawjail-verify-owned\n", 0o600)?;
-        if let Some(ids) = target {
-            for p in [&owned_dir, &owned_file] {
-                std::os::unix::fs::chown(p, Some(ids.uid), Some(ids.gid))
-                    .map_err(fx_err(format!("chown {}", p.display())))?;
-            }
-        }
+        create_at(
+            &owned_fd,
+            "hardlink-source.txt",
+            "clawjail-verify-owned\n",
+            0o600,
+            target,
+        )?;
 
-        let leaked = scratch.join("leaked-secret.txt");
-        write_file(&leaked, &format!("{LEAKED_CONTENT}\n"), 0o600)?;
+        own.push(create_at(
+            &scratch_fd,
+            "leaked-secret.txt",
+            &format!("{LEAKED_CONTENT}\n"),
+            0o600,
+            None,
+        )?);
         // Deliberately without O_CLOEXEC: the cloexec step must stop it at exec.
-        let leaked_fd = nix::fcntl::open(&leaked, OFlag::O_RDONLY, Mode::empty())
-            .map_err(nix_err("opening the leaked fd"))?;
+        let leaked_fd = openat(
+            scratch_fd.as_fd(),
+            "leaked-secret.txt",
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(nix_err("opening the leaked fd"))?;
         let leaked_raw = leaked_fd.as_raw_fd();
         keep.push(leaked_fd);
 
@@ -134,7 +169,7 @@ impl Fixtures {
             .map_err(fx_err("chmod verify.sock"))?;
         keep.push(OwnedFd::from(ul));
 
-        let abstract_name = format!("clawjail-verify-{pid}");
+        let abstract_name = format!("clawjail-verify-{token}");
         let addr = SocketAddr::from_abstract_name(abstract_name.as_bytes())
             .map_err(fx_err("abstract socket name"))?;
         let al = UnixListener::bind_addr(&addr).map_err(fx_err("binding the abstract socket"))?;
@@ -179,6 +214,9 @@ impl Fixtures {
             leaked_fd: leaked_raw,
             pty_slaves,
             verify_pid: pid as i32,
+            token,
+            scratch_fd,
+            own,
             cleanup: Vec::new(),
             _keep: keep,
         })
@@ -196,10 +234,14 @@ impl Drop for Fixtures {
             }
         }
         for p in &self.cleanup {
-            match fs::remove_file(p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!("verify: could not remove {}: {e}", p.display()),
+            // Beneath its directory's fd, reached by the safe walk; never followed.
+            if let Err(e) = paths::remove_beneath(p, &Trust::for_caller(), false) {
+                tracing::warn!("verify: could not remove {}: {e}", p.display());
+            }
+        }
+        for (name, id) in &self.own {
+            if let Err(e) = remove_own(&self.scratch_fd, name, *id) {
+                tracing::warn!("verify: could not remove {name}: {e}");
             }
         }
         if let Err(e) = fs::remove_dir_all(&self.scratch) {
@@ -208,30 +250,109 @@ impl Drop for Fixtures {
     }
 }
 
-/// mkdir with a mode; an existing directory is accepted only if it is a real directory
-/// owned by us (never a planted symlink in a sticky /tmp).
-fn make_private_dir(p: &Path, mode: u32) -> Result<(), FixtureError> {
-    match fs::DirBuilder::new().mode(mode).create(p) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let m = fs::symlink_metadata(p).map_err(fx_err(format!("{}", p.display())))?;
-            if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() {
-                return Err(FixtureError {
-                    what: format!("{} exists and is not our directory", p.display()),
-                    source: io::Error::from(io::ErrorKind::AlreadyExists),
-                });
-            }
-        }
-        Err(e) => return Err(fx_err(format!("mkdir {}", p.display()))(e)),
-    }
-    fs::set_permissions(p, fs::Permissions::from_mode(mode))
-        .map_err(fx_err(format!("chmod {}", p.display())))
+/// The scratch directory: mkdirat(2) of a fresh random name beneath `base` (reached by the
+/// safe walk), opened O_DIRECTORY|O_NOFOLLOW and checked to be ours. An existing entry is
+/// never reused: with a random name it can only be someone else's.
+fn make_scratch(base: &Path, name: &str) -> Result<OwnedFd, FixtureError> {
+    let trust = Trust::for_caller();
+    let r = paths::resolve(base, &trust).map_err(|e| FixtureError {
+        what: format!("{}", base.display()),
+        source: io::Error::other(e.to_string()),
+    })?;
+    let dir = nix::fcntl::open(
+        format!("/proc/self/fd/{}", r.fd.as_raw_fd()).as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(nix_err(format!("opening {}", base.display())))?;
+    let fd = mkdir_at(&dir, name, 0o755, None)?;
+    Ok(fd)
 }
 
-fn write_file(p: &Path, content: &str, mode: u32) -> Result<(), FixtureError> {
-    fs::write(p, content).map_err(fx_err(format!("writing {}", p.display())))?;
-    fs::set_permissions(p, fs::Permissions::from_mode(mode))
-        .map_err(fx_err(format!("chmod {}", p.display())))
+/// mkdirat + open O_NOFOLLOW + fstat (ours, a directory) + optional fchown + fchmod.
+fn mkdir_at(
+    dir: &OwnedFd,
+    name: &str,
+    mode: u32,
+    owner: Option<&Ids>,
+) -> Result<OwnedFd, FixtureError> {
+    mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o700))
+        .map_err(nix_err(format!("mkdirat {name}")))?;
+    let fd = openat(
+        dir.as_fd(),
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(nix_err(format!("opening {name}")))?;
+    let st = fstat(fd.as_fd()).map_err(nix_err(format!("fstat {name}")))?;
+    if st.st_uid != nix::unistd::geteuid().as_raw() {
+        return Err(FixtureError {
+            what: format!("{name} is not the directory verify just made"),
+            source: io::Error::from(io::ErrorKind::AlreadyExists),
+        });
+    }
+    if let Some(ids) = owner {
+        fchown(
+            fd.as_fd(),
+            Some(Uid::from_raw(ids.uid)),
+            Some(Gid::from_raw(ids.gid)),
+        )
+        .map_err(nix_err(format!("fchown {name}")))?;
+    }
+    fchmod(fd.as_fd(), Mode::from_bits_truncate(mode as libc::mode_t))
+        .map_err(nix_err(format!("fchmod {name}")))?;
+    Ok(fd)
+}
+
+/// Create `name` beneath `dir` with O_CREAT|O_EXCL|O_NOFOLLOW (a planted name or link makes
+/// it fail, never followed), write `content`, fchmod/fchown by fd. Returns its inode.
+fn create_at(
+    dir: &OwnedFd,
+    name: &str,
+    content: &str,
+    mode: u32,
+    owner: Option<&Ids>,
+) -> Result<(String, FileId), FixtureError> {
+    let fd = openat(
+        dir.as_fd(),
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(nix_err(format!("creating {name}")))?;
+    if let Some(ids) = owner {
+        fchown(
+            fd.as_fd(),
+            Some(Uid::from_raw(ids.uid)),
+            Some(Gid::from_raw(ids.gid)),
+        )
+        .map_err(nix_err(format!("fchown {name}")))?;
+    }
+    fchmod(fd.as_fd(), Mode::from_bits_truncate(mode as libc::mode_t))
+        .map_err(nix_err(format!("fchmod {name}")))?;
+    let st = fstat(fd.as_fd()).map_err(nix_err(format!("fstat {name}")))?;
+    let mut f = fs::File::from(fd);
+    io::Write::write_all(&mut f, content.as_bytes()).map_err(fx_err(format!("writing {name}")))?;
+    Ok((
+        name.to_string(),
+        FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        },
+    ))
+}
+
+/// Remove verify's own file `name` beneath `dir` if it is still the inode it created.
+fn remove_own(dir: &OwnedFd, name: &str, id: FileId) -> Result<(), nix::Error> {
+    match fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if st.st_dev == id.dev && st.st_ino == id.ino => {
+            unlinkat(dir.as_fd(), name, UnlinkatFlags::NoRemoveDir)
+        }
+        Ok(_) => Err(nix::Error::ESTALE),
+        Err(nix::Error::ENOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn loopback_listener_not_in(ports: &[u16]) -> Result<(TcpListener, u16), FixtureError> {

@@ -102,8 +102,6 @@ pub struct Report {
     pub policy_sha256: String,
     pub uid: u32,
     pub privileged: bool,
-    /// Why the confined child could not be confined, if it could not.
-    pub confinement_error: Option<String>,
     pub grants: Vec<String>,
     pub rows: Vec<Row>,
     pub counts: Counts,
@@ -165,7 +163,7 @@ fn prepare_plan(
     cli_vars: &[(String, String)],
     exe: &std::path::Path,
     added: &mut Vec<String>,
-) -> Result<plan::Plan, String> {
+) -> Result<plan::Plan, PlanError> {
     let mut loaded = loaded.clone();
     let fs = &mut loaded.policy.filesystem;
     if !fs
@@ -193,9 +191,9 @@ fn prepare_plan(
         Err(PlanError::Target(e)) => {
             tracing::warn!("verify: {e}; rows after exec cannot run");
             opts.command = None;
-            plan::prepare(loaded, &opts).map_err(|e| e.to_string())
+            plan::prepare(loaded, &opts)
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     }
 }
 
@@ -233,7 +231,9 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
             list.join(", ")
         ));
     }
-    let plan = prepare_plan(loaded, cli_vars, &exe, &mut added);
+    // A plan `run` could not prepare is `run`'s error, not a table of "not confined" rows:
+    // stop here (the fixtures and stand-ins are removed as they drop).
+    let mut plan = prepare_plan(loaded, cli_vars, &exe, &mut added)?;
     let (checks, cleanup) = checks::derive(&Inputs {
         view: &view,
         fx: &fx,
@@ -254,21 +254,15 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
         control_pty.as_fd(),
         &exe,
     );
-    let (confined, confinement_error) = match plan {
-        Ok(mut plan) => (
-            runner::run_child(
-                &runnable,
-                runner::Confine::Confined { plan: &mut plan },
-                confined_pty.as_fd(),
-                &exe,
-            ),
-            None,
-        ),
-        Err(why) => (HashMap::new(), Some(why)),
-    };
+    let confined = runner::run_child(
+        &runnable,
+        runner::Confine::Confined { plan: &mut plan },
+        confined_pty.as_fd(),
+        &exe,
+    );
     let mut rows: Vec<Row> = checks
         .iter()
-        .map(|c| finish_row(c, &view, &control, &confined, confinement_error.as_deref()))
+        .map(|c| finish_row(c, &view, &control, &confined))
         .collect();
     let passed = row::settle(&mut rows);
     drop(fx);
@@ -278,7 +272,6 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
         policy_sha256: loaded.source.sha256.clone(),
         uid: ids.uid,
         privileged,
-        confinement_error,
         grants: GRANTS.iter().map(|g| g.to_string()).chain(added).collect(),
         counts: count(&rows),
         rows,
@@ -291,14 +284,10 @@ fn finish_row(
     view: &PolicyView,
     control: &HashMap<String, Got>,
     confined: &HashMap<String, Got>,
-    confinement_error: Option<&str>,
 ) -> Row {
-    let confined_got = match (&c.skip, confinement_error) {
-        (Some(why), _) => Got::NotRun { why: why.clone() },
-        (None, Some(why)) => Got::NotConfined {
-            why: why.to_string(),
-        },
-        (None, None) => confined.get(&c.id).cloned().unwrap_or(Got::Broken {
+    let confined_got = match &c.skip {
+        Some(why) => Got::NotRun { why: why.clone() },
+        None => confined.get(&c.id).cloned().unwrap_or(Got::Broken {
             why: "no answer from the confined child".into(),
         }),
     };

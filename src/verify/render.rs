@@ -27,9 +27,6 @@ pub fn text(r: &Report) -> String {
             " (unprivileged start: ids kept)"
         }
     );
-    if let Some(e) = &r.confinement_error {
-        out.push_str(&format!("confinement could not be applied: {e}\n"));
-    }
     out.push('\n');
     out.push_str(&format!(
         "{:<15} {:<8} {:<20} {:<50} {:<14} {:<24} {}\n",

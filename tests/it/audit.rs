@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 
 /// `clawjail audit --json ARGS`: (exit code, parsed JSON).
-fn audit(args: &[&str]) -> (i32, serde_json::Value) {
+pub(crate) fn audit(args: &[&str]) -> (i32, serde_json::Value) {
     let o = Command::new(clawjail_bin())
         .arg("audit")
         .arg("--json")
@@ -20,7 +20,7 @@ fn audit(args: &[&str]) -> (i32, serde_json::Value) {
     (o.status.code().unwrap(), v)
 }
 
-fn codes_for(v: &serde_json::Value, subject_contains: &str) -> Vec<String> {
+pub(crate) fn codes_for(v: &serde_json::Value, subject_contains: &str) -> Vec<String> {
     v["findings"]
         .as_array()
         .unwrap()
@@ -30,14 +30,14 @@ fn codes_for(v: &serde_json::Value, subject_contains: &str) -> Vec<String> {
         .collect()
 }
 
-fn score(v: &serde_json::Value) -> f64 {
+pub(crate) fn score(v: &serde_json::Value) -> f64 {
     v["score"].as_f64().unwrap()
 }
 
 /// A process that listens on ADDR:0, prints "ready PORT", then sleeps; MARKER is in argv.
-const LISTENER: &str = "import socket,sys,time\ns=socket.socket()\ns.bind((sys.argv[1],0))\ns.listen()\nprint('ready',s.getsockname()[1],flush=True)\ntime.sleep(60)";
+pub(crate) const LISTENER: &str = "import socket,sys,time\ns=socket.socket()\ns.bind((sys.argv[1],0))\ns.listen()\nprint('ready',s.getsockname()[1],flush=True)\ntime.sleep(60)";
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         self.0.kill().ok();
@@ -45,7 +45,7 @@ impl Drop for Killed {
     }
 }
 
-fn wait_ready(c: &mut Child) -> String {
+pub(crate) fn wait_ready(c: &mut Child) -> String {
     let mut line = String::new();
     BufReader::new(c.stdout.as_mut().unwrap())
         .read_line(&mut line)
@@ -85,12 +85,27 @@ fn state_dir_modes_are_findings_with_fixes() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(fix, format!("chmod 600 {}", env.display()));
+    // The fix never acts through a link: find -P ... -execdir (see planted.rs for the swap).
+    assert_eq!(
+        fix,
+        format!(
+            "find -P '{}' -path '{}' ! -type l -execdir chmod 600 {{}} +",
+            state.display(),
+            env.display()
+        )
+    );
     let before = score(&v);
 
-    // Apply the fixes: the findings go and the score drops.
+    // Apply the fixes (the printed one for .env, run as printed): the findings go and the
+    // score drops.
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let ran = std::process::Command::new("sh")
+        .args(["-c", &fix])
+        .status()
+        .unwrap();
+    assert!(ran.success());
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&env).unwrap().mode() & 0o777, 0o600);
     s.file(
         "state/openclaw.json",
         "{\"gateway\": {\"bind\": \"loopback\", \"auth\": {\"mode\": \"token\"}}}",

@@ -7,9 +7,11 @@
 mod util;
 
 mod audit;
+mod cli;
 mod landlock;
 mod launch;
 mod openclaw;
+mod planted;
 mod policy_errors;
 mod seccomp;
 mod terminal;

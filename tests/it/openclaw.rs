@@ -74,7 +74,12 @@ struct Run {
 
 impl Run {
     fn new(name: &str) -> Run {
-        let scratch = Scratch::new(name);
+        // Not under /tmp: the shipped policies give the gateway a private /tmp.
+        // A tier may be given as a path (the strict-profile test): keep only its name.
+        let name = Path::new(name)
+            .file_name()
+            .map_or(name.to_string(), |n| n.to_string_lossy().into_owned());
+        let scratch = Scratch::new_in("/var/tmp", &name);
         let token = format!("tok-{}-{}", std::process::id(), free_port());
         scratch.file(
             "secrets/gateway-token.env",
@@ -230,6 +235,24 @@ fn gateway_comes_up_confined(tier: &str) {
     // The token reached the gateway through env.files, never through argv.
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", gw.child.id())).unwrap();
     assert!(!String::from_utf8_lossy(&cmdline).contains(&run.token));
+    // The shipped tiers give the gateway a private /tmp (filesystem.private_tmp): its own
+    // mount namespace with a tmpfs on /tmp, which our /tmp (control) is not.
+    let pid = gw.child.id();
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).unwrap();
+    assert_ne!(
+        ns(&pid.to_string()),
+        ns("self"),
+        "no mount namespace of its own"
+    );
+    let tmp_fs = |p: &str| {
+        std::fs::read_to_string(format!("/proc/{p}/mountinfo"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.split(' ').nth(4) == Some("/tmp"))
+            .filter_map(|l| l.split(" - ").nth(1)?.split(' ').next().map(str::to_string))
+            .next_back()
+    };
+    assert_eq!(tmp_fs(&pid.to_string()).as_deref(), Some("tmpfs"));
     eprintln!(
         "{tier}: gateway healthy in {} ms under clawjail",
         took.as_millis()

@@ -155,7 +155,7 @@ fn env_file_through_a_symlink_the_target_planted_is_refused() {
             "version = 1\n[identity]\nuser = 65534\ngroup = 65534\n[env]\nfiles = [{:?}]\n",
             creds.join("token.env").display().to_string()
         ),
-        &["could have planted", "token.env"],
+        &["will not follow", "token.env"],
     );
     // Control: the same file named directly is accepted (root-owned, 0600).
     let pol = s.policy(&format!(
@@ -164,4 +164,20 @@ fn env_file_through_a_symlink_the_target_planted_is_refused() {
         other.display().to_string()
     ));
     assert_answer(&run_probe(&pol, "env-get", &["ROOT_SECRET"]), "ok x");
+}
+
+/// Every error of the file in one run, in file order, each located; then a count.
+#[test]
+fn all_errors_of_a_file_are_reported_at_once() {
+    refused(
+        "many-errors",
+        "version = 1\n[identity]\nusr = \"nobody\"\n[process]\nnew_session = \"yes\"\numask = \"9\"\n[limitz]\nnofile = 1\n",
+        &[
+            "{policy}:3:1: error[unknown-key]: identity.usr",
+            "{policy}:5:15: error[wrong-type]",
+            "{policy}:6:9: error[bad-mode]: process.umask",
+            "{policy}:7:2: error[unknown-key]: limitz: unknown key \"limitz\" at the top level",
+            "4 errors in {policy}",
+        ],
+    );
 }

@@ -31,9 +31,20 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
+        Scratch::new_in("/tmp", name)
+    }
+
+    /// A scratch directory under `base` (e.g. /var/tmp, for runs whose policy gives the
+    /// target a private /tmp, which hides everything under the host's /tmp).
+    pub fn new_in(base: &str, name: &str) -> Scratch {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let path = PathBuf::from(format!("/tmp/cj-it-{}-{}-{}", name, std::process::id(), n));
+        let path = PathBuf::from(format!(
+            "{base}/cj-it-{}-{}-{}",
+            name,
+            std::process::id(),
+            n
+        ));
         if path.exists() {
             std::fs::remove_dir_all(&path).unwrap();
         }
@@ -98,10 +109,32 @@ pub fn probe() -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let dst = dir.join("clawjail-probe");
-        std::fs::copy(env!("CARGO_BIN_EXE_clawjail-probe"), &dst).unwrap();
+        std::fs::copy(probe_example(), &dst).unwrap();
         std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
         dst
     })
+}
+
+/// The probe is a cargo example (so `cargo install` does not ship it): build it with the
+/// same cargo and profile as this test binary; a no-op when it is up to date.
+fn probe_example() -> PathBuf {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_clawjail")).parent().unwrap();
+    let exe = bin_dir.join("examples").join("clawjail-probe");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.args(["build", "--quiet", "--example", "clawjail-probe"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if bin_dir.file_name().is_some_and(|n| n == "release") {
+        c.arg("--release");
+    }
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "cargo build --example clawjail-probe: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(exe.exists(), "{} missing after the build", exe.display());
+    exe
 }
 
 /// The probe's directory (for `exec`/`read` rules).

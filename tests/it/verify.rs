@@ -1,7 +1,5 @@
-//! Integration tests: verify. The rows that need Landlock and seccomp can only PASS once
-//! those modules are merged; until then `verify` reports "not confined" and these tests
-//! assert the framework (rows, controls, static policy checks, exit code) and print what
-//! they skipped.
+//! Integration tests: verify. Rows, controls, weakenings that flip rows to FAIL, and a
+//! policy that cannot be prepared stopping verify like `run`.
 #[allow(unused_imports)]
 use crate::util::*;
 
@@ -29,10 +27,14 @@ fn row<'a>(v: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no row {id}: {v:#}"))
 }
 
-/// verify built and applied the confinement (no error before the first row).
+/// verify built and applied the confinement: no row's confined child failed to confine.
 fn confined(v: &serde_json::Value) -> bool {
-    if let Some(e) = v["confinement_error"].as_str() {
-        panic!("verify could not confine: {e}");
+    for r in v["rows"].as_array().unwrap() {
+        let got = r["got"].as_str().unwrap_or("");
+        assert!(
+            !got.starts_with("not confined"),
+            "verify could not confine: {r:#}"
+        );
     }
     true
 }
@@ -93,7 +95,7 @@ fn missing_probe_actions_are_never_a_pass() {
 }
 
 #[test]
-fn io_uring_allowed_fails_naming_the_line_unless_accepted() {
+fn io_uring_allowed_is_refused_by_verify_as_by_run() {
     require_root!();
     let s = Scratch::new("verify-uring");
     let base = verify(&s.policy(&policy_65534("")), &[]).1;
@@ -102,26 +104,27 @@ fn io_uring_allowed_fails_naming_the_line_unless_accepted() {
         .unwrap()
         .contains("allows it"));
 
+    // Without [risk] accept, `run` refuses the policy; verify stops with the same located
+    // error and exit 125 rather than printing a table for a plan that can never run.
     let weak = policy_65534("[seccomp]\nallow = [\"io_uring_setup\"]\n");
-    let (code, v) = verify(&s.policy(&weak), &[]);
-    let r = row(&v, "io-uring");
-    assert_eq!(r["status"], "FAIL");
-    assert!(
-        r["note"]
-            .as_str()
-            .unwrap()
-            .contains("seccomp.allow \"io_uring_setup\""),
-        "{r:#}"
-    );
-    assert!(
-        r["note"].as_str().unwrap().contains("policy.toml:"),
-        "{r:#}"
-    );
-    assert_ne!(code, 0);
+    let o = Command::new(clawjail_bin())
+        .args(["verify", "--policy", s.policy(&weak).to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("policy.toml:"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("io_uring_setup"), "{}", stderr(&o));
 
-    let accepted = format!("{weak}[risk]\naccept = [\"io-uring\"]\n");
-    let (_, v) = verify(&s.policy(&accepted), &[]);
-    assert_eq!(row(&v, "io-uring")["status"], "ACCEPTED");
+    // `[risk] accept` does not make it runnable either: `run` refuses it, so verify does too
+    // (it used to print an ACCEPTED row for a policy that `run` would never apply).
+    let accepted = s.policy(&format!("{weak}[risk]\naccept = [\"io-uring\"]\n"));
+    let o = Command::new(clawjail_bin())
+        .args(["verify", "--policy", accepted.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let r = clawjail_run(&accepted, &["/bin/true"], &[]);
+    assert_eq!(r.status.code(), Some(125), "{}", stderr(&r));
 }
 
 #[test]
@@ -312,4 +315,36 @@ fn terminal_row_passes_and_its_control_reaches_the_terminal() {
         assert_eq!(r["status"], "PASS", "{r:#}");
         assert_eq!(r["got"], "errno ENXIO", "{r:#}");
     }
+}
+
+/// A plan `run` cannot prepare stops `verify` with run's exit code (125) and the one located
+/// error, instead of a table of "not confined" rows.
+#[test]
+fn verify_stops_at_a_plan_error_like_run() {
+    require_root!();
+    let s = Scratch::new("verify-plan-error");
+    let text =
+        policy_65534("").replacen(&format!("user = {NOBODY}"), "user = \"no-such-user-cj\"", 1);
+    assert!(
+        text.contains("no-such-user-cj"),
+        "fixture policy changed: {text}"
+    );
+    let p = s.policy(&text);
+    let o = Command::new(clawjail_bin())
+        .args(["verify", "--policy", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(125),
+        "stderr: {err}\nstdout: {}",
+        stdout(&o)
+    );
+    assert!(err.contains("no-such-user-cj"), "{err}");
+    assert!(err.contains(":"), "located: {err}");
+    assert!(!stdout(&o).contains("STATUS"), "no table: {}", stdout(&o));
+    // Same exit and message as `run` of the same policy.
+    let r = clawjail_run(&p, &["/bin/true"], &[]);
+    assert_eq!(r.status.code(), Some(125));
 }
