@@ -721,3 +721,47 @@ fn a_child_left_running_survives_the_targets_exit() {
         t.close();
     }
 }
+
+#[test]
+fn audit_sees_one_gateway_under_clawjail_behind_the_monitor() {
+    require_root!();
+    let (_s, pol) = setup("tty-audit", "");
+    let marker = format!("cj-tty-audit-{}", std::process::id());
+    let target = cmd(
+        Via::Clawjail,
+        &pol,
+        &probe_cmd(&format!("announce-sleep 5 {marker}")),
+    );
+    let mut t = Term::spawn(&["sh", "-c", &format!("{target} & echo \"PID:$!\"; wait")]);
+    let sup = t.value("PID");
+    t.expect("ready", 10);
+    let child = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .to_string()
+    };
+    let monitor = child(&sup);
+    let gateway = child(&monitor);
+    let (_, v) = crate::audit::audit(&["--process", &marker]);
+    let codes = crate::audit::codes_for(&v, &format!("pid {gateway} "));
+    assert!(
+        codes.iter().any(|c| c == "under-clawjail"),
+        "{codes:?}\n{v:#}"
+    );
+    for other in [&sup, &monitor] {
+        let c = crate::audit::codes_for(&v, &format!("pid {other} "));
+        assert!(
+            c.is_empty(),
+            "supervisor/monitor {other} audited as a gateway: {c:?}"
+        );
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup.parse().unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .ok();
+    t.close();
+}
