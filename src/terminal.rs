@@ -151,7 +151,7 @@ impl TerminalPlan {
             None
         };
         let pty = if self.needs_pty() {
-            Some(open_pty(crate::sys::std_fd(first))?)
+            Some(open_pty(crate::sys::std_fd(first), !self.relays_input())?)
         } else {
             None
         };
@@ -174,9 +174,16 @@ impl TerminalPlan {
 /// openpty(3) with the caller's termios and window size (what the user sees stays the
 /// same: erase/kill characters, IUTF8, size), both ends close-on-exec, the master
 /// non-blocking. openpty opens the slave with O_NOCTTY, so clawjail acquires no
-/// controlling terminal here.
-fn open_pty(caller: BorrowedFd<'_>) -> Result<PtyPair, TerminalError> {
-    let termios = nix::sys::termios::tcgetattr(caller).ok();
+/// controlling terminal here. Output-only (the caller's terminal stays in its own cooked
+/// mode, which already turns \n into \r\n): no output processing on the pty, or every
+/// line would reach the screen as \r\r\n.
+fn open_pty(caller: BorrowedFd<'_>, output_only: bool) -> Result<PtyPair, TerminalError> {
+    let mut termios = nix::sys::termios::tcgetattr(caller).ok();
+    if output_only {
+        if let Some(t) = termios.as_mut() {
+            t.output_flags.remove(nix::sys::termios::OutputFlags::OPOST);
+        }
+    }
     let winsize = crate::sys::get_winsize(caller).ok();
     let pair = nix::pty::openpty(winsize.as_ref(), termios.as_ref()).map_err(terr("openpty"))?;
     for fd in [pair.master.as_fd(), pair.slave.as_fd()] {

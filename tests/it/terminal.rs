@@ -539,6 +539,8 @@ fn null_stdin_gives_dev_null_and_relays_output_only() {
     assert_ne!(fd1, caller, "{info}");
     assert_ne!(fd1, "-", "{info}");
     assert_eq!(t.value("A"), before);
+    // One line ending per line: the caller's cooked terminal adds the \r, not the pty too.
+    assert!(!t.seen.contains("\r\r\n"), "{:?}", t.seen);
     t.close();
     // A reader gets EOF at once instead of the keyboard.
     let target = cmd(Via::Clawjail, &pol, &probe_cmd("read-line"));
