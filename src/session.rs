@@ -103,10 +103,23 @@ pub fn fork_with_supervisor(
         .map_err(|e| ("sigprocmask(SIG_BLOCK, supervisor set)".to_string(), e))?;
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| ("pipe2(ready)".to_string(), io::Error::from(e)))?;
+    // With a pty: the monitor reports the target's stops to the supervisor on this pipe.
+    let status = if relay {
+        Some(
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(|e| ("pipe2(status)".to_string(), io::Error::from(e)))?,
+        )
+    } else {
+        None
+    };
     let parent = getpid().as_raw();
     let pid = crate::sys::fork().map_err(|e| ("fork()".to_string(), e))?;
     if pid == 0 {
         drop(ready_w);
+        let status_w = status.map(|(r, w)| {
+            drop(r);
+            w
+        });
         setsid().map_err(|e| {
             (
                 "setsid() in the forked child".to_string(),
@@ -118,11 +131,11 @@ pub fn fork_with_supervisor(
             None => None,
         };
         wait_ready(ready_r)?;
-        match slave {
+        match (slave, status_w) {
             // This child leads the pty's session; the target runs one level down, in a
             // process group the terminal can stop (see `supervisor::monitor`).
-            Some(fd) => supervisor::monitor::fork_target(sup, fd),
-            None => Ok(SessionOutcome::Forked { supervisor: parent }),
+            (Some(fd), Some(w)) => supervisor::monitor::fork_target(sup, fd, w),
+            _ => Ok(SessionOutcome::Forked { supervisor: parent }),
         }
     } else {
         drop(ready_r);
@@ -130,7 +143,11 @@ pub fn fork_with_supervisor(
             let input = t.relays_input();
             t.opened.take().map(|o| (o, input))
         });
-        supervisor::run(pid, sup, opened, ready_w)
+        let status_r = status.map(|(r, w)| {
+            drop(w);
+            r
+        });
+        supervisor::run(pid, sup, opened.zip(status_r), ready_w)
     }
 }
 

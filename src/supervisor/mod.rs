@@ -83,16 +83,20 @@ impl SupervisorStep {
 }
 
 /// Supervise `child` until it exits; never returns. `relay` is the terminal's supervisor
-/// side (pty master and the caller's terminal), `ready` the write end the child waits on.
+/// side (pty master and the caller's terminal, whether input is relayed) with the read end
+/// of the monitor's status pipe; `ready` the write end the child waits on.
 pub fn run(
     child: libc::pid_t,
     plan: &SupervisorPlan,
-    relay: Option<(crate::terminal::Opened, bool)>,
+    relay: Option<((crate::terminal::Opened, bool), OwnedFd)>,
     ready: OwnedFd,
 ) -> ! {
     let job_control = relay.is_some();
     let mut reaper = Reaper::new(child, job_control);
-    let relay = relay.and_then(|(opened, input)| pty::Relay::new(opened, input));
+    let (relay, status) = match relay {
+        Some(((opened, input), status)) => (pty::Relay::new(opened, input), Some(status)),
+        None => (None, None),
+    };
     let sigfd = match set_up(plan, job_control, ready) {
         Ok(fd) => fd,
         Err((step, call, e)) => {
@@ -102,7 +106,7 @@ pub fn run(
             std::process::exit(125);
         }
     };
-    let code = serve(&sigfd, &mut reaper, relay);
+    let code = serve(&sigfd, &mut reaper, relay, status);
     std::process::exit(code);
 }
 
@@ -153,16 +157,26 @@ fn set_up(plan: &SupervisorPlan, job_control: bool, ready: OwnedFd) -> Result<Si
 
 /// The one event loop: signals (reaper) and, with a terminal, the relay. Returns the exit
 /// code once the main child has exited.
-fn serve(sigfd: &SignalFd, reaper: &mut Reaper, mut relay: Option<pty::Relay>) -> i32 {
+fn serve(
+    sigfd: &SignalFd,
+    reaper: &mut Reaper,
+    mut relay: Option<pty::Relay>,
+    mut status: Option<OwnedFd>,
+) -> i32 {
     if let Some(r) = relay.as_mut() {
         r.resume();
     }
     loop {
         let timeout = relay.as_ref().map_or(PollTimeout::NONE, |r| r.timeout());
-        let (sig_ready, io_ready) = {
+        let (sig_ready, status_ready, io_ready) = {
             let entries = relay.as_ref().map(|r| r.poll_fds()).unwrap_or_default();
-            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(entries.len() + 1);
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(entries.len() + 2);
             fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
+            let status_at = status.as_ref().map(|s| {
+                fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            let first_io = fds.len();
             fds.extend(entries.iter().map(|(_, fd, ev)| PollFd::new(*fd, *ev)));
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) => {}
@@ -174,13 +188,14 @@ fn serve(sigfd: &SignalFd, reaper: &mut Reaper, mut relay: Option<pty::Relay>) -
             }
             let rev = |f: &PollFd<'_>| f.revents().unwrap_or(PollFlags::empty());
             let sig_ready = !rev(&fds[0]).is_empty();
+            let status_ready = status_at.is_some_and(|i| !rev(&fds[i]).is_empty());
             let io_ready: Vec<(pty::Which, PollFlags)> = entries
                 .iter()
-                .zip(&fds[1..])
+                .zip(&fds[first_io..])
                 .map(|((w, _, _), f)| (*w, rev(f)))
                 .filter(|(_, r)| !r.is_empty())
                 .collect();
-            (sig_ready, io_ready)
+            (sig_ready, status_ready, io_ready)
         };
         // Signals first: once the target has exited, no more input may reach its pty.
         if sig_ready {
@@ -188,12 +203,43 @@ fn serve(sigfd: &SignalFd, reaper: &mut Reaper, mut relay: Option<pty::Relay>) -
                 return code;
             }
         }
+        if status_ready && !on_status(&mut status, reaper, relay.as_mut()) {
+            status = None;
+        }
         if let Some(r) = relay.as_mut() {
             for (which, revents) in io_ready {
                 r.on_ready(which, revents);
             }
             r.tick();
         }
+    }
+}
+
+/// The monitor reported that the target stopped: stop the job like a terminal stop would,
+/// and when continued, take the terminal again and continue the monitor (which continues
+/// the target). Returns false once the pipe is closed (the monitor exited).
+fn on_status(
+    status: &mut Option<OwnedFd>,
+    reaper: &Reaper,
+    relay: Option<&mut pty::Relay>,
+) -> bool {
+    let Some(fd) = status.as_ref() else {
+        return false;
+    };
+    let mut buf = [0u8; 16];
+    match nix::unistd::read(fd, &mut buf) {
+        Ok(0) => false,
+        Ok(n) => {
+            if buf[..n].contains(&monitor::STOPPED[0]) {
+                if let Some(r) = relay {
+                    r.suspend(libc::SIGTSTP);
+                }
+                reaper.relay(Signal::SIGCONT);
+            }
+            true
+        }
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => true,
+        Err(_) => false,
     }
 }
 
@@ -227,8 +273,9 @@ fn on_signals(
                             }
                             return Some(code);
                         }
-                        // The monitor stops itself with SIGSTOP when the target stops; the
-                        // job stops as a terminal stop would stop it (SIGTSTP).
+                        // The monitor was stopped from outside (kill -STOP): stop the job as
+                        // a terminal stop would (SIGTSTP) and continue it with us. The
+                        // target's own stops arrive on the status pipe (`on_status`).
                         ChildEvent::Stopped(_) => {
                             if let Some(r) = r.as_deref_mut() {
                                 r.suspend(libc::SIGTSTP);
@@ -244,6 +291,8 @@ fn on_signals(
             (Signal::SIGCONT, Some(r)) => {
                 r.resume();
                 reaper.continue_child();
+                // The monitor continues the target only if it is stopped.
+                reaper.relay(Signal::SIGCONT);
             }
             // A stop request from outside (a cooked-mode Ctrl-Z, kill -TSTP): pass it to the
             // target; when it stops, SIGCHLD suspends the supervisor with it.

@@ -12,26 +12,30 @@
 //!
 //! The monitor then confines itself like the supervisor (target ids, no capabilities,
 //! no_new_privs, not dumpable), relays the supervisor's signals to the target, reports a
-//! stop by stopping itself with SIGSTOP (the one stop signal an orphaned group still
-//! obeys; the supervisor sees it through waitpid), continues the target when it is
-//! continued, and exits with the target's status.
+//! stop to the supervisor with one byte on a pipe (it never stops itself: it may be the
+//! init of a PID namespace, which cannot stop itself, pid_namespaces(7)), continues the
+//! target when the supervisor sends it SIGCONT, and exits with the target's status.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{getpid, setpgid, Pid};
 
 use super::reaper::{ChildEvent, Reaper};
 use super::SupervisorPlan;
 use crate::session::SessionOutcome;
 
+/// The byte the monitor writes on the status pipe when the target stopped.
+pub const STOPPED: &[u8] = b"S";
+
 /// In the child that leads the pty's session: fork the target. Returns in the target
 /// (which waits until it is the pty's foreground group); the monitor never returns.
 pub fn fork_target(
     sup: &SupervisorPlan,
     slave_fd: RawFd,
+    status: OwnedFd,
 ) -> Result<SessionOutcome, (String, io::Error)> {
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| ("pipe2(monitor ready)".to_string(), io::Error::from(e)))?;
@@ -39,6 +43,7 @@ pub fn fork_target(
     let pid = crate::sys::fork().map_err(|e| ("fork() of the target".to_string(), e))?;
     if pid == 0 {
         drop(ready_w);
+        drop(status);
         // Both sides call setpgid, so neither order of scheduling leaves a window.
         setpgid(Pid::from_raw(0), Pid::from_raw(0))
             .map_err(|e| ("setpgid(0, 0)".to_string(), io::Error::from(e)))?;
@@ -48,10 +53,16 @@ pub fn fork_target(
         });
     }
     drop(ready_r);
-    run(pid, sup, slave_fd, ready_w)
+    run(pid, sup, slave_fd, ready_w, status)
 }
 
-fn run(child: libc::pid_t, sup: &SupervisorPlan, slave_fd: RawFd, ready: OwnedFd) -> ! {
+fn run(
+    child: libc::pid_t,
+    sup: &SupervisorPlan,
+    slave_fd: RawFd,
+    ready: OwnedFd,
+    status: OwnedFd,
+) -> ! {
     let mut reaper = Reaper::new(child, true);
     let pgid = Pid::from_raw(child);
     // The target's group becomes the pty's foreground group: the line discipline sends
@@ -108,12 +119,12 @@ fn run(child: libc::pid_t, sup: &SupervisorPlan, slave_fd: RawFd, ready: OwnedFd
                                 }
                                 std::process::exit(code)
                             }
+                            // Report the stop to the supervisor, which stops the job and
+                            // sends us SIGCONT when it is continued.
                             ChildEvent::Stopped(_) => {
-                                // Report the stop upwards; returns when continued.
-                                if kill(getpid(), Signal::SIGSTOP).is_err() {
-                                    tracing::debug!("SIGSTOP self failed");
+                                if nix::unistd::write(&status, STOPPED).is_err() {
+                                    tracing::debug!("status: the supervisor is gone");
                                 }
-                                reaper.continue_child();
                             }
                             ChildEvent::Continued => {}
                         }
