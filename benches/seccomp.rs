@@ -29,7 +29,7 @@ fn default_plan() -> SeccompPlan {
     match seccomp::prepare(&SeccompInputs {
         src: &loaded.source,
         cfg: &loaded.policy.seccomp,
-        allow_unix: false,
+        guards: Default::default(),
     }) {
         Ok(p) => p,
         Err(e) => fail(&e.to_string()),

@@ -20,6 +20,7 @@ pub enum Step {
     ResolvePolicy,
     PrivateTmp,
     OpenResources,
+    NewNamespaces,
     NewSession,
     DropBoundingSet,
     LockSecurebits,
@@ -37,13 +38,14 @@ pub enum Step {
 
 impl Step {
     /// The fixed order (DESIGN.md "Order of operations").
-    pub const ALL: [Step; 16] = [
+    pub const ALL: [Step; 17] = [
         Step::ResolvePolicy,
         // Before open-resources: the Landlock fds and `create` directories must be the
         // private /tmp's inodes, which the new mount hides the host's behind
         // (mount_namespaces(7), unshare(2) CLONE_NEWNS; run by plan::prepare via mount_ns).
         Step::PrivateTmp,
         Step::OpenResources,
+        Step::NewNamespaces,
         Step::NewSession,
         Step::DropBoundingSet,
         Step::LockSecurebits,
@@ -64,6 +66,7 @@ impl Step {
             Step::ResolvePolicy => "resolve-policy",
             Step::PrivateTmp => "private-tmp",
             Step::OpenResources => "open-resources",
+            Step::NewNamespaces => "new-namespaces",
             Step::NewSession => "new-session",
             Step::DropBoundingSet => "drop-bounding-set",
             Step::LockSecurebits => "lock-securebits",
@@ -86,7 +89,8 @@ impl Step {
             Step::ResolvePolicy => "parse the policy; resolve user and groups via NSS (before Landlock hides /etc)",
             Step::PrivateTmp => "unshare(CLONE_NEWNS), / rslave, fresh tmpfs on /tmp (1777, nosuid, nodev) when filesystem.private_tmp; root start only",
             Step::OpenResources => "open the target (O_PATH) and Landlock path fds, read env files, compile the BPF, build argv/envp",
-            Step::NewSession => "setsid(), or fork once and leave a supervisor (process-group leader, --init, a terminal on fds 0-2: the target gets a new pty)",
+            Step::NewNamespaces => "unshare(CLONE_NEWPID | CLONE_NEWIPC) when the start allows it; a PID namespace makes new-session fork (supervisor, namespace init, target)",
+            Step::NewSession => "setsid(), or fork once and leave a supervisor (process-group leader, --init, a PID namespace, a terminal on fds 0-2: the target gets a new pty)",
             Step::DropBoundingSet => "PR_CAPBSET_DROP 0..=cap_last_cap (needs CAP_SETPCAP, so before the uid switch); root start only",
             Step::LockSecurebits => "NOROOT + NO_SETUID_FIXUP off, both locked; KEEP_CAPS only when a cap is kept; root start only",
             Step::SetIds => "setgroups -> setresgid -> setresuid, then prove root cannot be regained; root start only",
@@ -131,32 +135,58 @@ pub struct Applied {
     pub landlock: Option<LandlockOutcome>,
 }
 
-/// Apply steps 4..=15. On return the process is fully confined; only exec remains.
-/// On a fork (process-group leader, `--init`) only the child returns here.
+/// Apply steps 4..=16. On return the process is fully confined; only exec remains.
+/// On a fork (process-group leader, `--init`, a PID namespace) only the child (the target
+/// to be) returns here.
 pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
-    // Step 4/16: before the uid switch, so the supervisor (if we fork) can still switch
-    // its own ids; setsid(2) EPERM for a process-group leader means fork.
-    let session =
-        crate::session::enter_new_session(plan.session, &plan.supervisor, plan.terminal.as_mut())
-            .map_err(at(Step::NewSession))?;
+    // Step 4/17: unshare(2) needs CAP_SYS_ADMIN, so before the bounding set and ids go;
+    // before the session fork, because CLONE_NEWPID moves only the children created after
+    // it (pid_namespaces(7)): the fork below puts the child into the new namespace.
+    crate::namespaces::enter(&plan.namespaces).map_err(at(Step::NewNamespaces))?;
+    // Step 5/17: before the uid switch, so the supervisor (if we fork) can still switch
+    // its own ids; setsid(2) EPERM for a process-group leader means fork. A PID namespace
+    // always forks (the caller stays outside it), like `--init`; so does a terminal on
+    // fds 0-2 (the supervisor relays the target's new pty).
+    let mode = if plan.namespaces.pid {
+        crate::session::SessionMode::Init
+    } else {
+        plan.session
+    };
+    // With a pty, the forked child already leads the pty's session and forked the target
+    // (`supervisor::monitor`); in a PID namespace that monitor is the namespace's init.
+    let relayed = plan.terminal.as_ref().is_some_and(|t| t.needs_pty());
+    let mut session = crate::session::enter_new_session(
+        mode,
+        &plan.supervisor,
+        plan.terminal.as_mut(),
+        plan.namespaces.pid,
+    )
+    .map_err(at(Step::NewSession))?;
+    if let (true, false, SessionOutcome::Forked { .. }) = (plan.namespaces.pid, relayed, session) {
+        // The forked child is pid 1 of the new namespace; the target must not be its init
+        // (an init ignores signals it has no handler for, and its exit kills the rest).
+        let init = crate::namespaces::fork_namespace_init(&plan.supervisor)
+            .map_err(at(Step::NewNamespaces))?;
+        session = SessionOutcome::Forked { supervisor: init };
+    }
 
     let mut bounding_dropped = None;
     if let IdentityPlan::Switch { ids } = &plan.identity {
-        // Step 5/16: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set, which the
-        // uid switch removes (capabilities(7)); so strictly before step 7.
+        // Step 6/17: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set, which the
+        // uid switch removes (capabilities(7)); so strictly before step 8.
         bounding_dropped = Some(
             crate::caps::drop_bounding_set(plan.caps.last_cap, &plan.caps.keep)
                 .map_err(at(Step::DropBoundingSet))?,
         );
-        // Step 6/16: PR_SET_SECUREBITS also needs CAP_SETPCAP. NO_SETUID_FIXUP stays off so
-        // step 7 itself clears P/E/ambient; KEEP_CAPS keeps P across it only if a cap is kept.
+        // Step 7/17: PR_SET_SECUREBITS also needs CAP_SETPCAP. NO_SETUID_FIXUP stays off so
+        // step 8 itself clears P/E/ambient; KEEP_CAPS keeps P across it only if a cap is kept.
         crate::caps::lock_securebits(plan.caps.securebits).map_err(at(Step::LockSecurebits))?;
-        // Step 7/16: groups and gid first: both need CAP_SETGID, which setresuid removes.
+        // Step 8/17: groups and gid first: both need CAP_SETGID, which setresuid removes.
         crate::identity::set_res_ids(ids).map_err(at(Step::SetIds))?;
         crate::identity::assert_root_unrecoverable(ids).map_err(at(Step::SetIds))?;
     }
     if let SessionOutcome::Forked { supervisor } = session {
-        // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 7;
+        // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 8;
         // if the supervisor died before this, stop here rather than run unsupervised.
         crate::sys::set_pdeathsig(libc::SIGKILL).map_err(|e| LaunchError {
             step: Step::SetIds,
@@ -171,24 +201,24 @@ pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
             });
         }
     }
-    // Step 8/16: set P/E/I to the kept set and raise it as ambient (a cap can be raised into
+    // Step 9/17: set P/E/I to the kept set and raise it as ambient (a cap can be raised into
     // ambient only when it is in P and I). Unprivileged, this clears whatever was there.
     crate::caps::set_process_sets(&plan.caps.keep).map_err(at(Step::SetCapabilitySets))?;
     if !plan.caps.keep.is_empty() {
         crate::sys::set_keepcaps(false)
             .map_err(|e| at(Step::SetCapabilitySets)(("prctl(PR_SET_KEEPCAPS, 0)".into(), e)))?;
     }
-    // Step 9/16: after the switch, so chdir is checked against the target's ids and
+    // Step 10/17: after the switch, so chdir is checked against the target's ids and
     // RLIMIT_NPROC against its uid; before Landlock, which might not grant the workdir's parents.
     crate::limits::set_rlimits(&plan.limits).map_err(at(Step::LimitsUmaskWorkdir))?;
     crate::limits::set_umask(plan.umask);
     if let Some(dir) = &plan.workdir {
         crate::limits::change_dir(dir).map_err(at(Step::LimitsUmaskWorkdir))?;
     }
-    // Step 10/16: no_new_privs before Landlock and seccomp, which require it without
+    // Step 11/17: no_new_privs before Landlock and seccomp, which require it without
     // CAP_SYS_ADMIN (seccomp(2), landlock_restrict_self(2)).
     crate::nnp::set_no_new_privs().map_err(at(Step::NoNewPrivs))?;
-    // Step 11/16: envp was built from the allowlist in prepare; after a fork the socket
+    // Step 12/17: envp was built from the allowlist in prepare; after a fork the socket
     // activation pid must name the child that will exec.
     if let SessionOutcome::Forked { .. } = session {
         if plan.env.get("LISTEN_PID").is_some() {
@@ -204,12 +234,12 @@ pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
             })?;
         }
     }
-    // Step 12/16: after the last open clawjail needs, before Landlock: fds opened before
+    // Step 13/17: after the last open clawjail needs, before Landlock: fds opened before
     // restrict_self are not restricted by it, so none may reach the target.
     crate::fds::mark_cloexec_from(3 + plan.fds.keep_listen_fds).map_err(at(Step::CloexecFds))?;
-    // Step 13/16: ignored dispositions and the mask survive execve (signal(7)).
+    // Step 14/17: ignored dispositions and the mask survive execve (signal(7)).
     crate::signals::reset_dispositions_and_mask().map_err(at(Step::ResetSignals))?;
-    // Step 14/16: Landlock before seccomp, so the filter need not allow landlock_*; after
+    // Step 15/17: Landlock before seccomp, so the filter need not allow landlock_*; after
     // every open of a path the target must not reach.
     let landlock =
         crate::landlock::restrict_self(&plan.landlock).map_err(at(Step::LandlockRestrictSelf))?;
@@ -219,14 +249,14 @@ pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
         landlock: Some(landlock),
     };
     crate::report::launch_event(plan, &applied);
-    // Step 15/16: last, so clawjail itself needs nothing from the filter but execveat (and
+    // Step 16/17: last, so clawjail itself needs nothing from the filter but execveat (and
     // write/exit_group on the error path). One combined program: stacked filters let the
     // most severe action win and break the clone3 ENOSYS and io_uring EPERM guards.
     plan.seccomp.install().map_err(at(Step::SeccompFilter))?;
     Ok(applied)
 }
 
-/// Step 16/16: execveat(fd, "", AT_EMPTY_PATH). Returns only on failure.
+/// Step 17/17: execveat(fd, "", AT_EMPTY_PATH). Returns only on failure.
 pub fn exec(plan: &Plan) -> LaunchError {
     let Some(t) = &plan.target else {
         return LaunchError {
@@ -279,6 +309,7 @@ mod tests {
                 "resolve-policy",
                 "private-tmp",
                 "open-resources",
+                "new-namespaces",
                 "new-session",
                 "drop-bounding-set",
                 "lock-securebits",

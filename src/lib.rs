@@ -15,6 +15,7 @@ pub mod landlock;
 pub mod launch;
 pub mod limits;
 pub mod mount_ns;
+pub mod namespaces;
 pub mod nnp;
 pub mod paths;
 pub mod plan;

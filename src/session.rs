@@ -51,10 +51,11 @@ pub fn enter_new_session(
     mode: SessionMode,
     sup: &SupervisorPlan,
     terminal: Option<&mut TerminalPlan>,
+    pid_namespace: bool,
 ) -> Result<SessionOutcome, (String, io::Error)> {
     let relay = terminal.as_ref().is_some_and(|t| t.needs_pty());
     if mode == SessionMode::Init || relay {
-        return fork_with_supervisor(sup, terminal);
+        return fork_with_supervisor(sup, terminal, pid_namespace);
     }
     let outcome = match mode {
         SessionMode::Keep => SessionOutcome::NotRequested,
@@ -66,7 +67,9 @@ pub fn enter_new_session(
                 match setsid() {
                     Ok(_) => SessionOutcome::NewSession,
                     // setsid(2): EPERM when the caller is a process-group leader.
-                    Err(nix::errno::Errno::EPERM) => return fork_with_supervisor(sup, terminal),
+                    Err(nix::errno::Errno::EPERM) => {
+                        return fork_with_supervisor(sup, terminal, pid_namespace)
+                    }
                     Err(e) => return Err(("setsid()".to_string(), e.into())),
                 }
             }
@@ -85,6 +88,7 @@ pub fn enter_new_session(
 pub fn fork_with_supervisor(
     sup: &SupervisorPlan,
     terminal: Option<&mut TerminalPlan>,
+    pid_namespace: bool,
 ) -> Result<SessionOutcome, (String, io::Error)> {
     if sup.subreaper {
         // Without it, orphaned grandchildren are re-parented to the real PID 1 (or the
@@ -134,7 +138,14 @@ pub fn fork_with_supervisor(
         match (slave, status_w) {
             // This child leads the pty's session; the target runs one level down, in a
             // process group the terminal can stop (see `supervisor::monitor`).
-            (Some(fd), Some(w)) => supervisor::monitor::fork_target(sup, fd, w),
+            (Some(fd), Some(w)) => {
+                // In a PID namespace this child is its pid 1: the monitor is also the
+                // namespace's init, with a /proc of the namespace's own (src/namespaces.rs).
+                if pid_namespace {
+                    crate::namespaces::mount_own_proc()?;
+                }
+                supervisor::monitor::fork_target(sup, fd, w)
+            }
             _ => Ok(SessionOutcome::Forked { supervisor: parent }),
         }
     } else {
@@ -147,7 +158,7 @@ pub fn fork_with_supervisor(
             drop(w);
             r
         });
-        supervisor::run(pid, sup, opened.zip(status_r), ready_w)
+        supervisor::run(pid, sup, opened.zip(status_r), Some(ready_w))
     }
 }
 

@@ -347,3 +347,124 @@ pub fn random_token() -> io::Result<String> {
     getrandom(&mut b)?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
+
+/// Whether `unshare(flags)` succeeds here, tried in a throwaway child so this process is
+/// unchanged (used by `plan::prepare`, which must not take irreversible steps). A
+/// container without CAP_SYS_ADMIN, or Docker's seccomp profile, answers EPERM.
+pub fn unshare_works(flags: libc::c_int) -> bool {
+    let Ok(pid) = fork() else {
+        return false;
+    };
+    if pid == 0 {
+        // SAFETY: the child makes one syscall and leaves with _exit, running no Rust code
+        // that could need a lock (see `fork`).
+        unsafe {
+            let r = libc::unshare(flags);
+            libc::_exit(if r == 0 { 0 } else { 1 });
+        }
+    }
+    matches!(waitpid(pid, 0), Ok((_, status)) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
+}
+
+/// A 4096-byte SysV shared-memory segment (IPC_PRIVATE), handed to `uid`/`gid` with mode
+/// 0600 and `mark` written at its start: verify's stand-in for another same-uid process's
+/// shared memory. Returns the shmid; remove it with [`shm_remove`].
+pub fn shm_create_owned(uid: u32, gid: u32, mark: &[u8]) -> io::Result<i32> {
+    // SAFETY: plain integer arguments.
+    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, 0o600) };
+    if id < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: attaching the segment just created at an address the kernel picks; `mark`
+    // is at most 4096 bytes (checked) and the mapping is detached before returning.
+    let r = unsafe {
+        let addr = libc::shmat(id, std::ptr::null(), 0);
+        if addr as isize == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            let n = mark.len().min(4096);
+            std::ptr::copy_nonoverlapping(mark.as_ptr(), addr.cast::<u8>(), n);
+            libc::shmdt(addr);
+            Ok(())
+        }
+    };
+    // SAFETY: a zeroed shmid_ds filled by IPC_STAT, then written back with new owner ids.
+    let r = r.and_then(|()| unsafe {
+        let mut ds: libc::shmid_ds = std::mem::zeroed();
+        if libc::shmctl(id, libc::IPC_STAT, &mut ds) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        ds.shm_perm.uid = uid;
+        ds.shm_perm.gid = gid;
+        if libc::shmctl(id, libc::IPC_SET, &mut ds) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    });
+    if let Err(e) = r {
+        shm_remove(id);
+        return Err(e);
+    }
+    Ok(id)
+}
+
+/// shmctl(id, IPC_RMID): the segment goes once nobody has it attached.
+pub fn shm_remove(id: i32) {
+    // SAFETY: IPC_RMID takes no buffer.
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+}
+
+/// Whether a PID namespace with a /proc of its own can be set up here, tried in throwaway
+/// processes: a child unshares CLONE_NEWPID | CLONE_NEWNS, its child (pid 1 inside) makes
+/// the mounts private and mounts a procfs on /proc. A container whose /proc has locked
+/// overmounts (proc(5): mounting a new procfs is refused then) or no CAP_SYS_ADMIN says no.
+pub fn pid_namespace_with_proc_works() -> bool {
+    let Ok(pid) = fork() else {
+        return false;
+    };
+    if pid == 0 {
+        // SAFETY: the children make raw syscalls on static C strings and leave with _exit,
+        // running no Rust code that could need a lock (see `fork`).
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWPID | libc::CLONE_NEWNS) != 0 {
+                libc::_exit(1);
+            }
+            let inner = libc::fork();
+            if inner == 0 {
+                let ok = mount_private_proc_raw();
+                libc::_exit(if ok { 0 } else { 1 });
+            }
+            let mut status = 0;
+            if inner < 0 || libc::waitpid(inner, &mut status, 0) != inner {
+                libc::_exit(1);
+            }
+            libc::_exit(if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                1
+            });
+        }
+    }
+    matches!(waitpid(pid, 0), Ok((_, status)) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
+}
+
+/// `mount --make-rprivate /` then `mount -t proc proc /proc` (nosuid, nodev, noexec).
+///
+/// # Safety
+/// Only raw syscalls on static C strings; safe to call in a forked child.
+unsafe fn mount_private_proc_raw() -> bool {
+    libc::mount(
+        std::ptr::null(),
+        c"/".as_ptr(),
+        std::ptr::null(),
+        libc::MS_REC | libc::MS_PRIVATE,
+        std::ptr::null(),
+    ) == 0
+        && libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        ) == 0
+}

@@ -546,7 +546,8 @@ fn ll_err(call: impl Into<String>) -> impl FnOnce(landlock::RulesetError) -> (St
     move |e| (call, io::Error::other(e.to_string()))
 }
 
-/// A rule under `/proc/<pid that prepared the plan>` came from `/proc/self` in the policy.
+/// A rule under `/proc/<pid that prepared the plan>` came from `/proc/self` in the policy;
+/// any other rule under /proc may name a different procfs now (a PID namespace's).
 /// When a forked child is the process being confined (`--init`, the process-group
 /// supervisor, `verify`), it must name the child's own /proc entry, not its parent's:
 /// reopen `/proc/self/...` here, in the process that will exec. O_PATH|O_CLOEXEC, as
@@ -559,10 +560,14 @@ fn reopen_for_this_process(
     if me == prepared_by {
         return Ok(None);
     }
-    let Ok(rest) = path.strip_prefix(format!("/proc/{prepared_by}")) else {
-        return Ok(None);
+    let own = match path.strip_prefix(format!("/proc/{prepared_by}")) {
+        Ok(rest) => Path::new("/proc/self").join(rest),
+        // In a PID namespace the target has a procfs of its own on /proc (src/namespaces.rs):
+        // other inodes than the ones opened in prepare, so every rule under /proc is
+        // reopened by path (the host's /proc gives the same inode back: harmless).
+        Err(_) if path.starts_with("/proc") => path.to_path_buf(),
+        Err(_) => return Ok(None),
     };
-    let own = Path::new("/proc/self").join(rest);
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)

@@ -17,6 +17,7 @@ use crate::env::{self, EnvFrom, EnvPlan};
 use crate::identity::Ids;
 use crate::landlock::{self, LandlockInputs, LandlockPlan};
 use crate::limits::Rlimit;
+use crate::namespaces::{self, NamespaceInputs, NamespacePlan};
 use crate::paths;
 use crate::policy::{self, vars::Vars, LimitValue, Loaded, PolicyError};
 use crate::seccomp::{self, SeccompInputs, SeccompPlan};
@@ -112,6 +113,7 @@ pub struct Plan {
     pub umask: u32,
     pub workdir: Option<PathBuf>,
     pub session: SessionMode,
+    pub namespaces: NamespacePlan,
     pub supervisor: SupervisorPlan,
     /// The terminal step; `None` when no fd 0-2 is a terminal.
     pub terminal: Option<TerminalPlan>,
@@ -238,10 +240,17 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         degraded.push("session: process.new_session = false: the target keeps the caller's session (TIOCSTI is still refused by seccomp)".into());
         SessionMode::Keep
     };
+    let namespaces = namespaces::prepare(&NamespaceInputs {
+        privileged,
+        session,
+        pid_wanted: p.process.pid_namespace,
+    });
+    degraded.extend(namespaces.not_used.iter().cloned());
     let supervisor = SupervisorPlan {
         ids: matches!(identity, IdentityPlan::Switch { .. }).then(|| ids.clone()),
         last_cap,
         subreaper: opts.init,
+        die_with_parent: false,
     };
 
     // Terminal: decided from fds 0-2 now; `run` also opens the pty here, before the first
@@ -274,7 +283,13 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     let seccomp = seccomp::prepare(&SeccompInputs {
         src,
         cfg: &p.seccomp,
-        allow_unix: p.network.unix,
+        guards: seccomp::guards::Options {
+            allow_unix: p.network.unix,
+            allow_chown: p.filesystem.allow_chown,
+            allow_xattr: p.filesystem.allow_xattr,
+            // An IPC namespace of its own makes SysV IPC and message queues private.
+            allow_ipc: p.process.allow_shared_ipc || namespaces.ipc,
+        },
     })?;
 
     Ok(Plan {
@@ -291,6 +306,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         umask,
         workdir,
         session,
+        namespaces,
         supervisor,
         terminal,
         terminal_mode: p.process.terminal,

@@ -258,6 +258,13 @@ pub struct Filesystem {
     /// a squatted name is refused.
     #[serde(default)]
     pub private_tmp: bool,
+    /// Allow the chown family (seccomp; Landlock does not mediate chown). Default false.
+    #[serde(default)]
+    pub allow_chown: bool,
+    /// Allow setting/removing extended attributes (seccomp; Landlock does not mediate
+    /// them). Default false.
+    #[serde(default)]
+    pub allow_xattr: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -392,6 +399,14 @@ pub struct Process {
     /// Put the target in a session of its own (no controlling tty). Default true.
     #[serde(default = "yes")]
     pub new_session: bool,
+    /// Allow SysV IPC and POSIX message queues shared with the rest of the machine when
+    /// clawjail cannot give the target an IPC namespace of its own. Default false.
+    #[serde(default)]
+    pub allow_shared_ipc: bool,
+    /// Give the target a PID namespace of its own on a root start (clawjail then forks and
+    /// stays as the namespace's init). Default true.
+    #[serde(default = "yes")]
+    pub pid_namespace: bool,
     /// What the target gets when any of fds 0-2 is a terminal (docs/terminal.md).
     #[serde(default)]
     pub terminal: TerminalMode,
@@ -420,6 +435,8 @@ impl Default for Process {
             workdir: None,
             umask: None,
             new_session: true,
+            allow_shared_ipc: false,
+            pid_namespace: true,
             terminal: TerminalMode::Pty,
         }
     }

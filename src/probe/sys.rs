@@ -96,7 +96,7 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
         // getpid with the x32 bit set: ENOSYS bare (no x32 in this kernel), the guard's
         // answer under the filter.
         "x32-getpid" => raw(unsafe_syscall(0x4000_0000 + libc::SYS_getpid, [0, 0, 0, 0])),
-        _ => return None,
+        _ => return isolation(action, args),
     })
 }
 
@@ -517,4 +517,395 @@ fn int80_getpid() -> Outcome {
 #[cfg(not(target_arch = "x86_64"))]
 fn int80_getpid() -> Outcome {
     Outcome::Broken("int 0x80 exists on x86_64 only".into())
+}
+
+// ---------------------------------------------------------------------------------------
+// Isolation (issue 9): file metadata outside the grants, other processes of the same uid,
+// SysV/POSIX IPC, inotify. Each attempt changes nothing it could not change back: limits,
+// priorities, affinities and scheduling parameters are set to the values just read.
+
+fn isolation(action: &str, args: &[String]) -> Option<Outcome> {
+    let path = || args.first().map(String::as_str).unwrap_or("");
+    let mode = || {
+        args.get(1)
+            .and_then(|m| u32::from_str_radix(m, 8).ok())
+            .unwrap_or(0o644)
+    };
+    let pid = || arg::<i32>(args, 0);
+    Some(match action {
+        // chmod(PATH, MODE): MODE in octal.
+        "chmod" => with_path(path(), |p| {
+            // SAFETY: p is a live C string.
+            raw(ret(unsafe { libc::chmod(p.as_ptr(), mode()) } as i64))
+        }),
+        // open(PATH, O_PATH), then fchmodat2(fd, "", MODE, AT_EMPTY_PATH).
+        "fchmodat2-opath" => with_opath(path(), |fd| {
+            raw(unsafe_syscall(
+                libc::SYS_fchmodat2,
+                [
+                    fd,
+                    c"".as_ptr() as i64,
+                    i64::from(mode()),
+                    libc::AT_EMPTY_PATH as i64,
+                ],
+            ))
+        }),
+        // open(PATH, O_PATH), then chmod("/proc/self/fd/N", MODE).
+        "chmod-procfd" => with_opath(path(), |fd| {
+            with_path(&format!("/proc/self/fd/{fd}"), |p| {
+                // SAFETY: p is a live C string.
+                raw(ret(unsafe { libc::chmod(p.as_ptr(), mode()) } as i64))
+            })
+        }),
+        // open(PATH, O_RDONLY), then fchmod(fd, MODE): the open is Landlock's to refuse.
+        "fchmod" => match std::fs::File::open(path()) {
+            Ok(f) => raw(unsafe_syscall(
+                libc::SYS_fchmod,
+                [f.as_raw_fd() as i64, i64::from(mode()), 0, 0],
+            )),
+            Err(e) => Outcome::from_io::<()>(Err(e), |_| String::new()),
+        },
+        // chown(PATH, -1, getgid()): no change of ownership, allowed to the owner.
+        "chown" => with_path(path(), |p| {
+            // SAFETY: p is a live C string; uid -1 keeps the owner.
+            raw(ret(
+                unsafe { libc::chown(p.as_ptr(), u32::MAX, libc::getgid()) } as i64,
+            ))
+        }),
+        // setxattr(PATH, "user.clawjail-probe", "x")
+        "setxattr" => with_path(path(), |p| {
+            let v = b"x";
+            // SAFETY: live C strings and a live value buffer of the length passed.
+            raw(ret(unsafe {
+                libc::setxattr(
+                    p.as_ptr(),
+                    c"user.clawjail-probe".as_ptr(),
+                    v.as_ptr().cast(),
+                    v.len(),
+                    0,
+                )
+            } as i64))
+        }),
+        // utimensat(AT_FDCWD, PATH, NULL, 0): set both times to now.
+        "utimes" => with_path(path(), |p| {
+            raw(unsafe_syscall(
+                libc::SYS_utimensat,
+                [libc::AT_FDCWD as i64, p.as_ptr() as i64, 0, 0],
+            ))
+        }),
+        // inotify_add_watch(PATH) (a directory: names and timing of what happens in it).
+        "inotify" => inotify(path()),
+        // prlimit64(PID, RLIMIT_CORE): read it, then set it to the same value.
+        "prlimit" => pid().map_or_else(|o| o, prlimit_same),
+        "prlimit-parent" => prlimit_same(nix::unistd::getppid().as_raw()),
+        // getpriority(PRIO_PROCESS, PID), then setpriority to the same value.
+        "renice" => pid().map_or_else(|o| o, renice_same),
+        "renice-parent" => renice_same(nix::unistd::getppid().as_raw()),
+        // getpriority(PRIO_USER, 0): every process of the caller's uid.
+        "prio-user" => prio(libc::PRIO_USER, 0)
+            .map_or_else(Outcome::Errno, |n| Outcome::Ok(format!("nice {n}"))),
+        // setpriority(PRIO_USER, 0, N): renice every process of the uid.
+        "renice-user" => match arg::<i32>(args, 0) {
+            Ok(n) => raw(unsafe_syscall(
+                libc::SYS_setpriority,
+                [i64::from(libc::PRIO_USER), 0, i64::from(n), 0],
+            )),
+            Err(o) => o,
+        },
+        // sched_getaffinity(PID), then sched_setaffinity(PID) to the same mask.
+        "sched-setaffinity" => pid().map_or_else(|o| o, affinity_same),
+        // sched_getparam(PID), then sched_setparam(PID) to the same.
+        "sched-setparam" => pid().map_or_else(|o| o, setparam_same),
+        // sched_getscheduler + sched_getparam, then sched_setscheduler to the same.
+        "sched-setscheduler" => pid().map_or_else(|o| o, setscheduler_same),
+        // sched_getattr(PID), then sched_setattr(PID) to the same.
+        "sched-setattr" => pid().map_or_else(|o| o, setattr_same),
+        // ioprio_get(IOPRIO_WHO_PROCESS, PID), then ioprio_set to the same.
+        "ioprio" => pid().map_or_else(|o| o, ioprio_same),
+        // get_robust_list(PID)
+        "get-robust-list" => pid().map_or_else(|o| o, robust_list),
+        // shmget(IPC_PRIVATE), write MARK, print "ok <shmid>", stay N seconds, remove it.
+        "shm-hold" => shm_hold(args),
+        // shmat(ID): "ok <first bytes>".
+        "shm-attach" => pid().map_or_else(|o| o, shm_attach),
+        // shmget(IPC_PRIVATE) + shmat + shmdt + IPC_RMID: SysV shm of one's own.
+        "shm-self" => shm_self(),
+        // mq_open(NAME, O_RDONLY)
+        "mq-open" => with_path(path().trim_start_matches('/'), |p| {
+            fd_outcome(unsafe_syscall(
+                libc::SYS_mq_open,
+                [p.as_ptr() as i64, libc::O_RDONLY as i64, 0, 0],
+            ))
+        }),
+        // mq_open(NAME, O_CREAT|O_RDWR, 0600), print "ok", stay N seconds, mq_unlink.
+        "mq-hold" => mq_hold(path(), arg::<u64>(args, 1).unwrap_or(10)),
+        _ => return None,
+    })
+}
+
+fn ret(r: i64) -> Result<i64, i32> {
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r)
+    }
+}
+
+fn with_path(p: &str, f: impl FnOnce(&std::ffi::CStr) -> Outcome) -> Outcome {
+    match std::ffi::CString::new(p) {
+        Ok(c) if !p.is_empty() => f(&c),
+        _ => Outcome::Broken("path".into()),
+    }
+}
+
+/// open(PATH, O_PATH|O_CLOEXEC): needs no Landlock right at all.
+fn with_opath(p: &str, f: impl FnOnce(i64) -> Outcome) -> Outcome {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(p)
+    {
+        Ok(file) => f(file.as_raw_fd() as i64),
+        Err(e) => Outcome::Broken(format!("open(O_PATH) {p}: {e}")),
+    }
+}
+
+fn inotify(p: &str) -> Outcome {
+    let fd = match unsafe_syscall(libc::SYS_inotify_init1, [libc::IN_CLOEXEC as i64, 0, 0, 0]) {
+        // SAFETY: the kernel just returned this fd.
+        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as i32) },
+        Err(e) => return Outcome::Errno(e),
+    };
+    with_path(p, |c| {
+        raw(unsafe_syscall(
+            libc::SYS_inotify_add_watch,
+            [
+                fd.as_raw_fd() as i64,
+                c.as_ptr() as i64,
+                libc::IN_ALL_EVENTS as i64,
+                0,
+            ],
+        ))
+    })
+}
+
+fn prlimit_same(pid: i32) -> Outcome {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let null = std::ptr::null::<libc::rlimit>() as i64;
+    if let Err(e) = unsafe_syscall(
+        libc::SYS_prlimit64,
+        [
+            pid as i64,
+            libc::RLIMIT_CORE as i64,
+            null,
+            &mut old as *mut _ as i64,
+        ],
+    ) {
+        return Outcome::Errno(e);
+    }
+    raw(unsafe_syscall(
+        libc::SYS_prlimit64,
+        [
+            pid as i64,
+            libc::RLIMIT_CORE as i64,
+            &old as *const _ as i64,
+            null,
+        ],
+    ))
+}
+
+/// getpriority's raw syscall returns 20 - nice (never negative), so errors are clear.
+fn prio(which: u32, who: i32) -> Result<i64, i32> {
+    unsafe_syscall(libc::SYS_getpriority, [i64::from(which), who as i64, 0, 0]).map(|r| 20 - r)
+}
+
+fn renice_same(pid: i32) -> Outcome {
+    match prio(libc::PRIO_PROCESS, pid) {
+        Ok(n) => raw(unsafe_syscall(
+            libc::SYS_setpriority,
+            [i64::from(libc::PRIO_PROCESS), pid as i64, n, 0],
+        )),
+        Err(e) => Outcome::Errno(e),
+    }
+}
+
+fn affinity_same(pid: i32) -> Outcome {
+    let mut mask = [0u64; 16];
+    let size = std::mem::size_of_val(&mask) as i64;
+    let n = match unsafe_syscall(
+        libc::SYS_sched_getaffinity,
+        [pid as i64, size, mask.as_mut_ptr() as i64, 0],
+    ) {
+        Ok(n) => n,
+        Err(e) => return Outcome::Errno(e),
+    };
+    raw(unsafe_syscall(
+        libc::SYS_sched_setaffinity,
+        [pid as i64, n, mask.as_ptr() as i64, 0],
+    ))
+}
+
+fn setparam_same(pid: i32) -> Outcome {
+    let mut p = libc::sched_param { sched_priority: 0 };
+    if let Err(e) = unsafe_syscall(
+        libc::SYS_sched_getparam,
+        [pid as i64, &mut p as *mut _ as i64, 0, 0],
+    ) {
+        return Outcome::Errno(e);
+    }
+    raw(unsafe_syscall(
+        libc::SYS_sched_setparam,
+        [pid as i64, &p as *const _ as i64, 0, 0],
+    ))
+}
+
+fn setscheduler_same(pid: i32) -> Outcome {
+    let policy = match unsafe_syscall(libc::SYS_sched_getscheduler, [pid as i64, 0, 0, 0]) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Errno(e),
+    };
+    let mut p = libc::sched_param { sched_priority: 0 };
+    if let Err(e) = unsafe_syscall(
+        libc::SYS_sched_getparam,
+        [pid as i64, &mut p as *mut _ as i64, 0, 0],
+    ) {
+        return Outcome::Errno(e);
+    }
+    raw(unsafe_syscall(
+        libc::SYS_sched_setscheduler,
+        [pid as i64, policy, &p as *const _ as i64, 0],
+    ))
+}
+
+fn setattr_same(pid: i32) -> Outcome {
+    // struct sched_attr (include/uapi/linux/sched/types.h): SCHED_ATTR_SIZE_VER1 = 56 bytes.
+    let mut attr = [0u32; 14];
+    if let Err(e) = unsafe_syscall(
+        libc::SYS_sched_getattr,
+        [pid as i64, attr.as_mut_ptr() as i64, 56, 0],
+    ) {
+        return Outcome::Errno(e);
+    }
+    attr[0] = 56;
+    raw(unsafe_syscall(
+        libc::SYS_sched_setattr,
+        [pid as i64, attr.as_ptr() as i64, 0, 0],
+    ))
+}
+
+fn ioprio_same(pid: i32) -> Outcome {
+    const IOPRIO_WHO_PROCESS: i64 = 1;
+    match unsafe_syscall(libc::SYS_ioprio_get, [IOPRIO_WHO_PROCESS, pid as i64, 0, 0]) {
+        Ok(v) => raw(unsafe_syscall(
+            libc::SYS_ioprio_set,
+            [IOPRIO_WHO_PROCESS, pid as i64, v, 0],
+        )),
+        Err(e) => Outcome::Errno(e),
+    }
+}
+
+fn robust_list(pid: i32) -> Outcome {
+    let mut head: usize = 0;
+    let mut len: usize = 0;
+    raw(unsafe_syscall(
+        libc::SYS_get_robust_list,
+        [
+            pid as i64,
+            &mut head as *mut _ as i64,
+            &mut len as *mut _ as i64,
+            0,
+        ],
+    ))
+}
+
+/// What `shm-hold` writes, and `shm-attach` reads back.
+pub const SHM_MARK: &[u8] = b"clawjail-shm-secret";
+
+fn shm_hold(args: &[String]) -> Outcome {
+    let secs = arg::<u64>(args, 0).unwrap_or(10);
+    // SAFETY: plain integer arguments.
+    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, 0o600) };
+    if id < 0 {
+        return Outcome::Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    // SAFETY: attaching the segment just created, at an address the kernel picks.
+    let addr = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+    if addr as isize == -1 {
+        return Outcome::Broken("shmat of its own segment failed".into());
+    }
+    // SAFETY: the segment is 4096 bytes and mapped read-write at addr.
+    unsafe { std::ptr::copy_nonoverlapping(SHM_MARK.as_ptr(), addr.cast::<u8>(), SHM_MARK.len()) };
+    println!("ok {id}");
+    use std::io::Write;
+    if std::io::stdout().flush().is_err() {
+        return Outcome::Broken("stdout".into());
+    }
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    // SAFETY: removing our own segment.
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    Outcome::Ok("released".into())
+}
+
+fn shm_attach(id: i32) -> Outcome {
+    // SAFETY: attaching read-only at an address the kernel picks.
+    let addr = unsafe { libc::shmat(id, std::ptr::null(), libc::SHM_RDONLY) };
+    if addr as isize == -1 {
+        return Outcome::Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    let mut buf = vec![0u8; SHM_MARK.len()];
+    // SAFETY: the segment is at least 4096 bytes and mapped at addr; then detached.
+    unsafe {
+        std::ptr::copy_nonoverlapping(addr.cast::<u8>(), buf.as_mut_ptr(), buf.len());
+        libc::shmdt(addr);
+    }
+    Outcome::Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn shm_self() -> Outcome {
+    // SAFETY: plain integer arguments.
+    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, 0o600) };
+    if id < 0 {
+        return Outcome::Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    let r = shm_attach(id);
+    // SAFETY: removing our own segment.
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    match r {
+        Outcome::Ok(_) => Outcome::Ok(format!("shmid {id}")),
+        other => other,
+    }
+}
+
+fn mq_hold(name: &str, secs: u64) -> Outcome {
+    with_path(name.trim_start_matches('/'), |c| {
+        match unsafe_syscall(
+            libc::SYS_mq_open,
+            [
+                c.as_ptr() as i64,
+                (libc::O_CREAT | libc::O_RDWR) as i64,
+                0o600,
+                0,
+            ],
+        ) {
+            Ok(fd) => {
+                println!("ok");
+                use std::io::Write;
+                if std::io::stdout().flush().is_err() {
+                    return Outcome::Broken("stdout".into());
+                }
+                std::thread::sleep(std::time::Duration::from_secs(secs));
+                // SAFETY: our own queue descriptor and name.
+                unsafe {
+                    libc::close(fd as i32);
+                    libc::syscall(libc::SYS_mq_unlink, c.as_ptr());
+                }
+                Outcome::Ok("released".into())
+            }
+            Err(e) => Outcome::Errno(e),
+        }
+    })
 }

@@ -36,6 +36,22 @@ pub struct Guard {
     pub treatment: Treatment,
     /// Why, for `check` and the docs.
     pub why: &'static str,
+    /// The policy key that lifts this guard, if one does (named in errors).
+    pub unlock: Option<&'static str>,
+}
+
+/// The policy settings the guards depend on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `network.unix`: allow socket(AF_UNIX).
+    pub allow_unix: bool,
+    /// `filesystem.allow_chown`: the chown family as the profile lists it.
+    pub allow_chown: bool,
+    /// `filesystem.allow_xattr`: setting and removing extended attributes.
+    pub allow_xattr: bool,
+    /// SysV IPC and POSIX message queues: the target has an IPC namespace of its own, or
+    /// `process.allow_shared_ipc = true`.
+    pub allow_ipc: bool,
 }
 
 // Constant values from the uapi headers, spelled out so the table reads on its own.
@@ -60,12 +76,33 @@ pub const MSG_FASTOPEN: u64 = 0x2000_0000;
 pub const SOL_TCP: u64 = 6;
 pub const TCP_FASTOPEN_CONNECT: u64 = 30;
 
-/// The guards, given whether the policy allows AF_UNIX sockets (`network.unix`).
-pub fn all(allow_unix: bool) -> Vec<Guard> {
-    let mut g = argument_guards(allow_unix);
+/// The guards for these policy settings.
+pub fn all(o: &Options) -> Vec<Guard> {
+    let mut g = argument_guards(o.allow_unix);
     g.extend(fixed_answers());
     g.extend(denials());
+    g.extend(mode_guards());
+    g.extend(same_uid_guards());
+    if !o.allow_chown {
+        g.extend(refused(CHOWN, CHOWN_WHY, "filesystem.allow_chown"));
+    }
+    if !o.allow_xattr {
+        g.extend(refused(XATTR_SET, XATTR_WHY, "filesystem.allow_xattr"));
+    }
+    if !o.allow_ipc {
+        g.extend(IPC.iter().map(|name| Guard {
+            name,
+            treatment: Treatment::Deny,
+            why: IPC_WHY,
+            unlock: Some("process.allow_shared_ipc"),
+        }));
+    }
     g
+}
+
+/// Every guard any setting can produce (tests, the profile lists' review).
+pub fn every_setting() -> Vec<Guard> {
+    all(&Options::default())
 }
 
 fn allow_if(name: &'static str, why: &'static str, rules: Vec<Vec<Cond>>) -> Guard {
@@ -73,7 +110,171 @@ fn allow_if(name: &'static str, why: &'static str, rules: Vec<Vec<Cond>>) -> Gua
         name,
         treatment: Treatment::AllowIf(rules.into_iter().map(Rule::allow).collect()),
         why,
+        unlock: None,
     }
+}
+
+/// Allowed when `conds` hold; any other argument gets EPERM whatever the policy action.
+/// EPERM, not KILL: programs meet these refusals in ordinary use (`cp -p`, tar, rsync,
+/// an `fchmod(fd, 0644)` after a write) and handle EPERM; under `action = "kill"` the
+/// real gateway's media writer would otherwise die.
+fn allow_if_else_eperm(name: &'static str, why: &'static str, conds: Vec<Cond>) -> Guard {
+    let arg = conds.first().map_or(0, |c| c.arg);
+    Guard {
+        name,
+        treatment: Treatment::AllowIf(vec![
+            Rule::allow(conds),
+            Rule::refuse(vec![Cond::always(arg, "any other value")], libc::EPERM),
+        ]),
+        why,
+        unlock: None,
+    }
+}
+
+fn refused(
+    names: &'static [&'static str],
+    why: &'static str,
+    unlock: &'static str,
+) -> impl Iterator<Item = Guard> {
+    names.iter().map(move |name| Guard {
+        name,
+        treatment: Treatment::Fixed(libc::EPERM),
+        why,
+        unlock: Some(unlock),
+    })
+}
+
+/// chmod's mode: group and other bits, and setuid/setgid/sticky (inode(7)).
+pub const MODE_GROUP_OTHER_SPECIAL: u64 = 0o7077;
+/// fchmod's mode: setuid/setgid/sticky and group/other write.
+pub const MODE_SPECIAL_GROUP_OTHER_WRITE: u64 = 0o7022;
+/// setpriority(2), getpriority(2): `which`.
+pub const PRIO_PROCESS: u64 = 0;
+/// ioprio_set(2): `which`.
+pub const IOPRIO_WHO_PROCESS: u64 = 1;
+
+const CHOWN: &[&str] = &["chown", "fchown", "lchown", "fchownat"];
+const CHOWN_WHY: &str = "Landlock (ABI <= 7) does not mediate chown: without CAP_CHOWN the owner can still give a file outside the grants to one of its groups; EPERM unless filesystem.allow_chown = true";
+const XATTR_SET: &[&str] = &[
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "setxattrat",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "removexattrat",
+    "file_setattr",
+];
+const XATTR_WHY: &str = "Landlock (ABI <= 7) does not mediate extended attributes: the owner could set or remove user.* attributes and POSIX ACLs (system.posix_acl_access grants other users read) on files outside the grants; EPERM unless filesystem.allow_xattr = true";
+const IPC: &[&str] = &[
+    "shmget",
+    "shmat",
+    "shmdt",
+    "shmctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semctl",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
+];
+const IPC_WHY: &str = "SysV IPC and POSIX message queues are shared by every process in the IPC namespace and checked by uid only (another same-uid process's shared memory can be read and overwritten); allowed when the target has an IPC namespace of its own (root start) or process.allow_shared_ipc = true";
+
+/// Mode changes. Landlock (ABI <= 7) does not mediate chmod: the target could make
+/// `~/.ssh/id_rsa` (unreadable to itself) 0644 for another local user, by path, through an
+/// O_PATH fd with fchmodat2(AT_EMPTY_PATH), or through /proc/self/fd/N. The path calls reach
+/// any path, so only owner bits pass. fchmod needs an fd that is not O_PATH (fdget() skips
+/// O_PATH files: EBADF), i.e. a file Landlock let the target open: there group/other read
+/// and execute may be set (they expose nothing the target cannot read itself; OpenClaw's
+/// media writer does `fchmod(fd, 0o644)` and rethrows unless the file ends up
+/// group/other-readable), never write or setuid/setgid/sticky.
+fn mode_guards() -> Vec<Guard> {
+    let path_why = "mode changes by path (chmod, fchmodat, fchmodat2 with AT_EMPTY_PATH on an O_PATH fd, /proc/self/fd/N) reach files outside the grants: owner bits only; group/other and setuid/setgid/sticky get EPERM";
+    let owner_only = |arg| {
+        vec![Cond::masked32(
+            arg,
+            MODE_GROUP_OTHER_SPECIAL,
+            0,
+            "owner bits only",
+        )]
+    };
+    vec![
+        allow_if_else_eperm("chmod", path_why, owner_only(1)),
+        allow_if_else_eperm("fchmodat", path_why, owner_only(2)),
+        allow_if_else_eperm("fchmodat2", path_why, owner_only(2)),
+        allow_if_else_eperm(
+            "fchmod",
+            "an fd that is not O_PATH names a file Landlock let the target open: group/other read/execute may be set there (OpenClaw's media writer needs 0644), never group/other write or setuid/setgid/sticky (EPERM)",
+            vec![Cond::masked32(
+                1,
+                MODE_SPECIAL_GROUP_OTHER_WRITE,
+                0,
+                "no setuid/setgid/sticky, no group/other write",
+            )],
+        ),
+    ]
+}
+
+/// Calls that name another process by pid and work on any process of the same uid (the
+/// supervisor, the user's browser and shell on a laptop): only the caller itself (pid 0).
+/// `PRIO_USER` with `who == 0` means every process of the uid, so `which` is pinned too.
+/// Signals are Landlock's (scope, ABI 6); ptrace, process_vm_*, process_madvise, kcmp and
+/// pidfd_getfd are denied outright. The sched_get* readers stay open: glibc's
+/// pthread_getattr_np (V8 calls it for every thread's stack) asks sched_getaffinity for
+/// its own thread id, which seccomp cannot tell from another pid.
+fn same_uid_guards() -> Vec<Guard> {
+    let own = "acts on another process of the same uid (the supervisor included); only pid 0, the caller itself; EPERM otherwise";
+    let pid0 = |name| allow_if_else_eperm(name, own, vec![Cond::eq32(0, 0, "pid 0 (self)")]);
+    let prio = "PRIO_PROCESS with who == 0 only: another pid reaches a same-uid process, and PRIO_USER with who 0 reaches every process of the uid; EPERM otherwise";
+    vec![
+        pid0("prlimit64"),
+        pid0("sched_setaffinity"),
+        pid0("sched_setscheduler"),
+        pid0("sched_setparam"),
+        pid0("sched_setattr"),
+        pid0("get_robust_list"),
+        allow_if_else_eperm(
+            "setpriority",
+            prio,
+            vec![
+                Cond::eq32(0, PRIO_PROCESS, "PRIO_PROCESS"),
+                Cond::eq32(1, 0, "who 0 (self)"),
+            ],
+        ),
+        allow_if_else_eperm(
+            "getpriority",
+            prio,
+            vec![
+                Cond::eq32(0, PRIO_PROCESS, "PRIO_PROCESS"),
+                Cond::eq32(1, 0, "who 0 (self)"),
+            ],
+        ),
+        allow_if_else_eperm(
+            "ioprio_set",
+            "IOPRIO_WHO_PROCESS with who == 0 only (another pid, a process group or a whole uid otherwise); EPERM otherwise",
+            vec![
+                Cond::eq32(0, IOPRIO_WHO_PROCESS, "IOPRIO_WHO_PROCESS"),
+                Cond::eq32(1, 0, "who 0 (self)"),
+            ],
+        ),
+        allow_if_else_eperm(
+            "ioprio_get",
+            "IOPRIO_WHO_PROCESS with who == 0 only; EPERM otherwise",
+            vec![
+                Cond::eq32(0, IOPRIO_WHO_PROCESS, "IOPRIO_WHO_PROCESS"),
+                Cond::eq32(1, 0, "who 0 (self)"),
+            ],
+        ),
+    ]
 }
 
 /// Argument guards: the syscall stays usable, the dangerous arguments do not.
@@ -200,21 +401,25 @@ fn fixed_answers() -> Vec<Guard> {
             name: "clone3",
             treatment: Treatment::Fixed(libc::ENOSYS),
             why: "its flags sit behind a pointer that seccomp cannot read; ENOSYS makes glibc fall back to clone, which is guarded",
+            unlock: None,
         },
         Guard {
             name: "io_uring_setup",
             treatment: Treatment::Fixed(libc::EPERM),
             why: uring,
+            unlock: None,
         },
         Guard {
             name: "io_uring_enter",
             treatment: Treatment::Fixed(libc::EPERM),
             why: uring,
+            unlock: None,
         },
         Guard {
             name: "io_uring_register",
             treatment: Treatment::Fixed(libc::EPERM),
             why: uring,
+            unlock: None,
         },
     ]
 }
@@ -266,6 +471,7 @@ fn denials() -> Vec<Guard> {
                 name,
                 treatment: Treatment::Deny,
                 why,
+                unlock: None,
             })
         })
         .collect()
@@ -276,7 +482,11 @@ mod tests {
     use super::*;
 
     fn guard(name: &str, unix: bool) -> Guard {
-        all(unix).into_iter().find(|g| g.name == name).unwrap()
+        let o = Options {
+            allow_unix: unix,
+            ..Options::default()
+        };
+        all(&o).into_iter().find(|g| g.name == name).unwrap()
     }
 
     fn allowed(g: &Guard, args: [u64; 6]) -> bool {
@@ -291,7 +501,10 @@ mod tests {
 
     #[test]
     fn every_guard_names_a_known_syscall_once() {
-        let gs = all(true);
+        let gs = all(&Options {
+            allow_unix: true,
+            ..Options::default()
+        });
         for g in &gs {
             assert!(
                 super::super::syscalls::number(g.name).is_some(),

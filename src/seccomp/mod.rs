@@ -46,8 +46,8 @@ use rules::Rule;
 pub struct SeccompInputs<'a> {
     pub src: &'a Source,
     pub cfg: &'a policy::Seccomp,
-    /// `network.unix`: allow socket(AF_UNIX).
-    pub allow_unix: bool,
+    /// The policy settings the guards depend on (AF_UNIX, chown, xattrs, shared IPC).
+    pub guards: guards::Options,
 }
 
 /// clawjail itself needs these after the filter is in place: execveat starts the target,
@@ -275,7 +275,7 @@ pub fn compile(
 /// Profile names, then the policy's allow and deny, then the guards.
 fn build_table(inp: &SeccompInputs<'_>) -> Result<Vec<Entry>, PlanError> {
     let cfg = inp.cfg;
-    let guards: BTreeMap<&str, Guard> = guards::all(inp.allow_unix)
+    let guards: BTreeMap<&str, Guard> = guards::all(&inp.guards)
         .into_iter()
         .map(|g| (g.name, g))
         .collect();
@@ -307,11 +307,18 @@ fn build_table(inp: &SeccompInputs<'_>) -> Result<Vec<Entry>, PlanError> {
                 span,
                 "seccomp-guarded",
                 "seccomp.allow",
-                format!(
-                    "{name} is {} in every profile ({}); it cannot be allowed",
-                    guard_answer(g),
-                    g.why
-                ),
+                match g.unlock {
+                    Some(key) => format!(
+                        "{name} is {} by this policy ({}); set {key} = true to allow it, not seccomp.allow",
+                        guard_answer(g),
+                        g.why
+                    ),
+                    None => format!(
+                        "{name} is {} in every profile ({}); it cannot be allowed",
+                        guard_answer(g),
+                        g.why
+                    ),
+                },
             )
             .into());
         }

@@ -76,6 +76,19 @@ impl Cond {
         }
     }
 
+    /// Always true (`argN & 0 == 0`): the catch-all after the rules that allow, so the
+    /// remaining values get a fixed errno instead of the policy action. seccompiler refuses
+    /// a rule without conditions, hence a condition that cannot fail.
+    pub const fn always(arg: u8, what: &'static str) -> Cond {
+        Cond {
+            arg,
+            width: Width::Dword,
+            op: Op::MaskedEq(0),
+            value: 0,
+            what,
+        }
+    }
+
     /// The reference meaning: does a call with these arguments satisfy the condition?
     pub fn matches(&self, args: &[u64; 6]) -> bool {
         let raw = args.get(usize::from(self.arg)).copied().unwrap_or(0);
@@ -129,6 +142,7 @@ impl fmt::Display for Cond {
                 "arg{}.{ty} != {} ({:#x})",
                 self.arg, self.what, self.value
             ),
+            Op::MaskedEq(0) => write!(f, "{}", self.what),
             Op::MaskedEq(m) => write!(
                 f,
                 "arg{}.{ty} & {m:#x} == {:#x} ({})",

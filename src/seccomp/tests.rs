@@ -15,7 +15,12 @@ fn plan_for(text: &str) -> Result<SeccompPlan, PlanError> {
     prepare(&SeccompInputs {
         src: &loaded.source,
         cfg: &loaded.policy.seccomp,
-        allow_unix: loaded.policy.network.unix,
+        guards: guards::Options {
+            allow_unix: loaded.policy.network.unix,
+            allow_chown: loaded.policy.filesystem.allow_chown,
+            allow_xattr: loaded.policy.filesystem.allow_xattr,
+            allow_ipc: loaded.policy.process.allow_shared_ipc,
+        },
     })
 }
 
@@ -65,6 +70,12 @@ fn interesting_args() -> Vec<[u64; 6]> {
         0x0001_1200,
         SOCK_STREAM | 0x80800,
         SOCK_DGRAM | 0x80000,
+        0o600,
+        0o644,
+        0o700 | (1 << 32),
+        0o4700,
+        0o1700,
+        0o620,
     ];
     for (i, a) in values.iter().enumerate() {
         for (j, b) in values.iter().enumerate() {
@@ -158,7 +169,7 @@ fn worst_case_table_fits_and_is_correct() {
 fn default_program_is_small_and_shallow() {
     let p = plan("default", "errno", false, "");
     let len = p.program().len();
-    assert!(len < 400, "default filter is {len} instructions");
+    assert!(len < 600, "default filter is {len} instructions");
     assert!(p.program.depth <= 8, "depth {}", p.program.depth);
 }
 
@@ -426,4 +437,132 @@ fn check_output_names_rules_and_length() {
     assert!(p
         .describe_short()
         .starts_with("default profile, action errno"));
+}
+
+#[test]
+fn mode_guards_keep_group_other_and_special_bits_off_paths() {
+    for action in ["errno", "kill", "log"] {
+        let p = plan("default", action, false, "");
+        let eperm = RET_ERRNO | libc::EPERM as u32;
+        let a = |name: &str, args: [u64; 6]| answer(&p, name, args);
+        // Path calls: owner bits only, whatever the action (EPERM, never kill).
+        assert_eq!(a("chmod", [0, 0o600, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(a("chmod", [0, 0o700 | (1 << 32), 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(a("chmod", [0, 0o644, 0, 0, 0, 0]), eperm);
+        assert_eq!(a("chmod", [0, 0o4700, 0, 0, 0, 0]), eperm, "setuid");
+        assert_eq!(a("chmod", [0, 0o1700, 0, 0, 0, 0]), eperm, "sticky");
+        for n in ["fchmodat", "fchmodat2"] {
+            assert_eq!(a(n, [3, 0, 0o600, 0x1000, 0, 0]), RET_ALLOW, "{n}");
+            assert_eq!(a(n, [3, 0, 0o644, 0x1000, 0, 0]), eperm, "{n}");
+            assert_eq!(a(n, [3, 0, 0o604, 0, 0, 0]), eperm, "{n}");
+        }
+        // fchmod: group/other read may be set (the fd came through Landlock), not write.
+        assert_eq!(a("fchmod", [3, 0o644, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(a("fchmod", [3, 0o755, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(a("fchmod", [3, 0o666, 0, 0, 0, 0]), eperm);
+        assert_eq!(a("fchmod", [3, 0o620, 0, 0, 0, 0]), eperm);
+        assert_eq!(a("fchmod", [3, 0o2755, 0, 0, 0, 0]), eperm, "setgid");
+    }
+}
+
+#[test]
+fn chown_and_xattr_writes_are_eperm_unless_the_policy_allows_them() {
+    let eperm = RET_ERRNO | libc::EPERM as u32;
+    let p = plan("default", "kill", false, "");
+    for n in [
+        "chown",
+        "fchown",
+        "lchown",
+        "fchownat",
+        "setxattr",
+        "lsetxattr",
+        "fsetxattr",
+        "setxattrat",
+        "removexattr",
+        "lremovexattr",
+        "fremovexattr",
+        "removexattrat",
+        "file_setattr",
+    ] {
+        assert_eq!(answer(&p, n, [0; 6]), eperm, "{n}");
+    }
+    // Reading xattrs stays as the profile lists it.
+    assert_eq!(answer(&p, "getxattr", [0; 6]), RET_ALLOW);
+    let text = "version = 1\n[filesystem]\nallow_chown = true\nallow_xattr = true\n";
+    let open = plan_for(text).unwrap();
+    assert_eq!(answer(&open, "fchownat", [0; 6]), RET_ALLOW);
+    assert_eq!(answer(&open, "setxattr", [0; 6]), RET_ALLOW);
+    // strict lists fchown only; the key gives back what the profile lists, no more.
+    let strict = plan_for(&format!("{text}[seccomp]\nprofile = \"strict\"\n")).unwrap();
+    assert_eq!(answer(&strict, "fchown", [0; 6]), RET_ALLOW);
+    assert_eq!(answer(&strict, "chown", [0; 6]), eperm);
+}
+
+#[test]
+fn same_uid_process_calls_only_reach_the_caller() {
+    let eperm = RET_ERRNO | libc::EPERM as u32;
+    for action in ["errno", "kill"] {
+        let p = plan("default", action, false, "");
+        let a = |name: &str, args: [u64; 6]| answer(&p, name, args);
+        for n in [
+            "prlimit64",
+            "sched_setaffinity",
+            "sched_setscheduler",
+            "sched_setparam",
+            "sched_setattr",
+            "get_robust_list",
+        ] {
+            assert_eq!(a(n, [0, 1, 0, 0, 0, 0]), RET_ALLOW, "{n} self");
+            assert_eq!(a(n, [1234, 1, 0, 0, 0, 0]), eperm, "{n} other");
+            assert_eq!(
+                a(n, [1 << 32, 1, 0, 0, 0, 0]),
+                RET_ALLOW,
+                "{n}: pid_t is 32-bit"
+            );
+        }
+        for n in ["setpriority", "getpriority"] {
+            assert_eq!(a(n, [PRIO_PROCESS, 0, 5, 0, 0, 0]), RET_ALLOW, "{n}");
+            assert_eq!(a(n, [PRIO_PROCESS, 1234, 5, 0, 0, 0]), eperm, "{n}");
+            assert_eq!(a(n, [2, 0, 5, 0, 0, 0]), eperm, "{n} PRIO_USER who 0");
+            assert_eq!(a(n, [1, 0, 5, 0, 0, 0]), eperm, "{n} PRIO_PGRP who 0");
+        }
+        for n in ["ioprio_set", "ioprio_get"] {
+            assert_eq!(a(n, [IOPRIO_WHO_PROCESS, 0, 0, 0, 0, 0]), RET_ALLOW, "{n}");
+            assert_eq!(a(n, [IOPRIO_WHO_PROCESS, 99, 0, 0, 0, 0]), eperm, "{n}");
+            assert_eq!(a(n, [3, 0, 0, 0, 0, 0]), eperm, "{n} IOPRIO_WHO_USER");
+        }
+        // Readers that glibc calls with its own thread ids stay open.
+        assert_eq!(a("sched_getaffinity", [1234, 0, 0, 0, 0, 0]), RET_ALLOW);
+    }
+}
+
+#[test]
+fn ipc_is_denied_unless_private_or_allowed() {
+    let p = plan("default", "errno", false, "");
+    for n in [
+        "shmget",
+        "shmat",
+        "semop",
+        "msgsnd",
+        "mq_open",
+        "mq_timedsend",
+    ] {
+        assert_eq!(answer(&p, n, [0; 6]), RET_ERRNO | libc::EPERM as u32, "{n}");
+    }
+    let k = plan("default", "kill", false, "");
+    assert_eq!(answer(&k, "shmat", [0; 6]), RET_KILL_PROCESS);
+    let open = plan_for("version = 1\n[process]\nallow_shared_ipc = true\n").unwrap();
+    assert_eq!(answer(&open, "shmat", [0; 6]), RET_ALLOW);
+    assert_eq!(answer(&open, "mq_open", [0; 6]), RET_ALLOW);
+}
+
+#[test]
+fn keyed_guards_name_their_key_in_errors() {
+    let e = err("allow = [\"fchown\"]\n");
+    assert!(
+        e.contains("error[seccomp-guarded]") && e.contains("filesystem.allow_chown = true"),
+        "{e}"
+    );
+    let e = err("allow = [\"shmget\"]\n");
+    assert!(e.contains("process.allow_shared_ipc = true"), "{e}");
 }

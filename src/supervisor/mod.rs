@@ -35,6 +35,9 @@ pub struct SupervisorPlan {
     pub last_cap: u32,
     /// PR_SET_CHILD_SUBREAPER (`--init`).
     pub subreaper: bool,
+    /// Die with the parent (PR_SET_PDEATHSIG, set after the drop, which clears it): the
+    /// PID namespace's init, whose death takes the target with it (src/namespaces.rs).
+    pub die_with_parent: bool,
 }
 
 /// The supervisor's own setup, in order (docs/terminal.md lists it; a test pins it).
@@ -89,7 +92,7 @@ pub fn run(
     child: libc::pid_t,
     plan: &SupervisorPlan,
     relay: Option<((crate::terminal::Opened, bool), OwnedFd)>,
-    ready: OwnedFd,
+    ready: Option<OwnedFd>,
 ) -> ! {
     let job_control = relay.is_some();
     let mut reaper = Reaper::new(child, job_control);
@@ -106,6 +109,11 @@ pub fn run(
             std::process::exit(125);
         }
     };
+    if plan.die_with_parent && crate::sys::set_pdeathsig(libc::SIGKILL).is_err() {
+        // Unsupervised otherwise: stop the child rather than leave it running alone.
+        reaper.kill_child();
+        std::process::exit(125);
+    }
     let code = serve(&sigfd, &mut reaper, relay, status);
     std::process::exit(code);
 }
@@ -114,7 +122,11 @@ type StepError = (SupervisorStep, String, io::Error);
 
 /// The supervisor's ordered setup (`SupervisorStep::ALL`); the close-target-side step ran
 /// in `pty::Relay::new`.
-fn set_up(plan: &SupervisorPlan, job_control: bool, ready: OwnedFd) -> Result<SignalFd, StepError> {
+fn set_up(
+    plan: &SupervisorPlan,
+    job_control: bool,
+    ready: Option<OwnedFd>,
+) -> Result<SignalFd, StepError> {
     let at = |step: SupervisorStep| move |(call, e): (String, io::Error)| (step, call, e);
     if let Some(ids) = &plan.ids {
         crate::caps::drop_bounding_set(plan.last_cap, &[])
@@ -149,8 +161,11 @@ fn set_up(plan: &SupervisorPlan, job_control: bool, ready: OwnedFd) -> Result<Si
     if pipe.thread_block().is_err() {
         tracing::debug!("blocking SIGPIPE failed");
     }
-    if nix::unistd::write(&ready, b"r").is_err() {
-        tracing::debug!("ready: the child is gone");
+    // No pipe: a child that does not wait (the PID namespace's init, src/namespaces.rs).
+    if let Some(ready) = ready {
+        if nix::unistd::write(&ready, b"r").is_err() {
+            tracing::debug!("ready: the child is gone");
+        }
     }
     Ok(sigfd)
 }

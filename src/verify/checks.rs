@@ -136,6 +136,12 @@ pub struct PolicyView {
     pub seccomp_allow: Vec<(String, String)>,
     pub accept: Vec<String>,
     pub home: Option<PathBuf>,
+    /// `filesystem.allow_chown = true`, located.
+    pub allow_chown: Option<String>,
+    /// `filesystem.allow_xattr = true`, located.
+    pub allow_xattr: Option<String>,
+    /// `process.allow_shared_ipc = true`, located.
+    pub allow_shared_ipc: Option<String>,
 }
 
 fn at(loaded: &Loaded, span: std::ops::Range<usize>) -> String {
@@ -225,6 +231,24 @@ impl PolicyView {
                 .collect(),
             accept: p.risk.accept.iter().map(|a| a.get_ref().clone()).collect(),
             home: vars.get("HOME").map(PathBuf::from),
+            allow_chown: p.filesystem.allow_chown.then(|| {
+                format!(
+                    "filesystem.allow_chown = true ({})",
+                    key_at("filesystem", "allow_chown")
+                )
+            }),
+            allow_xattr: p.filesystem.allow_xattr.then(|| {
+                format!(
+                    "filesystem.allow_xattr = true ({})",
+                    key_at("filesystem", "allow_xattr")
+                )
+            }),
+            allow_shared_ipc: p.process.allow_shared_ipc.then(|| {
+                format!(
+                    "process.allow_shared_ipc = true ({})",
+                    key_at("process", "allow_shared_ipc")
+                )
+            }),
         }
     }
 
@@ -347,6 +371,8 @@ pub struct Inputs<'a> {
     pub privileged: bool,
     /// The kept capabilities' mask.
     pub keep_mask: u64,
+    /// The plan gives the target an IPC namespace of its own.
+    pub ipc_namespace: bool,
 }
 
 /// The whole battery, in display order.
@@ -361,6 +387,7 @@ pub fn derive(inp: &Inputs<'_>) -> (Vec<Check>, Vec<PathBuf>) {
     v.extend(scopes(inp));
     v.extend(allowed(inp, &mut cleanup));
     v.extend(baseline(inp));
+    v.extend(isolation(inp));
     v.extend(process_state(inp));
     v.extend(limits(inp));
     (v, cleanup)
@@ -783,6 +810,146 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
             .allowed_by(view.unix.clone()),
         );
     }
+    v
+}
+
+/// What Landlock and its scopes do not cover (docs/isolation.md): file metadata outside
+/// the grants, other processes of the same uid, SysV IPC; and the limits that remain.
+fn isolation(inp: &Inputs<'_>) -> Vec<Check> {
+    let view = inp.view;
+    let fx = inp.fx;
+    let file = fx.owned_file.display().to_string();
+    let mut v = Vec::new();
+    for (id, action, how) in [
+        ("chmod-outside", "chmod", "chmod"),
+        (
+            "chmod-opath",
+            "fchmodat2-opath",
+            "O_PATH open + fchmodat2(AT_EMPTY_PATH)",
+        ),
+        (
+            "chmod-procfd",
+            "chmod-procfd",
+            "O_PATH open + chmod(/proc/self/fd/N)",
+        ),
+    ] {
+        v.push(Check::new(
+            id,
+            Kind::Baseline,
+            "seccomp",
+            format!("{how} 0640 of a target-owned 0600 file outside the grants ({file})"),
+            action,
+            vec![file.clone(), "640".into()],
+            Expect::Denied,
+        ));
+    }
+    let keyed = |id: &str, attempt: String, action: &str, allowed: &Option<String>| {
+        Check::new(
+            id,
+            Kind::Enforcement,
+            "seccomp",
+            attempt,
+            action,
+            vec![file.clone()],
+            if allowed.is_some() {
+                Expect::Allowed
+            } else {
+                Expect::Denied
+            },
+        )
+    };
+    v.push(keyed(
+        "chown-outside",
+        format!("chown(-1, own gid) of a file outside the grants ({file})"),
+        "chown",
+        &view.allow_chown,
+    ));
+    v.push(keyed(
+        "setxattr-outside",
+        format!("setxattr user.* on a file outside the grants ({file})"),
+        "setxattr",
+        &view.allow_xattr,
+    ));
+    if let Some(pid) = fx.outside_pid {
+        for (id, action, what) in [
+            (
+                "prlimit-outside",
+                "prlimit",
+                "prlimit64 RLIMIT_CORE (set to its own value)",
+            ),
+            (
+                "renice-outside",
+                "renice",
+                "setpriority PRIO_PROCESS (to its own value)",
+            ),
+            (
+                "affinity-outside",
+                "sched-setaffinity",
+                "sched_setaffinity (to its own mask)",
+            ),
+            ("ioprio-outside", "ioprio", "ioprio_set (to its own value)"),
+        ] {
+            v.push(Check::new(
+                id,
+                Kind::Baseline,
+                "seccomp",
+                format!("{what} of pid {pid} (same uid, outside the sandbox)"),
+                action,
+                vec![pid.to_string()],
+                Expect::Denied,
+            ));
+        }
+    }
+    v.push(Check::new(
+        "prio-user",
+        Kind::Baseline,
+        "seccomp",
+        "getpriority(PRIO_USER, 0): every process of the uid".into(),
+        "prio-user",
+        vec![],
+        Expect::Denied,
+    ));
+    if let Some(id) = fx.shm_id {
+        let (expect, layer) = match (inp.ipc_namespace, &view.allow_shared_ipc) {
+            (true, _) => (Expect::Denied, "ipc-namespace"),
+            (false, None) => (Expect::Denied, "seccomp"),
+            (false, Some(_)) => (Expect::Allowed, "seccomp"),
+        };
+        v.push(Check::new(
+            "sysv-shm-outside",
+            Kind::Enforcement,
+            layer,
+            format!("shmat SysV segment {id} (owned by the target uid, made outside the sandbox)"),
+            "shm-attach",
+            vec![id.to_string()],
+            expect,
+        ));
+    }
+    let mut watch = Check::new(
+        "inotify-outside",
+        Kind::Limit,
+        "landlock-fs",
+        format!(
+            "inotify_add_watch on {} (outside the grants)",
+            fx.owned_dir.display()
+        ),
+        "inotify",
+        vec![fx.owned_dir.display().to_string()],
+        Expect::Observe,
+    );
+    watch.limit_note = Some("Landlock (ABI <= 7) does not mediate inotify: a watch on a directory outside the grants reports the names and timing of what happens in it (never contents); seccomp cannot tell paths apart, and fs.watch needs inotify");
+    v.push(watch);
+    let mut times = Check::new(
+        "utimes-outside",
+        Kind::Limit,
+        "landlock-fs",
+        format!("utimensat(now) on a target-owned file outside the grants ({file})"),
+        "utimes",
+        vec![file.clone()],
+        Expect::Observe,
+    );
+    times.limit_note = Some("Landlock (ABI <= 7) does not mediate utimes: the owner can set the times of its files outside the grants (timestamps only; no content, mode or owner)");
+    v.push(times);
     v
 }
 

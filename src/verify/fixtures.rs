@@ -82,6 +82,9 @@ pub struct Fixtures {
     pub udp_port: u16,
     /// A sleeping process of the target uid outside the sandbox (signal/ptrace rows).
     pub outside_pid: Option<i32>,
+    /// A SysV shared-memory segment owned by the target uid, holding `SHM_MARK`, as
+    /// another process of that uid would leave it.
+    pub shm_id: Option<i32>,
     /// An fd verify leaked on purpose (opened without O_CLOEXEC).
     pub leaked_fd: i32,
     /// One pty slave per child (control, confined), made that child's controlling tty.
@@ -199,6 +202,23 @@ impl Fixtures {
         std::env::set_var(PLANTED_ENV, "clawjail-verify-planted-secret");
 
         let outside_pid = Some(spawn_outside_sleeper(target)?);
+        let (uid, gid) = target.map_or(
+            (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            ),
+            |ids| (ids.uid, ids.gid),
+        );
+        // Without SysV IPC here (a kernel or container without it) the row is left out.
+        let shm_id = match crate::sys::shm_create_owned(uid, gid, crate::probe::sys::SHM_MARK) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(
+                    "verify: no SysV shared memory fixture ({e}); the sysv-shm row is skipped"
+                );
+                None
+            }
+        };
         Ok(Fixtures {
             scratch,
             scratch_outside,
@@ -211,6 +231,7 @@ impl Fixtures {
             unlisted_bind_port,
             udp_port,
             outside_pid,
+            shm_id,
             leaked_fd: leaked_raw,
             pty_slaves,
             verify_pid: pid as i32,
@@ -225,6 +246,9 @@ impl Fixtures {
 
 impl Drop for Fixtures {
     fn drop(&mut self) {
+        if let Some(id) = self.shm_id {
+            crate::sys::shm_remove(id);
+        }
         if let Some(pid) = self.outside_pid {
             let pid = nix::unistd::Pid::from_raw(pid);
             if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok() {

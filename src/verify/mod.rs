@@ -68,6 +68,7 @@ pub const GRANTS: &[&str] = &[
     "exec: the clawjail binary (and its ELF loader) is the plan's command, so rows marked \"after exec\" re-exec `clawjail __verify-exec`; `run` puts the target's own exec chain there instead",
     "tty: each child gets a fresh pty as its controlling terminal, so the TIOCSTI row meets only seccomp (a `run` target has no controlling tty)",
     "session: each attempt keeps the verify child's session (its pty), so the session step is skipped; `run` gives the target a session of its own (the terminal row runs the session and terminal steps as `run` does, with fds 0 and 2 on that pty)",
+    "pid namespace: each attempt runs without the PID namespace a root `run` gives the target (it needs the launch's fork), so the same-uid process rows measure the seccomp pid-0 guards alone; the IPC namespace is applied as `run` applies it",
 ];
 
 /// Added to the policy's `read` list when absent, so the "/proc/self/status" rows can read
@@ -240,6 +241,7 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
         ids: &ids,
         privileged,
         keep_mask: keep_mask(loaded),
+        ipc_namespace: plan.namespaces.ipc,
     });
     fx.cleanup.extend(cleanup);
     let runnable: Vec<&Check> = checks.iter().filter(|c| c.skip.is_none()).collect();

@@ -168,6 +168,9 @@ fn set_up_child(confine: &mut Confine<'_>, pty: BorrowedFd<'_>) -> Result<(), St
         Confine::Confined { plan } => {
             plan.session = crate::session::SessionMode::Keep;
             plan.terminal = None;
+            // A PID namespace needs the launch's fork, which verify replaces with its own
+            // grandchild per attempt; the seccomp pid-0 guards still answer for other pids.
+            plan.namespaces.pid = false;
             Ok(())
         }
     }

@@ -333,15 +333,17 @@ fn abstract_socket_and_signal_outside_are_scoped() {
         .unwrap();
     let pid = outside.id().to_string();
     // network.unix = true: the seccomp side allows AF_UNIX, so the scope is what blocks.
+    // pid_namespace = false: the outside pid must be nameable, so the scope is what blocks
+    // the signal (in a PID namespace of its own the target cannot name it: ESRCH).
     let pol = t.policy(&format!(
-        "{}[network]\nunix = true\n",
+        "{}[network]\nunix = true\n[process]\npid_namespace = false\n",
         base_policy(&[], &[])
     ));
     denied_with_control(&pol, "abstract-connect", &[&name], "errno EPERM");
     denied_with_control(&pol, "kill", &[&pid, "18"], "errno EPERM");
     // Opting out restores both.
     let open = t.policy(&format!(
-        "{}[network]\nunix = true\n[scope]\nabstract_unix_outside = true\nsignal_outside = true\n",
+        "{}[network]\nunix = true\n[process]\npid_namespace = false\n[scope]\nabstract_unix_outside = true\nsignal_outside = true\n",
         base_policy(&[], &[])
     ));
     assert_answer(&run_probe(&open, "abstract-connect", &[&name]), "ok");

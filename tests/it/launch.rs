@@ -267,7 +267,7 @@ fn sid_of(out: &str) -> (i32, i32, i32, i32) {
 fn target_gets_a_new_session_when_clawjail_leads_one() {
     require_root!();
     let s = Scratch::new("sid-leader");
-    let pol = s.policy(&base_policy(&[], &[]));
+    let pol = s.policy(&shared_pid_ns(&base_policy(&[], &[])));
     let o = Command::new("setsid")
         .arg("--wait")
         .arg(clawjail_bin())
@@ -289,7 +289,7 @@ fn target_gets_a_new_session_when_clawjail_leads_one() {
 fn process_group_leader_forks_a_supervisor_that_relays_and_propagates() {
     require_root!();
     let s = Scratch::new("sid-pgrp");
-    let pol = s.policy(&base_policy(&[], &[]));
+    let pol = s.policy(&shared_pid_ns(&base_policy(&[], &[])));
     // An interactive-style job: clawjail leads its own process group, not a session.
     let run = |args: &[&str]| {
         let mut c = Command::new(clawjail_bin());
@@ -542,7 +542,7 @@ fn init_adopts_and_reaps_orphaned_grandchildren() {
     require_root!();
     use std::io::BufRead;
     let s = Scratch::new("init-orphan");
-    let pol = s.policy(&base_policy(&[], &[]));
+    let pol = s.policy(&shared_pid_ns(&base_policy(&[], &[])));
     // The grandchild sleeps 2 s; the target itself stays 5 s so the supervisor is alive.
     let mut child = init_cmd(&pol, &["orphan", "2", "5"]).spawn().unwrap();
     let sup = child.id() as i32;
@@ -660,4 +660,11 @@ fn socket_activation_fds_pass_only_when_the_policy_allows_it() {
     assert_answer(&run(&denied, &["read-fd", "3"]), "errno EBADF");
     assert_answer(&run(&denied, &["env-names"]), "ok");
     assert!(!stdout(&run(&denied, &["env-names"])).contains("LISTEN"));
+}
+
+/// These tests look at the target's pid, session and parent from the test's own PID
+/// namespace: keep the target in it (a root start gives it a namespace of its own by
+/// default; tests/it/isolation.rs covers that mode).
+fn shared_pid_ns(policy: &str) -> String {
+    format!("{policy}\n[process]\npid_namespace = false\n")
 }

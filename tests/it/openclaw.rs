@@ -127,8 +127,20 @@ struct Gateway {
     log: PathBuf,
 }
 
+/// A test that panics before `stop` must not leave a gateway running (it would hold the
+/// per-uid lock coordinators in /tmp and fail the next test): SIGKILL the supervisor,
+/// whose death ends the PID namespace and everything in it.
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.child.kill().ok();
+            self.child.wait().ok();
+        }
+    }
+}
+
 impl Gateway {
-    fn stop(mut self) -> std::process::ExitStatus {
+    fn stop(&mut self) -> std::process::ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).ok();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -209,6 +221,24 @@ fn wait_healthy(gw: &mut Gateway, port: u16, limit: Duration) -> Duration {
     panic!("gateway not healthy after {limit:?}:\n{}", gw.log_tail());
 }
 
+/// `pid` and its first child, grandchild, ... (each process here has one child).
+fn process_chain(pid: u32) -> Vec<u32> {
+    let mut chain = vec![pid];
+    while let Some(next) = std::fs::read_to_string(format!(
+        "/proc/{0}/task/{0}/children",
+        chain[chain.len() - 1]
+    ))
+    .ok()
+    .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
+    {
+        chain.push(next);
+        if chain.len() > 8 {
+            break;
+        }
+    }
+    chain
+}
+
 fn proc_status(pid: u32) -> std::collections::HashMap<String, String> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -224,8 +254,28 @@ fn gateway_comes_up_confined(tier: &str) {
     let run = Run::new(&tier.replace(".toml", ""));
     let mut gw = start_gateway(&s, &run, tier);
     let took = wait_healthy(&mut gw, run.port, Duration::from_secs(120));
-    let st = proc_status(gw.child.id());
     let uid = s.user.uid.as_raw();
+    // A root start gives the gateway a PID namespace of its own: clawjail stays as the
+    // supervisor, its child is the namespace's init, the gateway is the grandchild. The
+    // two clawjail processes run as the target uid without capabilities.
+    let chain = process_chain(gw.child.id());
+    assert!(
+        chain.len() >= 3,
+        "supervisor, namespace init, gateway (and its children): {chain:?}"
+    );
+    for &sup in &chain[..2] {
+        let st = proc_status(sup);
+        assert_eq!(
+            st["Uid"],
+            format!("{uid}\t{uid}\t{uid}\t{uid}"),
+            "pid {sup}"
+        );
+        assert_eq!(st["CapEff"], "0000000000000000", "pid {sup}");
+        assert_eq!(st["NoNewPrivs"], "1", "pid {sup}");
+    }
+    let target = chain[2];
+    let st = proc_status(target);
+    assert_eq!(st["NSpid"].split_whitespace().last(), Some("2"), "{st:?}");
     assert_eq!(st["Uid"], format!("{uid}\t{uid}\t{uid}\t{uid}"));
     assert_eq!(st["NoNewPrivs"], "1");
     assert_eq!(st["Seccomp"], "2");
@@ -233,7 +283,7 @@ fn gateway_comes_up_confined(tier: &str) {
         assert_eq!(st[k], "0000000000000000", "{k}");
     }
     // The token reached the gateway through env.files, never through argv.
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", gw.child.id())).unwrap();
+    let cmdline = std::fs::read(format!("/proc/{target}/cmdline")).unwrap();
     assert!(!String::from_utf8_lossy(&cmdline).contains(&run.token));
     // The shipped tiers give the gateway a private /tmp (filesystem.private_tmp): its own
     // mount namespace with a tmpfs on /tmp, which our /tmp (control) is not.
@@ -384,4 +434,134 @@ fn gateway_runs_under_the_strict_profile_with_action_kill() {
     let scratch = Scratch::new("gw-strict-policy");
     let path = scratch.file("openclaw-gateway-strict-kill.toml", &strict, 0o644);
     gateway_comes_up_confined(path.to_str().unwrap());
+}
+
+/// OpenClaw's own media writer (`writeReadScopeMedia`, dist/store.read-scope-*.mjs; the
+/// same code is bundled into dist/worker/worker.mjs): it creates the file 0600 under umask
+/// 077, then `fchmod(fd, 0o644)` and rethrows unless the file ends up group/other-readable.
+/// Then a chmod by path of the written file, which the mode guard refuses, and a chmod of
+/// the same file to owner bits only, which it allows. One JSON line.
+const MEDIA_JS: &str = r#"
+const fs = require('fs'), path = require('path');
+const [dist, dir] = process.argv.slice(1);
+(async () => {
+  const f = fs.readdirSync(dist).find((n) => /^store\.read-scope-.*\.mjs$/.test(n));
+  const { writeReadScopeMedia } = await import(path.join(dist, f));
+  fs.mkdirSync(dir, { recursive: true });
+  const resources = [];
+  const scope = { assertCurrent() {}, registerResource(r) { resources.push(r); } };
+  const r = await writeReadScopeMedia({ scope, dir, tempPrefix: 'clawjail-it', durable: true,
+    write: async (h) => { await h.writeFile('media bytes'); return { id: 'media-out.bin' }; } });
+  for (const x of resources) await x.settle(true);
+  const file = path.join(dir, r.id);
+  const out = { written: true, mode: (fs.statSync(file).mode & 0o777).toString(8) };
+  const code = (fn) => { try { fn(); return 'ok'; } catch (e) { return e.code || String(e); } };
+  out.chmod_path_0644 = code(() => fs.chmodSync(file, 0o640));
+  out.chmod_path_0600 = code(() => fs.chmodSync(file, 0o600));
+  console.log(JSON.stringify(out));
+})().catch((e) => { console.log(JSON.stringify({ written: false, error: String((e && e.stack) || e) })); });
+"#;
+
+fn media_write(s: &Setup, run: &Run, policy: &str) -> serde_json::Value {
+    let dist = s.prefix.join("node_modules/openclaw/dist");
+    let dir = run.state_dir().join("media/clawjail-it");
+    let o = run
+        .clawjail(
+            s,
+            policy,
+            &[
+                "node",
+                "-e",
+                MEDIA_JS,
+                dist.to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("no JSON from node ({e}): {}\n{}", stdout(&o), stderr(&o)))
+}
+
+/// The mode guards let the real media write through (fchmod on its own fd may add
+/// group/other read) while a chmod by path with group/other bits is refused, under the
+/// gateway tier and under strict + kill. Control: the same script as the same uid without
+/// clawjail, where the path chmod succeeds.
+#[test]
+fn gateway_media_write_keeps_working_under_the_mode_guards() {
+    let s = require_openclaw!();
+    let run = Run::new("gw-media");
+    let v = media_write(&s, &run, "openclaw-gateway.toml");
+    assert_eq!(v["written"], true, "{v}");
+    assert_eq!(v["mode"], "644", "fchmod(fd, 0o644) applied: {v}");
+    assert_eq!(v["chmod_path_0644"], "EPERM", "{v}");
+    assert_eq!(v["chmod_path_0600"], "ok", "{v}");
+
+    let text = std::fs::read_to_string(Path::new(POLICIES).join("openclaw-gateway.toml")).unwrap();
+    let strict = text
+        .replace("profile = \"default\"", "profile = \"strict\"")
+        .replace("action = \"errno\"", "action = \"kill\"");
+    let path = run.scratch.file("strict-kill.toml", &strict, 0o644);
+    let run2 = Run::new("gw-media-strict");
+    let v = media_write(&s, &run2, path.to_str().unwrap());
+    assert_eq!(v["written"], true, "strict + kill: {v}");
+    assert_eq!(v["mode"], "644", "{v}");
+    assert_eq!(
+        v["chmod_path_0644"], "EPERM",
+        "strict + kill: EPERM, not SIGSYS: {v}"
+    );
+
+    // Control: bare, same uid, a directory it owns.
+    let dir = run.scratch.dir(
+        "control",
+        0o700,
+        Some((s.user.uid.as_raw(), s.user.gid.as_raw())),
+    );
+    let dist = s.prefix.join("node_modules/openclaw/dist");
+    let o = Command::new("setpriv")
+        .args([
+            format!("--reuid={}", s.user.uid),
+            format!("--regid={}", s.user.gid),
+            "--clear-groups".into(),
+        ])
+        .arg(&s.node)
+        .args(["-e", MEDIA_JS])
+        .arg(&dist)
+        .arg(dir.join("media"))
+        .env_clear()
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("control: no JSON ({e}): {}{}", stdout(&o), stderr(&o)));
+    assert_eq!(v["written"], true, "control: {v}");
+    assert_eq!(v["chmod_path_0644"], "ok", "control: {v}");
+}
+
+/// In its PID namespace every gateway is pid 2, and OpenClaw's owner lease records the pid
+/// and `/proc/<pid>/stat`'s start time. With the host's /proc a lease left by a SIGKILLed
+/// gateway looked alive (pid 2 is the new gateway itself) and blocked the restart for the
+/// lease's 5-minute TTL; with the namespace's own /proc the start times differ and the
+/// stale lease is reclaimed. Kill the supervisor with SIGKILL (the namespace dies with it),
+/// then start again on the same state directory.
+#[test]
+fn gateway_restarts_after_sigkill_on_the_same_state() {
+    let s = require_openclaw!();
+    let run = Run::new("gw-restart");
+    let mut gw = start_gateway(&s, &run, "openclaw-gateway.toml");
+    wait_healthy(&mut gw, run.port, Duration::from_secs(120));
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+    // The port is released once the namespace is gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(run.port, "/healthz").is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut again = start_gateway(&s, &run, "openclaw-gateway.toml");
+    let took = wait_healthy(&mut again, run.port, Duration::from_secs(120));
+    eprintln!("restart after SIGKILL: healthy in {} ms", took.as_millis());
+    let status = again.stop();
+    assert!(
+        status.success() || status.code() == Some(143),
+        "gateway stop: {status}"
+    );
 }

@@ -181,3 +181,35 @@ fn all_errors_of_a_file_are_reported_at_once() {
         ],
     );
 }
+
+/// The isolation keys (issue 9): wrong types and misspellings are located; a guarded
+/// call named in seccomp.allow points at the key that lifts it.
+#[test]
+fn isolation_keys_are_checked_and_located() {
+    refused(
+        "iso-type",
+        "version = 1\n[identity]\nuser = 65534\n[process]\npid_namespace = \"yes\"\n",
+        &["{policy}:5:17: error[wrong-type]"],
+    );
+    refused(
+        "iso-unknown",
+        "version = 1\n[identity]\nuser = 65534\n[filesystem]\nallow_chwon = true\n",
+        &[
+            "{policy}:5:1: error[unknown-key]: filesystem.allow_chwon",
+            "allow_chown, allow_xattr",
+        ],
+    );
+    refused(
+        "iso-unknown-process",
+        "version = 1\n[identity]\nuser = 65534\n[process]\nshared_ipc = true\n",
+        &["error[unknown-key]", "allow_shared_ipc"],
+    );
+    refused(
+        "iso-guarded",
+        "version = 1\n[identity]\nuser = 65534\n[seccomp]\nallow = [\"fchown\"]\n",
+        &[
+            "{policy}:5:10: error[seccomp-guarded]",
+            "set filesystem.allow_chown = true",
+        ],
+    );
+}

@@ -166,6 +166,12 @@ fn probe_cmd(args: &str) -> String {
     format!("{} {args}", probe().display())
 }
 
+/// For tests about what the target leaves behind: without a PID namespace of its own
+/// (issue 9's default on a root start), so a daemon outlives the target and the relay
+/// alone must keep it from the caller's terminal; with one, the namespace's teardown kills
+/// it anyway, and its pids would not be the host's.
+const NO_PIDNS: &str = "\n[process]\npid_namespace = false\n";
+
 /// A scratch dir the target (uid 65534) may write, and a policy for it.
 fn setup(name: &str, extra: &str) -> (Scratch, std::path::PathBuf) {
     let s = Scratch::new(name);
@@ -201,7 +207,7 @@ fn fd_paths(pid: &str) -> Vec<String> {
 /// the line typed next, and what its fds 0-2 are. Returns (daemon's log, shell's line,
 /// daemon's fds, run's duration in ms).
 fn daemon_after_return(via: Via) -> (String, String, Vec<String>, u64) {
-    let (s, pol) = setup("tty-steal", "");
+    let (s, pol) = setup("tty-steal", NO_PIDNS);
     let out = s.join("stolen.txt");
     let target = cmd(
         via,
@@ -258,7 +264,7 @@ fn a_daemon_left_behind_gets_nothing_typed_after_run_returns() {
 fn nothing_left_behind_holds_the_callers_terminal() {
     require_root!();
     for via in [Via::Bare, Via::Clawjail, Via::ClawjailUnprivileged] {
-        let (s, pol) = setup("tty-hold", "");
+        let (s, pol) = setup("tty-hold", NO_PIDNS);
         let out = s.join("daemon.txt");
         let target = cmd(
             via,
@@ -576,7 +582,7 @@ fn the_target_cannot_take_the_terminal_from_its_supervisor() {
     require_root!();
     // /proc readable, so only the supervisor's own protections (not dumpable; the
     // target's Landlock domain) stand between the target and /proc/<supervisor>/fd/0.
-    let (_s, pol) = setup("tty-anc", "");
+    let (_s, pol) = setup("tty-anc", NO_PIDNS);
     let pol_text = std::fs::read_to_string(&pol)
         .unwrap()
         .replace("read = [", "read = [\"/proc\", ");
@@ -703,7 +709,7 @@ fn a_child_left_running_survives_the_targets_exit() {
     // The pty session's leader exits with the target; it must not hang up what the target
     // left running in its process group (no shell does that to a finished command).
     for via in [Via::Bare, Via::Clawjail, Via::ClawjailUnprivileged] {
-        let (_s, pol) = setup("tty-orphan", "");
+        let (_s, pol) = setup("tty-orphan", NO_PIDNS);
         let target = cmd(via, &pol, &probe_cmd("orphan 3"));
         let mut t = Term::spawn(&["sh", "-c", &format!("{target}; echo DONE:$?; sleep 1")]);
         t.expect("ok ", 10);

@@ -1,0 +1,213 @@
+//! namespaces: a PID and an IPC namespace of the target's own, where the start allows it.
+//!
+//! **Enforces** (root start with CAP_SYS_ADMIN):
+//! - `CLONE_NEWPID` (pid_namespaces(7)): the target sees and names only its own
+//!   descendants. prlimit, setpriority, sched_set*, ioprio_set, kill and pidfd_open with
+//!   another pid answer ESRCH: the supervisor, the user's shell and every other process of
+//!   the same uid have no pid in the target's namespace. The seccomp pid-0 guards stay as
+//!   a second layer, and the only layer on an unprivileged start.
+//! - `CLONE_NEWIPC` (ipc_namespaces(7)): SysV shared memory, semaphores, message queues
+//!   and POSIX message queues (mq_overview(7): each IPC namespace has its own mqueue
+//!   filesystem) are private to the target; seccomp then allows them as the profile lists.
+//!
+//! **How**: unshare(2) before the session step's fork. CLONE_NEWPID moves only the
+//! children that follow (unshare(2): "the caller is not moved into the new namespace"), and
+//! the first child becomes the namespace's init: when it exits the kernel SIGKILLs the
+//! rest, and orphans are re-parented to it. So the target is not that init: the first child
+//! forks once more and stays as a tiny init (reaps every orphan, relays signals; the same
+//! supervisor loop as `--init`), and the target runs as pid 2. An init ignores signals it
+//! has no handler for (pid_namespaces(7)), which would make SIGTERM a no-op for a target
+//! running as pid 1; a blocked signal is never ignored, and the init's loop blocks and
+//! relays them.
+//!
+//! The init also gives the namespace a /proc of its own (a mount namespace, mounts made
+//! private, a procfs mounted from inside the PID namespace: proc(5)). With the host's /proc,
+//! `/proc/<getpid()>` names another process: OpenClaw records its pid (2, every run) and
+//! `/proc/<pid>/stat`'s start time in its gateway lock, and a lock left by a SIGKILLed
+//! gateway then looked alive for good. Landlock rules under /proc are reopened by path in
+//! the target (src/landlock), since the new procfs has other inodes.
+//!
+//! **Cannot**: an unprivileged start gets no namespaces (both need CAP_SYS_ADMIN; a user namespace would give the target
+//! CAP_SYS_ADMIN over new namespaces, which is what the seccomp clone/unshare guards keep
+//! out), so there the seccomp guards are the only layer.
+
+use std::io;
+
+use serde_json::json;
+
+use crate::session::SessionMode;
+
+/// What the namespace step will do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespacePlan {
+    /// unshare(CLONE_NEWPID), fork twice (supervisor, namespace init, target), and a mount
+    /// namespace with the PID namespace's own /proc.
+    pub pid: bool,
+    /// unshare(CLONE_NEWIPC).
+    pub ipc: bool,
+    /// Why a namespace is not used, for `check` and the launch event.
+    pub not_used: Vec<String>,
+}
+
+/// What the plan knows when it decides.
+pub struct NamespaceInputs {
+    pub privileged: bool,
+    pub session: SessionMode,
+    /// `process.pid_namespace`.
+    pub pid_wanted: bool,
+}
+
+/// Decide, trying unshare in a throwaway child so a container without CAP_SYS_ADMIN (or
+/// with a seccomp profile that refuses unshare) degrades here instead of failing at launch.
+pub fn prepare(inp: &NamespaceInputs) -> NamespacePlan {
+    let mut plan = NamespacePlan::default();
+    if !inp.privileged {
+        plan.not_used.push("pid and ipc namespaces: not started as root (both need CAP_SYS_ADMIN; clawjail does not create a user namespace for the target); the seccomp pid-0 guards and the refusal of SysV IPC and POSIX message queues apply instead".into());
+        return plan;
+    }
+    plan.ipc = crate::sys::unshare_works(libc::CLONE_NEWIPC);
+    if !plan.ipc {
+        plan.not_used.push("ipc namespace: unshare(CLONE_NEWIPC) is refused here (no CAP_SYS_ADMIN, or a container's seccomp profile); SysV IPC and POSIX message queues are refused by seccomp instead".into());
+    }
+    if !inp.pid_wanted {
+        plan.not_used.push(
+            "pid namespace: process.pid_namespace = false; the seccomp pid-0 guards apply instead"
+                .into(),
+        );
+    } else if inp.session == SessionMode::Keep {
+        plan.not_used.push("pid namespace: process.new_session = false keeps the target in place (a PID namespace needs a fork); the seccomp pid-0 guards apply instead".into());
+    } else if crate::sys::pid_namespace_with_proc_works() {
+        plan.pid = true;
+    } else {
+        plan.not_used.push("pid namespace: unshare(CLONE_NEWPID | CLONE_NEWNS) or mounting its /proc is refused here (no CAP_SYS_ADMIN, a container's seccomp profile, or a locked /proc); the seccomp pid-0 guards apply instead".into());
+    }
+    plan
+}
+
+impl NamespacePlan {
+    /// For `check`.
+    pub fn describe(&self) -> serde_json::Value {
+        json!({
+            "pid": if self.pid {
+                "own PID namespace: clawjail forks, stays outside as the supervisor, and a clawjail init (pid 1 inside, with a /proc of the namespace's own) runs the target as pid 2"
+            } else {
+                "shared with the host (see not_used)"
+            },
+            "ipc": if self.ipc {
+                "own IPC namespace: SysV IPC and POSIX message queues are private to the target"
+            } else {
+                "shared with the host: SysV IPC and POSIX message queues are refused by seccomp unless process.allow_shared_ipc = true"
+            },
+            "not_used": self.not_used,
+        })
+    }
+
+    /// The flags for unshare(2).
+    fn flags(&self) -> libc::c_int {
+        (if self.pid { libc::CLONE_NEWPID } else { 0 })
+            | (if self.ipc { libc::CLONE_NEWIPC } else { 0 })
+    }
+}
+
+/// The namespace step: unshare(2) with the planned flags. Before the session step, whose
+/// fork then puts the child into the new PID namespace.
+pub fn enter(plan: &NamespacePlan) -> Result<(), (String, io::Error)> {
+    let flags = plan.flags();
+    if flags == 0 {
+        return Ok(());
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::from_bits_truncate(flags)).map_err(|e| {
+        (
+            format!(
+                "unshare({})",
+                [(plan.pid, "CLONE_NEWPID"), (plan.ipc, "CLONE_NEWIPC")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, n)| *n)
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ),
+            io::Error::from(e),
+        )
+    })
+}
+
+/// In the first child after the session fork, which is pid 1 of the new PID namespace:
+/// give the namespace its own /proc (a mount namespace of its own, mounts private so
+/// nothing propagates back to the host, a procfs mounted by a process inside the PID
+/// namespace so it shows that namespace), then fork once more. This process stays as the namespace's init (the supervisor loop: reap,
+/// relay, exit with the target's status); the new child returns and becomes the target.
+/// Returns the init's pid as the child sees it (1), for the parent-death check.
+pub fn fork_namespace_init(
+    sup: &crate::supervisor::SupervisorPlan,
+) -> Result<libc::pid_t, (String, io::Error)> {
+    mount_own_proc()?;
+    let init = nix::unistd::getpid().as_raw();
+    let pid = crate::sys::fork()
+        .map_err(|e| ("fork() of the target in its PID namespace".to_string(), e))?;
+    if pid == 0 {
+        return Ok(init);
+    }
+    // The outer supervisor's death must end the namespace: the init dies with it, and the
+    // kernel then SIGKILLs the target and everything else inside (pid_namespaces(7)).
+    let inner = crate::supervisor::SupervisorPlan {
+        die_with_parent: true,
+        ..sup.clone()
+    };
+    crate::supervisor::run(pid, &inner, None, None)
+}
+
+/// unshare(CLONE_NEWNS), `mount --make-rprivate /`, `mount -t proc proc /proc`.
+pub fn mount_own_proc() -> Result<(), (String, io::Error)> {
+    use nix::mount::{mount, MsFlags};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| ("unshare(CLONE_NEWNS)".to_string(), io::Error::from(e)))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        (
+            "mount(/, MS_REC | MS_PRIVATE)".to_string(),
+            io::Error::from(e),
+        )
+    })?;
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| ("mount(proc, /proc)".to_string(), io::Error::from(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unprivileged_uses_none_and_says_why() {
+        let p = prepare(&NamespaceInputs {
+            privileged: false,
+            session: SessionMode::New,
+            pid_wanted: true,
+        });
+        assert!(!p.pid && !p.ipc);
+        assert!(p.not_used[0].contains("not started as root"));
+        assert_eq!(p.flags(), 0);
+    }
+
+    #[test]
+    fn flags_follow_the_plan() {
+        let p = NamespacePlan {
+            pid: true,
+            ipc: true,
+            not_used: vec![],
+        };
+        assert_eq!(p.flags(), libc::CLONE_NEWPID | libc::CLONE_NEWIPC);
+    }
+}
