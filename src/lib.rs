@@ -28,4 +28,5 @@ pub mod session;
 pub mod signals;
 pub mod supervisor;
 pub mod sys;
+pub mod terminal;
 pub mod verify;

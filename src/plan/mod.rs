@@ -23,6 +23,7 @@ use crate::policy::{self, vars::Vars, LimitValue, Loaded, PolicyError};
 use crate::seccomp::{self, SeccompInputs, SeccompPlan};
 use crate::session::SessionMode;
 use crate::supervisor::SupervisorPlan;
+use crate::terminal::TerminalPlan;
 use target::TargetPlan;
 
 /// Why a plan could not be built. Nothing irreversible has happened yet.
@@ -41,6 +42,8 @@ pub enum PlanError {
     },
     #[error("{0}")]
     Refused(String),
+    #[error("{0}")]
+    Terminal(#[from] crate::terminal::TerminalError),
     #[error("{0}: not implemented in this build; refusing to start without it")]
     NotImplemented(&'static str),
 }
@@ -112,6 +115,10 @@ pub struct Plan {
     pub session: SessionMode,
     pub namespaces: NamespacePlan,
     pub supervisor: SupervisorPlan,
+    /// The terminal step; `None` when no fd 0-2 is a terminal.
+    pub terminal: Option<TerminalPlan>,
+    /// `process.terminal` (verify prepares a terminal step of its own with it).
+    pub terminal_mode: crate::policy::TerminalMode,
     pub env: EnvPlan,
     pub envp: Vec<CString>,
     pub fds: FdPlan,
@@ -246,6 +253,20 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         die_with_parent: false,
     };
 
+    // Terminal: decided from fds 0-2 now; `run` also opens the pty here, before the first
+    // irreversible step. Socket-activation fds are kept open, so none may be a terminal.
+    for fd in 3..3 + fds.keep_listen_fds {
+        if crate::sys::is_terminal_raw(fd as i32) {
+            return Err(PlanError::Refused(format!(
+                "socket activation: fd {fd} (LISTEN_FDS) is a terminal; the target must not receive the caller's terminal"
+            )));
+        }
+    }
+    let terminal = TerminalPlan::prepare(p.process.terminal, opts.apply)?;
+    if terminal.as_ref().is_some_and(|t| t.needs_pty()) && !p.process.new_session {
+        tracing::info!("process.new_session = false does not apply: the target leads the session of its new pty");
+    }
+
     let landlock = landlock::prepare(&LandlockInputs {
         src,
         fs: &p.filesystem,
@@ -287,6 +308,8 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         session,
         namespaces,
         supervisor,
+        terminal,
+        terminal_mode: p.process.terminal,
         env: env_plan,
         envp,
         fds,

@@ -407,6 +407,22 @@ pub struct Process {
     /// stays as the namespace's init). Default true.
     #[serde(default = "yes")]
     pub pid_namespace: bool,
+    /// What the target gets when any of fds 0-2 is a terminal (docs/terminal.md).
+    #[serde(default)]
+    pub terminal: TerminalMode,
+}
+
+/// `process.terminal`: the target never receives a descriptor of the caller's terminal.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TerminalMode {
+    /// A new pseudo-terminal for every terminal among fds 0-2; the supervisor relays input
+    /// and output (sudo's use_pty, `runuser --pty`, `systemd-run --pty`).
+    #[default]
+    Pty,
+    /// stdin from /dev/null; terminal stdout/stderr through a new pty relayed output-only.
+    /// The caller's terminal is never read and its modes never changed (daemons).
+    NullStdin,
 }
 
 fn yes() -> bool {
@@ -421,6 +437,7 @@ impl Default for Process {
             new_session: true,
             allow_shared_ipc: false,
             pid_namespace: true,
+            terminal: TerminalMode::Pty,
         }
     }
 }

@@ -15,4 +15,5 @@ mod openclaw;
 mod planted;
 mod policy_errors;
 mod seccomp;
+mod terminal;
 mod verify;
