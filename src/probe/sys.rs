@@ -637,6 +637,13 @@ fn isolation(action: &str, args: &[String]) -> Option<Outcome> {
                 [p.as_ptr() as i64, libc::O_RDONLY as i64, 0, 0],
             ))
         }),
+        // mq_unlink(NAME): tests remove a queue whose holder they had to kill.
+        "mq-unlink" => with_path(path().trim_start_matches('/'), |p| {
+            match unsafe_syscall(libc::SYS_mq_unlink, [p.as_ptr() as i64, 0, 0, 0]) {
+                Ok(_) => Outcome::Ok(String::new()),
+                Err(e) => Outcome::Errno(e),
+            }
+        }),
         // mq_open(NAME, O_CREAT|O_RDWR, 0600), print "ok", stay N seconds, mq_unlink.
         "mq-hold" => mq_hold(path(), arg::<u64>(args, 1).unwrap_or(10)),
         _ => return None,
