@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod caps;
 pub mod cli;
+pub mod egress;
 pub mod elf;
 pub mod env;
 pub mod fds;

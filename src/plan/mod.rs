@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use caps::Capability;
 use nix::sys::resource::Resource;
 
+use crate::egress::EgressPlan;
 use crate::env::{self, EnvFrom, EnvPlan};
 use crate::identity::Ids;
 use crate::landlock::{self, LandlockInputs, LandlockPlan};
@@ -126,6 +127,8 @@ pub struct Plan {
     pub landlock: LandlockPlan,
     pub seccomp: SeccompPlan,
     pub target: Option<TargetPlan>,
+    /// `[egress]`, resolved; `None`: destinations are not controlled.
+    pub egress: Option<EgressPlan>,
     pub vars: Vars,
     /// Controls that will not be (fully) applied, each with the reason.
     pub degraded: Vec<String>,
@@ -292,6 +295,8 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         },
     })?;
 
+    let egress = build_egress(loaded, &vars)?;
+
     Ok(Plan {
         source: SourceInfo {
             file: src.origin.display_name().to_string(),
@@ -317,9 +322,37 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         seccomp,
         target,
         private_tmp,
+        egress,
         vars,
         degraded,
     })
+}
+
+/// `[egress]` with its inbound listeners expanded (`127.0.0.1:${PORT}`).
+fn build_egress(loaded: &Loaded, vars: &Vars) -> Result<Option<EgressPlan>, PlanError> {
+    let (Some(rules), Some(section)) = (&loaded.egress, &loaded.policy.egress) else {
+        return Ok(None);
+    };
+    let mut inbound = Vec::new();
+    for i in &section.inbound {
+        let expanded = vars.expand(i.get_ref()).map_err(|m| {
+            PolicyError::at(
+                &loaded.source,
+                i.span(),
+                "undefined-variable",
+                "egress.inbound",
+                m,
+            )
+        })?;
+        let addr = policy::egress::inbound_addr(&loaded.source, i, &expanded)?;
+        if !inbound.contains(&addr) {
+            inbound.push(addr);
+        }
+    }
+    Ok(Some(EgressPlan {
+        rules: rules.clone(),
+        inbound,
+    }))
 }
 
 /// Variables from the target user, then `[vars]`, then `--var`.

@@ -8,6 +8,7 @@
 //! The reference for every key is `docs/policy.md`.
 
 pub mod diag;
+pub mod egress;
 pub mod vars;
 
 use std::collections::BTreeMap;
@@ -97,6 +98,9 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Loaded {
     pub source: Source,
     pub policy: Policy,
+    /// `[egress]` validated into rules; `None` when the section is absent (destinations
+    /// are then not controlled).
+    pub egress: Option<crate::egress::EgressRules>,
 }
 
 /// Parse and validate policy text. Pure: used by `run`, `check`, `verify` and the fuzzer.
@@ -109,12 +113,20 @@ pub fn parse(text: &str) -> Result<Policy, toml::de::Error> {
 /// is the error itself, the rest ride along in [`PolicyError::more`].
 pub fn load(source: Source) -> Result<Loaded, PolicyError> {
     let (policy, mut errs) = diag::parse_collecting(&source);
+    let mut egress = None;
     if let Some(policy) = &policy {
         validate(&source, policy, &mut errs);
+        if let Some(section) = &policy.egress {
+            egress = egress::compile(&source, section, &mut errs);
+        }
     }
     match (policy, diag::combine(errs)) {
         (_, Some(e)) => Err(e),
-        (Some(policy), None) => Ok(Loaded { source, policy }),
+        (Some(policy), None) => Ok(Loaded {
+            source,
+            policy,
+            egress,
+        }),
         // parse_collecting returns no policy only with at least one error.
         (None, None) => Err(PolicyError::whole(
             source.origin.display_name(),
@@ -202,6 +214,9 @@ pub struct Policy {
     pub kernel: Kernel,
     #[serde(default)]
     pub risk: Risk,
+    /// Egress by destination (docs/egress.md). Absent: destinations are not controlled.
+    #[serde(default)]
+    pub egress: Option<egress::Egress>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

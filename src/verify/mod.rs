@@ -200,6 +200,15 @@ fn prepare_plan(
 
 /// Run the whole battery.
 pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, VerifyError> {
+    // Rows run under the plan `run` applies; without the egress mechanism their network
+    // results would describe a jail that `run` refuses to start.
+    if loaded.egress.is_some() {
+        return Err(PlanError::Refused(format!(
+            "{}; verify cannot attempt the egress rows, and `run` refuses this policy",
+            crate::egress::NOT_WIRED
+        ))
+        .into());
+    }
     let (ids, home, privileged) = target_ids(loaded)?;
     let vars = plan::build_vars(loaded, &ids, home.as_deref(), cli_vars)?;
     let view = PolicyView::new(loaded, &vars);

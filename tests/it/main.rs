@@ -8,6 +8,7 @@ mod util;
 
 mod audit;
 mod cli;
+mod egress;
 mod isolation;
 mod landlock;
 mod launch;
