@@ -12,6 +12,7 @@
 //! the relay decision are implemented and tested; the namespace and the wiring into `run`
 //! are not, so `run` refuses a policy with `[egress]` ([`refuse_run_until_wired`]).
 
+pub mod dns;
 pub mod ranges;
 pub mod rules;
 
