@@ -8,12 +8,15 @@
 //! itself, refuses every address that is not globally routable ([`ranges`]) and relays
 //! to exactly the address it checked ([`relay`]).
 //!
-//! Status in this build: the policy section, the address ranges, the DNS responder and
-//! the relay decision are implemented and tested; the namespace and the wiring into `run`
-//! are not, so `run` refuses a policy with `[egress]` ([`refuse_run_until_wired`]).
+//! Status in this build: the policy section, the address ranges, the DNS responder, the
+//! relay and the broker's event loop are implemented and tested on loopback; the namespace
+//! and the wiring into `run` are not, so `run` refuses a policy with `[egress]`
+//! ([`refuse_run_until_wired`]).
 
+pub mod broker;
 pub mod dns;
 pub mod ranges;
+pub mod relay;
 pub mod rules;
 
 use std::net::{Ipv4Addr, SocketAddr};
