@@ -468,3 +468,12 @@ unsafe fn mount_private_proc_raw() -> bool {
             std::ptr::null(),
         ) == 0
 }
+
+/// Take ownership of an fd the kernel just installed in this process for us (an
+/// SCM_RIGHTS fd from recvmsg(2)): nothing else refers to it, so it is closed exactly once.
+pub fn own_received_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: recvmsg(2) with SCM_RIGHTS installs a fresh descriptor owned by no other
+    // object in this process; the caller passes each received number exactly once.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}

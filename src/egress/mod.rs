@@ -9,12 +9,16 @@
 //! to exactly the address it checked ([`relay`]).
 //!
 //! Status in this build: the policy section, the address ranges, the DNS responder, the
-//! relay and the broker's event loop are implemented and tested on loopback; the namespace
-//! and the wiring into `run` are not, so `run` refuses a policy with `[egress]`
+//! relay, the broker's event loop and the namespace pieces ([`netns`]: unshare, lo up and
+//! AnyIP routes over netlink, capture sockets, SCM_RIGHTS) are implemented and tested,
+//! end to end in test-made namespaces (tests/it/egress.rs). They are not yet wired into
+//! `run` (target in the namespace, broker in the supervisor, Landlock connect limited to
+//! the capture ports), so `run` refuses a policy with `[egress]`
 //! ([`refuse_run_until_wired`]).
 
 pub mod broker;
 pub mod dns;
+pub mod netns;
 pub mod ranges;
 pub mod relay;
 pub mod rules;
