@@ -45,13 +45,31 @@ pub const DNS_PORT: u16 = 53;
 /// opening many at once) must not see ECONNREFUSED.
 pub const CAPTURE_BACKLOG: i32 = 1024;
 
-fn errno(call: &str, e: nix::Error) -> io::Error {
-    io::Error::new(io::Error::from(e).kind(), format!("{call}: {e}"))
+/// A namespace step that failed: the call and the kernel's answer (errno kept).
+#[derive(Debug, thiserror::Error)]
+#[error("{call}: {source}")]
+pub struct NetnsError {
+    pub call: String,
+    #[source]
+    pub source: io::Error,
+}
+
+impl NetnsError {
+    fn new(call: impl Into<String>, source: io::Error) -> Self {
+        NetnsError {
+            call: call.into(),
+            source,
+        }
+    }
+}
+
+fn errno(call: &str, e: nix::Error) -> NetnsError {
+    NetnsError::new(call, io::Error::from(e))
 }
 
 /// `unshare(CLONE_NEWNET)`: a root start (CAP_SYS_ADMIN). Affects the calling thread;
 /// clawjail calls it in the single-threaded child before confinement.
-pub fn unshare_net() -> io::Result<()> {
+pub fn unshare_net() -> Result<(), NetnsError> {
     nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| errno("unshare(CLONE_NEWNET)", e))
 }
 
@@ -59,7 +77,7 @@ pub fn unshare_net() -> io::Result<()> {
 /// unprivileged start. The caller gets every capability inside the new user namespace
 /// (and none outside), enough to set `lo` up and bind ports below 1024 there.
 /// Must be single-threaded (unshare(2): CLONE_NEWUSER, EINVAL).
-pub fn unshare_user_and_net(uid: u32, gid: u32) -> io::Result<()> {
+pub fn unshare_user_and_net(uid: u32, gid: u32) -> Result<(), NetnsError> {
     nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET)
         .map_err(|e| errno("unshare(CLONE_NEWUSER|CLONE_NEWNET)", e))?;
     // user_namespaces(7): an unprivileged process must write "deny" to setgroups before
@@ -69,8 +87,8 @@ pub fn unshare_user_and_net(uid: u32, gid: u32) -> io::Result<()> {
     write_proc("/proc/self/gid_map", &format!("{gid} {gid} 1\n"))
 }
 
-fn write_proc(path: &str, text: &str) -> io::Result<()> {
-    std::fs::write(path, text).map_err(|e| io::Error::new(e.kind(), format!("write {path}: {e}")))
+fn write_proc(path: &str, text: &str) -> Result<(), NetnsError> {
+    std::fs::write(path, text).map_err(|e| NetnsError::new(format!("write {path}"), e))
 }
 
 /// One netlink request, as bytes: header, fixed part, attributes (rtnetlink(7)).
@@ -145,7 +163,7 @@ pub fn parse_ack(reply: &[u8], seq: u32) -> io::Result<i32> {
 }
 
 /// Send one request on a fresh NETLINK_ROUTE socket and wait for its ACK.
-fn netlink_request(what: &str, msg: &[u8], seq: u32) -> io::Result<()> {
+fn netlink_request(what: &str, msg: &[u8], seq: u32) -> Result<(), NetnsError> {
     let fd = socket(
         AddressFamily::Netlink,
         SockType::Raw,
@@ -154,17 +172,15 @@ fn netlink_request(what: &str, msg: &[u8], seq: u32) -> io::Result<()> {
     )
     .map_err(|e| errno("socket(AF_NETLINK, NETLINK_ROUTE)", e))?;
     let kernel = NetlinkAddr::new(0, 0);
+    // Bound to the kernel's port id 0: replies come only from the kernel (netlink(7)).
     bind(fd.as_raw_fd(), &kernel).map_err(|e| errno("bind(netlink)", e))?;
     socket::sendto(fd.as_raw_fd(), msg, &kernel, MsgFlags::empty()).map_err(|e| errno(what, e))?;
     let mut buf = [0u8; 1024];
     let n =
         socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| errno(what, e))?;
-    match parse_ack(&buf[..n], seq)? {
+    match parse_ack(&buf[..n], seq).map_err(|e| NetnsError::new(what, e))? {
         0 => Ok(()),
-        e => Err(io::Error::new(
-            io::Error::from_raw_os_error(e).kind(),
-            format!("{what}: {}", io::Error::from_raw_os_error(e)),
-        )),
+        e => Err(NetnsError::new(what, io::Error::from_raw_os_error(e))),
     }
 }
 
@@ -177,7 +193,7 @@ pub struct LoopbackOutcome {
 }
 
 /// `lo` up, then AnyIP routes for IPv4 and IPv6. Needs CAP_NET_ADMIN in the namespace.
-pub fn set_up_loopback() -> io::Result<LoopbackOutcome> {
+pub fn set_up_loopback() -> Result<LoopbackOutcome, NetnsError> {
     netlink_request(
         "RTM_NEWLINK lo up",
         &link_up_message(LOOPBACK_IFINDEX, 1),
@@ -195,7 +211,9 @@ pub fn set_up_loopback() -> io::Result<LoopbackOutcome> {
     ) {
         Ok(()) => Ok(LoopbackOutcome { ipv6: true }),
         // No IPv6 in this kernel (EAFNOSUPPORT) or disabled on lo: nothing to capture.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT)) || ipv6_disabled() => {
+        Err(e)
+            if matches!(e.source.raw_os_error(), Some(libc::EAFNOSUPPORT)) || ipv6_disabled() =>
+        {
             Ok(LoopbackOutcome { ipv6: false })
         }
         Err(e) => Err(e),
@@ -209,7 +227,7 @@ fn ipv6_disabled() -> bool {
 
 /// A dual-stack socket on `[::]:port` (IPV6_V6ONLY off: IPv4 destinations arrive as
 /// ::ffff:a.b.c.d, which the relay unwraps).
-fn dual_stack(kind: SockType, port: u16) -> io::Result<OwnedFd> {
+fn dual_stack(kind: SockType, port: u16) -> Result<OwnedFd, NetnsError> {
     let fd = socket(AddressFamily::Inet6, kind, SockFlag::SOCK_CLOEXEC, None)
         .map_err(|e| errno("socket(AF_INET6)", e))?;
     setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| errno("SO_REUSEADDR", e))?;
@@ -226,7 +244,7 @@ fn dual_stack(kind: SockType, port: u16) -> io::Result<OwnedFd> {
 
 /// The broker's sockets, made in the calling thread's network namespace: UDP and TCP on
 /// 53 for DNS, one TCP listener per capture port.
-pub fn make_broker_sockets(capture_ports: &[u16]) -> io::Result<BrokerSockets> {
+pub fn make_broker_sockets(capture_ports: &[u16]) -> Result<BrokerSockets, NetnsError> {
     let udp = dual_stack(SockType::Datagram, DNS_PORT)?;
     let tcp53 = dual_stack(SockType::Stream, DNS_PORT)?;
     listen(&tcp53, Backlog::new(64).map_err(|e| errno("listen", e))?)
@@ -249,7 +267,7 @@ pub fn make_broker_sockets(capture_ports: &[u16]) -> io::Result<BrokerSockets> {
 }
 
 /// Send fds with a one-byte tag over a unix socket (SCM_RIGHTS, unix(7)).
-pub fn send_fds(sock: RawFd, tag: u8, fds: &[RawFd]) -> io::Result<()> {
+pub fn send_fds(sock: RawFd, tag: u8, fds: &[RawFd]) -> Result<(), NetnsError> {
     let iov = [std::io::IoSlice::new(std::slice::from_ref(&tag))];
     let cmsg = [ControlMessage::ScmRights(fds)];
     socket::sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::empty(), None)
@@ -258,19 +276,23 @@ pub fn send_fds(sock: RawFd, tag: u8, fds: &[RawFd]) -> io::Result<()> {
 }
 
 /// Receive up to `max` fds and the tag sent by [`send_fds`]. The fds arrive CLOEXEC.
-pub fn recv_fds(sock: RawFd, max: usize) -> io::Result<(u8, Vec<OwnedFd>)> {
+pub fn recv_fds(sock: RawFd, max: usize) -> Result<(u8, Vec<OwnedFd>), NetnsError> {
     let mut tag = [0u8; 1];
     let mut iov = [std::io::IoSliceMut::new(&mut tag)];
     let mut space = nix::cmsg_space!([RawFd; 64]);
     let msg = socket::recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
         .map_err(|e| errno("recvmsg(SCM_RIGHTS)", e))?;
     if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
-        return Err(io::Error::other(
-            "recvmsg: control data truncated (fds lost)",
+        return Err(NetnsError::new(
+            "recvmsg(SCM_RIGHTS)",
+            io::Error::other("control data truncated (fds lost)"),
         ));
     }
     if msg.bytes == 0 {
-        return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        return Err(NetnsError::new(
+            "recvmsg(SCM_RIGHTS)",
+            io::Error::from(io::ErrorKind::UnexpectedEof),
+        ));
     }
     let mut fds = Vec::new();
     for c in msg.cmsgs().map_err(|e| errno("recvmsg cmsgs", e))? {
@@ -281,10 +303,13 @@ pub fn recv_fds(sock: RawFd, max: usize) -> io::Result<(u8, Vec<OwnedFd>)> {
         }
     }
     if fds.len() > max {
-        return Err(io::Error::other(format!(
-            "received {} fds, expected at most {max}",
-            fds.len()
-        )));
+        return Err(NetnsError::new(
+            "recvmsg(SCM_RIGHTS)",
+            io::Error::other(format!(
+                "received {} fds, expected at most {max}",
+                fds.len()
+            )),
+        ));
     }
     Ok((tag[0], fds))
 }

@@ -400,3 +400,29 @@ fn netns_capture_dns_and_relay_end_to_end() {
         "the broker resolved through the upstream resolver"
     );
 }
+
+/// The namespace mechanism for both starts, in the single-threaded probe: as root
+/// (CLONE_NEWNET) and as uid 65534 (CLONE_NEWUSER|CLONE_NEWNET mapping its own ids). A
+/// connection to a documentation address lands on the capture listener with the original
+/// destination as its local address, inside a namespace the probe made (nothing reaches
+/// the host's network); another port is refused. Control: uid 65534 without a user
+/// namespace cannot make a network namespace at all (EPERM).
+#[test]
+fn netns_capture_works_for_root_and_unprivileged_starts() {
+    require_root!();
+    let root = std::process::Command::new(probe())
+        .args(["netns-capture", "net", "192.0.2.10", "443"])
+        .output()
+        .unwrap();
+    assert_answer(
+        &root,
+        "ok captured=[::ffff:192.0.2.10]:443 other_port=ECONNREFUSED ipv6=true",
+    );
+    let unpriv = bare_probe_as(NOBODY, "netns-capture", &["user", "2001:db8::10", "443"]);
+    assert_answer(
+        &unpriv,
+        "ok captured=[2001:db8::10]:443 other_port=ECONNREFUSED ipv6=true",
+    );
+    let control = bare_probe_as(NOBODY, "netns-capture", &["net", "192.0.2.10", "443"]);
+    assert_answer(&control, "errno EPERM");
+}
