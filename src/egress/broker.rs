@@ -339,4 +339,39 @@ mod tests {
             }
         }
     }
+
+    /// Refused queries are logged at WARN with the name, type, rcode and why; answers
+    /// only under `log = "all"`.
+    #[test]
+    fn dns_decisions_are_logged() {
+        use crate::egress::dns::{DnsDecision, DnsVerdict};
+        let peer: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        let answered = DnsDecision {
+            name: "api.example.com".into(),
+            qtype: "A".into(),
+            verdict: DnsVerdict::Answered("198.18.0.1".parse().unwrap()),
+        };
+        let refused = DnsDecision {
+            name: "c2VjcmV0.attacker.example".into(),
+            qtype: "TXT".into(),
+            verdict: DnsVerdict::Refused {
+                rcode: "NXDOMAIN",
+                why: "name not in egress.domains".into(),
+            },
+        };
+        let lines = crate::egress::relay::tests::captured_json(|| {
+            log_dns(&answered, peer, "udp", LogLevel::All);
+            log_dns(&refused, peer, "udp", LogLevel::All);
+            log_dns(&answered, peer, "udp", LogLevel::Refused);
+        });
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0]["verdict"], "answered");
+        assert_eq!(lines[0]["synthetic"], "198.18.0.1");
+        assert_eq!(lines[1]["event"], "egress-dns");
+        assert_eq!(lines[1]["verdict"], "refused");
+        assert_eq!(lines[1]["name"], "c2VjcmV0.attacker.example");
+        assert_eq!(lines[1]["qtype"], "TXT");
+        assert_eq!(lines[1]["rcode"], "NXDOMAIN");
+        assert_eq!(lines[1]["level"], "WARN");
+    }
 }

@@ -346,7 +346,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::egress::rules::DomainPattern;
     use std::collections::HashMap;
@@ -640,6 +640,84 @@ mod tests {
                 dialed.lock().unwrap()
             );
         });
+    }
+
+    /// Everything `f` logs, as JSON lines (the launch log's `--log-format json` layout).
+    pub(crate) fn captured_json(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let w = buf.clone();
+        let sub = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || w.clone())
+            .finish();
+        tracing::subscriber::with_default(sub, f);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// One line per decision with name, destination, upstream, verdict and why, bytes,
+    /// duration; `log = "refused"` keeps only refusals.
+    #[test]
+    fn decisions_are_logged_one_line_each_without_payloads() {
+        let allowed = ConnDecision {
+            dst: sa("198.18.0.1:443"),
+            name: Some("api.example.com".into()),
+            upstream: Some(sa("93.184.216.34:443")),
+            verdict: Ok(()),
+            bytes_out: 14,
+            bytes_in: 2048,
+            duration: Duration::from_millis(12),
+        };
+        let refused = ConnDecision {
+            dst: sa("169.254.169.254:443"),
+            name: None,
+            upstream: None,
+            verdict: Err(Refused::LiteralNotAllowed),
+            bytes_out: 0,
+            bytes_in: 0,
+            duration: Duration::from_millis(0),
+        };
+        let lines = captured_json(|| {
+            allowed.log(LogLevel::All);
+            refused.log(LogLevel::All);
+            allowed.log(LogLevel::Refused);
+            refused.log(LogLevel::Refused);
+        });
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        let a = &lines[0];
+        assert_eq!(a["event"], "egress-connect");
+        assert_eq!(a["verdict"], "allowed");
+        assert_eq!(a["name"], "api.example.com");
+        assert_eq!(a["dst"], "198.18.0.1:443");
+        assert_eq!(a["upstream"], "93.184.216.34:443");
+        assert_eq!(
+            (a["bytes_out"].as_u64(), a["bytes_in"].as_u64()),
+            (Some(14), Some(2048))
+        );
+        assert_eq!(a["duration_ms"], 12);
+        for r in &lines[1..] {
+            assert_eq!(r["verdict"], "refused");
+            assert_eq!(r["dst"], "169.254.169.254:443");
+            assert!(
+                r["why"].as_str().unwrap().contains("not in egress.ips"),
+                "{r}"
+            );
+            assert_eq!(r["level"], "WARN");
+        }
     }
 
     #[test]
