@@ -158,7 +158,11 @@ async fn serve_dns_tcp<U: Upstream>(
     loop {
         let (s, peer) = match l.accept().await {
             Ok(x) => x,
-            Err(e) if per_connection_error(&e) => continue,
+            Err(e) if per_connection_error(&e) => {
+                // EMFILE stays until an fd is freed: back off rather than spin.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
             Err(e) => return Err(e),
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
