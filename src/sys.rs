@@ -477,3 +477,10 @@ pub fn own_received_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
     // object in this process; the caller passes each received number exactly once.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
+
+/// `_exit(2)`: end a forked child at once, running no exit handlers (the parent's buffered
+/// output must not be flushed twice).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an integer and never returns.
+    unsafe { libc::_exit(code) }
+}

@@ -45,6 +45,40 @@ pub struct EgressPlan {
     pub rules: EgressRules,
     /// Host listeners forwarded to the same port on 127.0.0.1 inside the namespace.
     pub inbound: Vec<SocketAddr>,
+    /// Whether this start can make the namespace (tried in a throwaway child).
+    pub namespace: NamespaceCheck,
+}
+
+/// The namespace this start would use, and whether it could be made here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceCheck {
+    /// `CLONE_NEWNET` (root) or `CLONE_NEWUSER|CLONE_NEWNET` (unprivileged).
+    pub kind: &'static str,
+    /// `Ok(ipv6)`: made, lo up, AnyIP routes in place (IPv6 too when true);
+    /// `Err(why)`: the failing call and the kernel's answer.
+    pub result: Result<bool, String>,
+    pub fix: Option<&'static str>,
+}
+
+impl NamespaceCheck {
+    /// Try it now (see [`netns::probe_in_child`]).
+    pub fn probe(privileged: bool, uid: u32, gid: u32) -> Self {
+        let kind = if privileged {
+            "CLONE_NEWNET (root start)"
+        } else {
+            "CLONE_NEWUSER|CLONE_NEWNET mapping the caller's uid and gid (unprivileged start)"
+        };
+        let result = netns::probe_in_child(privileged, uid, gid).map(|lo| lo.ipv6);
+        let fix = result.as_ref().err().map(|e| netns::fix_for(privileged, e));
+        NamespaceCheck { kind, result, fix }
+    }
+
+    fn describe(&self) -> Value {
+        match &self.result {
+            Ok(v6) => json!({"kind": self.kind, "available": true, "ipv6": v6}),
+            Err(e) => json!({"kind": self.kind, "available": false, "error": e, "fix": self.fix}),
+        }
+    }
 }
 
 impl EgressPlan {
@@ -60,6 +94,7 @@ impl EgressPlan {
             "host_services": r.host_services.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "inbound": self.inbound.iter().map(|a| format!("{a} -> 127.0.0.1:{} inside", a.port())).collect::<Vec<_>>(),
             "log": r.log,
+            "namespace": self.namespace.describe(),
             "dns": format!("only the names above are answered, with synthetic IPv4 addresses from {}; AAAA gets an empty answer; every other query gets NXDOMAIN and is never forwarded", SYNTHETIC_NET),
             "refused_always": "addresses that are not globally routable (IANA special-purpose registries: loopback, RFC 1918, CGNAT, link-local and metadata, ULA, documentation, benchmarking, multicast, NAT64, Teredo; IPv4-mapped and 6to4 by their IPv4), except host_services",
             "plan": [
@@ -82,10 +117,55 @@ pub fn describe_absent() -> Value {
 /// Until the namespace and broker are wired into `run`, a policy that asks for egress
 /// control must not run without it (fail closed).
 pub fn refuse_run_until_wired(plan: Option<&EgressPlan>) -> Result<(), String> {
-    match plan {
-        None => Ok(()),
-        Some(_) => Err(format!(
-            "{NOT_WIRED}; refusing to start: the policy's [egress] section asks that the target reach only the hosts it names, and this build cannot enforce that yet (remove [egress] to run with Landlock's port rules only, which do not control destinations)"
-        )),
+    let Some(p) = plan else { return Ok(()) };
+    let mut m = format!(
+        "{NOT_WIRED}; refusing to start: the policy's [egress] section asks that the target reach only the hosts it names, and this build cannot enforce that yet (remove [egress] to run with Landlock's port rules only, which do not control destinations)"
+    );
+    if let (Err(e), Some(fix)) = (&p.namespace.result, p.namespace.fix) {
+        m.push_str(&format!(
+            "; also, the network namespace cannot be made here: {e}; fix: {fix}"
+        ));
+    }
+    Err(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(result: Result<bool, String>, privileged: bool) -> EgressPlan {
+        let fix = result.as_ref().err().map(|e| netns::fix_for(privileged, e));
+        EgressPlan {
+            rules: EgressRules::default(),
+            inbound: vec![],
+            namespace: NamespaceCheck {
+                kind: "k",
+                result,
+                fix,
+            },
+        }
+    }
+
+    #[test]
+    fn run_refuses_with_or_without_a_namespace_and_names_the_fix() {
+        assert_eq!(refuse_run_until_wired(None), Ok(()));
+        let m = refuse_run_until_wired(Some(&plan(Ok(true), true))).unwrap_err();
+        assert!(m.starts_with(NOT_WIRED) && !m.contains("fix:"), "{m}");
+        let apparmor = plan(
+            Err("RTM_NEWLINK lo up: EPERM: Operation not permitted".into()),
+            false,
+        );
+        let m = refuse_run_until_wired(Some(&apparmor)).unwrap_err();
+        assert!(
+            m.contains("cannot be made here")
+                && m.contains("apparmor_restrict_unprivileged_userns"),
+            "{m}"
+        );
+        let v = apparmor.describe();
+        assert_eq!(v["namespace"]["available"], false);
+        assert!(v["namespace"]["fix"].as_str().unwrap().contains("userns,"));
+        let no_userns = netns::fix_for(false, "unshare(CLONE_NEWUSER|CLONE_NEWNET): EPERM");
+        assert!(no_userns.contains("max_user_namespaces"), "{no_userns}");
+        assert!(netns::fix_for(true, "unshare(CLONE_NEWNET): EPERM").contains("CAP_SYS_ADMIN"));
     }
 }

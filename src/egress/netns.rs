@@ -225,6 +225,57 @@ fn ipv6_disabled() -> bool {
         .map_or(true, |s| s.trim() == "1")
 }
 
+/// Can this start make the target's namespace? Tried for real in a throwaway child
+/// (unshare, and for an unprivileged start the id maps, then lo up and the AnyIP routes),
+/// so `check` and `run` know before the first irreversible step. Ubuntu >= 23.10's AppArmor
+/// lets the unshare succeed but leaves no capability in the namespace: there the lo step
+/// fails, which is why the whole setup is tried, not just unshare. The caller must be
+/// single-threaded (plan::prepare is).
+pub fn probe_in_child(privileged: bool, uid: u32, gid: u32) -> Result<LoopbackOutcome, String> {
+    let (r, w) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let pid = crate::sys::fork().map_err(|e| format!("fork: {e}"))?;
+    if pid == 0 {
+        drop(r);
+        let result = if privileged {
+            unshare_net()
+        } else {
+            unshare_user_and_net(uid, gid)
+        }
+        .and_then(|()| set_up_loopback());
+        let msg = match result {
+            Ok(lo) => format!("ok {}", lo.ipv6),
+            Err(e) => e.to_string(),
+        };
+        let code = i32::from(nix::unistd::write(&w, msg.as_bytes()).is_err());
+        crate::sys::exit_now(code);
+    }
+    drop(w);
+    let mut text = String::new();
+    let read = std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut text);
+    let status = crate::sys::waitpid(pid, 0);
+    if let Err(e) = read {
+        return Err(format!("reading the probe child: {e}"));
+    }
+    match (status, text.strip_prefix("ok ")) {
+        (Ok((_, st)), Some(v6)) if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 => {
+            Ok(LoopbackOutcome { ipv6: v6 == "true" })
+        }
+        (_, _) if !text.is_empty() => Err(text),
+        (s, _) => Err(format!("the probe child failed: {s:?}")),
+    }
+}
+
+/// What to do about a namespace that cannot be made, by the failing call.
+pub fn fix_for(privileged: bool, failure: &str) -> &'static str {
+    if privileged {
+        "a root start needs CAP_SYS_ADMIN for unshare(CLONE_NEWNET): in a container, Docker's default seccomp profile and a missing CAP_SYS_ADMIN refuse it (docs/egress.md)"
+    } else if failure.starts_with("unshare") {
+        "unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0 or user.max_user_namespaces=0) or refused by a seccomp profile: enable them, or start clawjail as root (docs/egress.md)"
+    } else {
+        "the user namespace was made but grants no capability inside it (Ubuntu >= 23.10: kernel.apparmor_restrict_unprivileged_userns=1): an AppArmor profile for clawjail with `userns,` is needed (docs/egress.md), or start clawjail as root"
+    }
+}
+
 /// A dual-stack socket on `[::]:port` (IPV6_V6ONLY off: IPv4 destinations arrive as
 /// ::ffff:a.b.c.d, which the relay unwraps).
 fn dual_stack(kind: SockType, port: u16) -> Result<OwnedFd, NetnsError> {

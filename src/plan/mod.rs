@@ -295,7 +295,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         },
     })?;
 
-    let egress = build_egress(loaded, &vars)?;
+    let egress = build_egress(loaded, &vars, privileged, &ids)?;
 
     Ok(Plan {
         source: SourceInfo {
@@ -329,7 +329,12 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
 }
 
 /// `[egress]` with its inbound listeners expanded (`127.0.0.1:${PORT}`).
-fn build_egress(loaded: &Loaded, vars: &Vars) -> Result<Option<EgressPlan>, PlanError> {
+fn build_egress(
+    loaded: &Loaded,
+    vars: &Vars,
+    privileged: bool,
+    ids: &crate::identity::Ids,
+) -> Result<Option<EgressPlan>, PlanError> {
     let (Some(rules), Some(section)) = (&loaded.egress, &loaded.policy.egress) else {
         return Ok(None);
     };
@@ -352,6 +357,7 @@ fn build_egress(loaded: &Loaded, vars: &Vars) -> Result<Option<EgressPlan>, Plan
     Ok(Some(EgressPlan {
         rules: rules.clone(),
         inbound,
+        namespace: crate::egress::NamespaceCheck::probe(privileged, ids.uid, ids.gid),
     }))
 }
 

@@ -426,3 +426,53 @@ fn netns_capture_works_for_root_and_unprivileged_starts() {
     let control = bare_probe_as(NOBODY, "netns-capture", &["net", "192.0.2.10", "443"]);
     assert_answer(&control, "errno EPERM");
 }
+
+/// `check` tries the namespace this start would use, in a throwaway child, and says
+/// whether it can be made: root (CLONE_NEWNET) and uid 65534 (a user namespace too).
+#[test]
+fn check_says_whether_the_namespace_can_be_made() {
+    require_root!();
+    let s = Scratch::new("egress-ns-check");
+    let pol = s.policy(&format!("{}{EGRESS}", base_policy(&[], &[])));
+    let json = |o: &std::process::Output| -> serde_json::Value {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let root = json(
+        &Command::new(clawjail_bin())
+            .args(["check", "--json", "--policy"])
+            .arg(&pol)
+            .output()
+            .unwrap(),
+    );
+    let ns = &root["egress"]["namespace"];
+    assert_eq!(ns["available"], true, "{ns}");
+    assert!(
+        ns["kind"].as_str().unwrap().starts_with("CLONE_NEWNET"),
+        "{ns}"
+    );
+    let unpriv = json(
+        &Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                clawjail_bin(),
+            ])
+            .args(["check", "--json", "--policy"])
+            .arg(&pol)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap(),
+    );
+    let ns = &unpriv["egress"]["namespace"];
+    assert_eq!(ns["available"], true, "{ns}");
+    assert!(
+        ns["kind"]
+            .as_str()
+            .unwrap()
+            .starts_with("CLONE_NEWUSER|CLONE_NEWNET"),
+        "{ns}"
+    );
+}
