@@ -564,4 +564,37 @@ mod tests {
         assert!(d.verdict.is_allowed(), "{d:?}");
         assert!(bytes.unwrap().len() <= UDP_MAX);
     }
+
+    proptest::proptest! {
+        /// Whatever arrives on port 53 (random bytes, or a valid query with bytes flipped),
+        /// the responder never panics, never answers a response, and whatever it sends is a
+        /// well-formed DNS response carrying the query's id and no address unless the name
+        /// is allowlisted.
+        #[test]
+        fn arbitrary_packets_never_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            flips in proptest::collection::vec((0usize..64, proptest::num::u8::ANY), 0..6),
+        ) {
+            let mut map = SyntheticMap::with_capacity(16);
+            let r = rules();
+            for packet in [bytes.clone(), {
+                let mut q = query(0x4242, "api.example.com.", RecordType::A, true);
+                for (i, b) in &flips {
+                    let n = q.len();
+                    q[i % n] ^= b;
+                }
+                q
+            }] {
+                let (answer, _) = Responder { rules: &r, map: &mut map }.answer(&packet);
+                if let Some(a) = answer {
+                    let m = Message::from_vec(&a).unwrap();
+                    proptest::prop_assert_eq!(m.metadata.message_type, MessageType::Response);
+                    proptest::prop_assert_eq!(&a[..2], &packet[..2]);
+                    for rec in &m.answers {
+                        proptest::prop_assert!(r.name_allowed(&rec.name.to_ascii()));
+                    }
+                }
+            }
+        }
+    }
 }
