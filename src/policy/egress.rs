@@ -296,4 +296,20 @@ mod tests {
         let e = err("version = 1\n[egress]\nlog = \"verbose\"\n");
         assert_eq!(e.code, "bad-value");
     }
+
+    /// The commented [egress] example in the shipped gateway policy stays valid.
+    #[test]
+    fn the_gateway_policys_commented_example_compiles() {
+        let text = crate::policy::EMBEDDED_DEFAULT;
+        let start = text.find("# [egress]").expect("example present");
+        let example: String = text[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let l = load_text(&format!("version = 1\n[vars]\nPORT = \"18789\"\n{example}")).unwrap();
+        let r = l.egress.unwrap();
+        assert!(r.name_allowed("catalog.openclaw.ai"));
+        assert!(r.ports.contains(&443));
+    }
 }
