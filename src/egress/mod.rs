@@ -10,7 +10,8 @@
 //!
 //! Status in this build: the policy section, the address ranges, the DNS responder, the
 //! relay, the broker's event loop and the namespace pieces ([`netns`]: unshare, lo up and
-//! AnyIP routes over netlink, capture sockets, SCM_RIGHTS) are implemented and tested,
+//! AnyIP routes over netlink, capture sockets, SCM_RIGHTS) and the inbound forward
+//! ([`inbound`]: a socket factory inside, the client's address kept) are implemented and tested,
 //! end to end in test-made namespaces (tests/it/egress.rs). They are not yet wired into
 //! `run` (target in the namespace, broker in the supervisor, Landlock connect limited to
 //! the capture ports), so `run` refuses a policy with `[egress]`
@@ -18,6 +19,7 @@
 
 pub mod broker;
 pub mod dns;
+pub mod inbound;
 pub mod netns;
 pub mod ranges;
 pub mod relay;

@@ -476,3 +476,110 @@ fn check_says_whether_the_namespace_can_be_made() {
         "{ns}"
     );
 }
+
+/// Inbound forwarding keeps the client's address: a host-side connection from 192.0.2.77
+/// reaches the "gateway" on 127.0.0.1:P inside the target's namespace as 192.0.2.77, not as
+/// a loopback client (OpenClaw auto-approves pairing for loopback). Sockets come from a
+/// factory inside the namespace over SCM_RIGHTS. Control: the same forward with a socket
+/// bound to 127.0.0.1 is seen as loopback, which is what the binding prevents.
+#[test]
+fn inbound_forward_preserves_the_client_address() {
+    require_root!();
+    use clawjail::egress::{inbound, netns};
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::os::unix::net::UnixStream;
+    use std::sync::{mpsc, Arc, Mutex};
+
+    let (factory_end, broker_end) = UnixStream::pair().unwrap();
+    let (port_tx, port_rx) = mpsc::channel::<u16>();
+    // The target's namespace: a "gateway" that answers with the peer it sees, and the
+    // socket factory.
+    std::thread::spawn(move || {
+        netns::unshare_net().unwrap();
+        netns::set_up_loopback().unwrap();
+        let gw = TcpListener::bind("127.0.0.1:0").unwrap();
+        port_tx.send(gw.local_addr().unwrap().port()).unwrap();
+        std::thread::spawn(move || inbound::serve_factory(factory_end));
+        for s in gw.incoming().flatten() {
+            let mut s = s;
+            let peer = s.peer_addr().unwrap();
+            s.write_all(peer.ip().to_string().as_bytes()).ok();
+        }
+    });
+    let inside: SocketAddr = ([127, 0, 0, 1], port_rx.recv().unwrap()).into();
+    let factory = Arc::new(Mutex::new(broker_end));
+
+    // The host side, itself in a namespace this test made (AnyIP, so 192.0.2.77 can be a
+    // client's source and nothing leaves it).
+    let seen = std::thread::spawn(move || {
+        netns::unshare_net().unwrap();
+        netns::set_up_loopback().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let host = tokio::net::TcpListener::bind("198.51.100.1:0")
+                .await
+                .unwrap();
+            let host_addr = host.local_addr().unwrap();
+            let client = std::thread::spawn(move || {
+                let s = socket2_connect_from("192.0.2.77", host_addr);
+                let mut s = s;
+                let mut got = String::new();
+                s.read_to_string(&mut got).unwrap();
+                got
+            });
+            let (c, peer) = host.accept().await.unwrap();
+            inbound::forward(c, peer, inside, factory.clone())
+                .await
+                .unwrap();
+            let real = tokio::task::spawn_blocking(move || client.join().unwrap())
+                .await
+                .unwrap();
+            // Control: a socket bound to loopback makes the same client look local.
+            let fd = {
+                let mut chan = factory.lock().unwrap();
+                inbound::request_socket(&mut chan, "127.0.0.1".parse().unwrap()).unwrap()
+            };
+            let s = std::net::TcpStream::from(fd);
+            s.set_nonblocking(true).unwrap();
+            let mut up = tokio::net::TcpSocket::from_std_stream(s)
+                .connect(inside)
+                .await
+                .unwrap();
+            let mut control = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut up, &mut control)
+                .await
+                .unwrap();
+            (real, control)
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(seen.0, "192.0.2.77", "the gateway must see the real client");
+    assert_eq!(
+        seen.1, "127.0.0.1",
+        "control: a loopback-bound forward looks local"
+    );
+
+    /// A client bound to `src` before connecting (std cannot bind before connect).
+    fn socket2_connect_from(src: &str, to: SocketAddr) -> TcpStream {
+        use nix::sys::socket::{
+            bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+        };
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let src: std::net::SocketAddrV4 = format!("{src}:0").parse().unwrap();
+        bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(src)).unwrap();
+        let SocketAddr::V4(to) = to else { panic!() };
+        connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(to)).unwrap();
+        TcpStream::from(fd)
+    }
+}
