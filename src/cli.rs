@@ -28,6 +28,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Inspect the live installation (read-only): findings with fixes and an exposure score.
     Audit(AuditArgs),
+    /// Render the policy for systemd, an OCI runtime or Kubernetes (docs/export.md).
+    Export(crate::export::args::ExportArgs),
     /// Internal: run one probe action after an exec (used by `verify`).
     #[command(name = "__verify-exec", hide = true)]
     VerifyExec(VerifyExecArgs),
@@ -197,6 +199,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Check(a) => cmd_check(a),
         Command::Verify(a) => cmd_verify(a),
         Command::Audit(a) => cmd_audit(a),
+        Command::Export(a) => crate::export::args::run(a),
         Command::VerifyExec(a) => Ok(crate::verify::exec_probe(&a.action)),
     }
 }
