@@ -7,6 +7,7 @@
 mod util;
 
 mod audit;
+mod export;
 mod landlock;
 mod launch;
 mod openclaw;
