@@ -375,12 +375,14 @@ pub fn directives(r: &Resolved, opts: &ExportOptions) -> Result<Vec<Directive>, 
         if r.start == Start::User && super::under(&c.path, "/var/lib") && c.path != "/var/lib" {
             let rel = c.path.trim_start_matches("/var/lib/").to_string();
             u.add("Service", "StateDirectory", rel.clone(), vec![format!("{}: systemd creates it owned by User=, mode {:04o} (create_mode); clawjail then finds it owned by the target", cite(&c.from), r.create_mode)]);
-            u.add(
-                "Service",
-                "StateDirectoryMode",
-                format!("{:04o}", r.create_mode),
-                vec!["filesystem.create_mode".into()],
-            );
+            if state_dirs.is_empty() {
+                u.add(
+                    "Service",
+                    "StateDirectoryMode",
+                    format!("{:04o}", r.create_mode),
+                    vec!["filesystem.create_mode (one mode for every StateDirectory=)".into()],
+                );
+            }
             state_dirs.push(c.path.clone());
             continue;
         }
