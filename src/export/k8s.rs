@@ -81,7 +81,7 @@ pub fn render(r: &Resolved, opts: &ExportOptions) -> Result<Rendered, PlanError>
         if let Value::Object(m) = &mut spec {
             m.remove("defaultErrnoRet");
         }
-        notes.push(format!("SeccompProfile: defaultAction SCMP_ACT_ERRNO returns EPERM (the operator's CRD has no defaultErrnoRet; clawjail's own is {e})"));
+        notes.push(format!("SeccompProfile: no defaultErrnoRet (the operator's CRD has no such field); SCMP_ACT_ERRNO then returns libseccomp's default, EPERM, the same errno as the OCI profile's {e}"));
     }
     let seccomp_profile = json!({
         "apiVersion": "security-profiles-operator.x-k8s.io/v1beta1",
