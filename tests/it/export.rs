@@ -443,6 +443,57 @@ fn export_oci_seccomp_in_podman_never_gets_further_than_clawjail() {
         }
     }
     eprintln!("{}", rows.join("\n"));
+    // clawjail itself runs under the exported profile (the container's entrypoint is
+    // clawjail, started as root: its needs are in the profile) ...
+    let entry = |profile: &Path| {
+        let mut c = Command::new("podman");
+        c.args([
+            "--runtime",
+            "/usr/sbin/runc",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+        ]);
+        c.args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ]);
+        c.arg("--security-opt")
+            .arg(format!("seccomp={}", profile.display()));
+        c.args(["--rootfs", "/:O"])
+            .arg(clawjail_bin())
+            .arg("run")
+            .arg("--policy")
+            .arg(&policy);
+        c.arg("--").arg(probe()).arg("status");
+        c.output().unwrap()
+    };
+    let o = entry(&profile);
+    assert!(
+        o.status.success() && stdout(&o).contains("Seccomp:\t2"),
+        "clawjail under its exported profile: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    // ... and would not without them: the same profile minus landlock_restrict_self.
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let without = s.file(
+        "without-needs.json",
+        &text.replace("\"landlock_restrict_self\",", ""),
+        0o644,
+    );
+    assert_ne!(text, std::fs::read_to_string(&without).unwrap());
+    let o = entry(&without);
+    assert_eq!(
+        o.status.code(),
+        Some(125),
+        "control: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
     // Control: podman's default profile lets the guarded calls through, so the refusals
     // above are the exported profile's doing.
     for name in [
