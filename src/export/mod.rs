@@ -512,6 +512,7 @@ pub fn absolute(p: &Path) -> String {
 }
 
 /// The rendered export: text for people, JSON for tools.
+#[derive(Debug)]
 pub struct Rendered {
     pub text: String,
     pub json: serde_json::Value,
@@ -547,5 +548,53 @@ pub(crate) mod tests {
             image: "img".into(),
             namespace: "ns".into(),
         }
+    }
+
+    #[test]
+    fn every_engine_has_a_json_form_naming_its_source() {
+        let text =
+            "version = 1\n[identity]\nuser = 65534\ngroup = 65534\n[network]\nbind = [8080]\n";
+        let loaded = policy::load(policy::Source::new(
+            policy::Origin::Flag("p.toml".into()),
+            text.to_string(),
+        ))
+        .unwrap();
+        for (engine, start) in [
+            (Engine::Systemd, Start::Root),
+            (Engine::OciSeccomp, Start::Root),
+            (Engine::K8s, Start::User),
+        ] {
+            let out = export(&loaded, engine, &opts(start)).unwrap();
+            assert_eq!(out.json["policy"], "p.toml");
+            assert_eq!(out.json["policy_sha256"], loaded.source.sha256.as_str());
+            assert_eq!(out.json["start"], start.name());
+            assert!(out.json["clawjail_needs"]
+                .as_array()
+                .is_some_and(|n| !n.is_empty()));
+            assert!(!out.text.is_empty());
+        }
+        let sd = export(&loaded, Engine::Systemd, &opts(Start::Root)).unwrap();
+        let bind = sd.json["directives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["key"] == "SocketBindAllow")
+            .unwrap();
+        assert_eq!(bind["value"], "tcp:8080");
+        assert!(bind["from"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("p.toml:6 bind = [8080]"));
+        let oci = export(&loaded, Engine::OciSeccomp, &opts(Start::Root)).unwrap();
+        let text_profile: serde_json::Value = serde_json::from_str(&oci.text).unwrap();
+        assert_eq!(oci.json["profile"], text_profile);
+        // A learning-mode policy is not exported.
+        let log = policy::load(policy::Source::new(
+            policy::Origin::Flag("p.toml".into()),
+            format!("{text}[seccomp]\naction = \"log\"\n"),
+        ))
+        .unwrap();
+        let e = export(&log, Engine::Systemd, &opts(Start::Root)).unwrap_err();
+        assert!(e.to_string().contains("learning mode"), "{e}");
     }
 }
