@@ -159,7 +159,10 @@ pub fn directives(r: &Resolved, opts: &ExportOptions) -> Result<Vec<Directive>, 
     let creds: Vec<&super::EnvFile> = r
         .env_files
         .iter()
-        .filter(|e| e.via_credentials_directory)
+        // A user start cannot use LoadCredential= for env files: systemd 252 hands the copy
+        // to a User= service as mode 0440, and clawjail refuses a group-readable env file
+        // (measured under systemd as PID 1). The file is read in place instead.
+        .filter(|e| e.via_credentials_directory && r.start == Start::Root)
         .collect();
     let mut exec = vec![
         opts.clawjail_bin.clone(),
@@ -503,8 +506,22 @@ pub fn directives(r: &Resolved, opts: &ExportOptions) -> Result<Vec<Directive>, 
             why,
         );
     }
-    for e in r.env_files.iter().filter(|e| !e.via_credentials_directory) {
-        u.add("Service", "ReadOnlyPaths", format!("-{}", e.path), vec![format!("{}: an env file read in place by clawjail (path not under ${{CREDENTIALS_DIRECTORY}}, so no LoadCredential=)", cite(&e.from))]);
+    for e in r
+        .env_files
+        .iter()
+        .filter(|e| !creds.iter().any(|c| c.path == e.path))
+    {
+        let why = if e.via_credentials_directory {
+            format!("{}: an env file read in place by clawjail, as the target user: owned by uid {}, mode 0600 (not LoadCredential=: systemd gives a User= service a 0440 copy, which clawjail refuses)", cite(&e.from), r.uid)
+        } else {
+            format!("{}: an env file read in place by clawjail (path not under ${{CREDENTIALS_DIRECTORY}}, so no LoadCredential=)", cite(&e.from))
+        };
+        u.add(
+            "Service",
+            "ReadOnlyPaths",
+            format!("-{}", e.path),
+            vec![why],
+        );
     }
     for l in &r.limits {
         let key = match l.name {
@@ -728,6 +745,22 @@ mod tests {
         for n in crate::export::needs::syscalls(&crate::export::needs::needs(Start::Root)) {
             assert!(c.contains(&n.to_string()), "{n}");
         }
+    }
+
+    #[test]
+    fn credentials_go_through_load_credential_on_a_root_start_only() {
+        let p = format!("{BASE}[env]\nfiles = [\"${{CREDENTIALS_DIRECTORY}}/t.env\"]\n[vars]\nCREDENTIALS_DIRECTORY = \"/etc/x\"\n");
+        let root = unit(&p, Start::Root);
+        assert_eq!(
+            lines(&root, "LoadCredential"),
+            ["LoadCredential=t.env:/etc/x/t.env"]
+        );
+        assert!(lines(&root, "ExecStart")[0].contains("--var CREDENTIALS_DIRECTORY=%d --"));
+        // systemd hands a User= service a 0440 copy, which clawjail refuses: read in place.
+        let user = unit(&p, Start::User);
+        assert!(lines(&user, "LoadCredential").is_empty());
+        assert!(!lines(&user, "ExecStart")[0].contains("%d"));
+        assert!(lines(&user, "ReadOnlyPaths").contains(&"ReadOnlyPaths=-/etc/x/t.env"));
     }
 
     #[test]
