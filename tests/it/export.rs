@@ -643,3 +643,148 @@ fn export_k8s_validates_offline_strict_with_the_operator_crd() {
         stderr(&o)
     );
 }
+
+/// Run a command in the systemd container, return stdout+stderr and success.
+fn in_container(name: &str, script: &str) -> (bool, String) {
+    let o = Command::new("podman")
+        .args(["exec", name, "sh", "-c", script])
+        .output()
+        .unwrap();
+    (o.status.success(), stdout(&o) + &stderr(&o))
+}
+
+/// The exported unit, installed under systemd as PID 1 (podman + runc running the host
+/// root, issue 19's setup), starts clawjail and the target: both start modes, a created
+/// state directory, a bound port, an env file (LoadCredential= on a root start, in place on
+/// a user start). The target is the probe sleeping; its /proc status and environment are
+/// read from inside the container, the env file's names from clawjail's launch event.
+#[test]
+fn export_systemd_unit_starts_under_systemd_as_pid1() {
+    require_root!();
+    require_tool!("podman");
+    if !Path::new("/usr/sbin/runc").exists() || !Path::new("/lib/systemd/systemd").exists() {
+        eprintln!("skipped: needs /usr/sbin/runc and /lib/systemd/systemd");
+        return;
+    }
+    let s = Scratch::new("export-pid1");
+    let policy = s.policy(
+        "version = 1\n[identity]\nuser = 65534\ngroup = 65534\n[vars]\nCREDENTIALS_DIRECTORY = \"/etc/cj-export\"\n[filesystem]\nexec = [\"/usr/local/libexec/cj-export\"]\ncreate = [\"/var/lib/cj-export/state\"]\nwrite = [\"/var/lib/cj-export/state\"]\n[network]\nbind = [18080]\n[env]\nfiles = [\"${CREDENTIALS_DIRECTORY}/t.env\"]\n",
+    );
+    let name = format!("cj-export-pid1-{}", std::process::id());
+    let mut c = Command::new("podman");
+    c.args([
+        "--runtime",
+        "/usr/sbin/runc",
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--systemd=always",
+        "--network",
+        "none",
+    ]);
+    c.args([
+        "--ulimit",
+        "nofile=4096:4096",
+        "--ulimit",
+        "nproc=4096:4096",
+    ]);
+    for t in ["/run", "/run/lock", "/tmp", "/var/log/journal"] {
+        c.args(["--tmpfs", &format!("{t}:rw,notmpcopyup")]);
+    }
+    c.args(["--rootfs", "/:O", "/lib/systemd/systemd"]);
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "podman run: {}", stderr(&o));
+    struct Rm(String);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            Command::new("podman")
+                .args(["rm", "-f", "-t", "0", &self.0])
+                .output()
+                .ok();
+        }
+    }
+    let _rm = Rm(name.clone());
+    for (src, dst) in [
+        (probe(), "/usr/local/libexec/cj-export/probe"),
+        (Path::new(clawjail_bin()), "/usr/local/bin/clawjail-export"),
+        (policy.as_path(), "/etc/cj-export/policy.toml"),
+    ] {
+        let (ok, out) = in_container(&name, &format!("mkdir -p $(dirname {dst})"));
+        assert!(ok, "{out}");
+        let o = Command::new("podman")
+            .arg("cp")
+            .arg(src)
+            .arg(format!("{name}:{dst}"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "podman cp: {}", stderr(&o));
+    }
+    // systemd needs a moment to come up as PID 1.
+    let (ok, out) = in_container(&name, "for i in $(seq 1 50); do systemctl is-system-running >/dev/null 2>&1 && break; [ \"$(systemctl is-system-running 2>/dev/null)\" = degraded ] && break; sleep 0.2; done; chmod 755 /usr/local/libexec/cj-export /usr/local/libexec/cj-export/probe /usr/local/bin/clawjail-export; chmod 644 /etc/cj-export/policy.toml; umask 077; printf 'CJ_EXPORT_TOKEN=t0k\\n' > /etc/cj-export/t.env");
+    assert!(ok, "{out}");
+    for start in ["root", "user"] {
+        let unit_name = format!("cj-export-{start}.service");
+        let unit = export(&[
+            "systemd",
+            "--start",
+            start,
+            "--policy",
+            policy.to_str().unwrap(),
+            "--policy-at",
+            "/etc/cj-export/policy.toml",
+            "--clawjail-bin",
+            "/usr/local/bin/clawjail-export",
+            "--name",
+            &unit_name,
+            "--",
+            "/usr/local/libexec/cj-export/probe",
+            "sleep",
+            "60",
+        ]);
+        let file = s.file(&unit_name, &unit, 0o644);
+        let o = Command::new("podman")
+            .arg("cp")
+            .arg(&file)
+            .arg(format!("{name}:/etc/systemd/system/{unit_name}"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        // A user start reads the env file in place: it must be the target's, 0600.
+        let owner = if start == "user" {
+            "65534:65534"
+        } else {
+            "0:0"
+        };
+        let (ok, out) = in_container(&name, &format!(
+            "chown {owner} /etc/cj-export/t.env && systemctl daemon-reload && systemctl start {unit_name} && sleep 1 && systemctl is-active {unit_name} && pid=$(systemctl show -p MainPID --value {unit_name}) && grep -E '^(Uid|CapEff|NoNewPrivs|Seccomp):' /proc/$pid/status && stat -c '%u %a' /var/lib/cj-export/state && systemctl stop {unit_name}"
+        ));
+        let journal = in_container(
+            &name,
+            &format!(
+                "journalctl -u {unit_name} --no-pager | grep -v 'Special user nobody' | tail -8"
+            ),
+        )
+        .1;
+        assert!(ok, "--start {start}: {out}\n{journal}");
+        for want in [
+            "active",
+            "Uid:\t65534\t65534\t65534\t65534",
+            "CapEff:\t0000000000000000",
+            "NoNewPrivs:\t1",
+            "Seccomp:\t2",
+            "65534 700",
+        ] {
+            assert!(
+                out.contains(want),
+                "--start {start}: missing {want:?} in\n{out}\n{journal}"
+            );
+        }
+        // The env file reached the target (the launch event lists the names it passed;
+        // /proc/PID/environ of another uid is closed to the container's root).
+        assert!(
+            journal.contains("env_names=[\"CJ_EXPORT_TOKEN\"]"),
+            "--start {start}: env file not passed\n{journal}"
+        );
+    }
+}
