@@ -4,6 +4,7 @@
 //! - systemd: `systemd-analyze verify` clean, `security --offline` exposure no worse than
 //!   examples/systemd, and every syscall clawjail makes (strace -f, every process, up to its
 //!   exec of the target) is in the exported SystemCallFilter= (groups expanded).
+//!   The exported unit starts clawjail and the target under systemd as PID 1 (podman).
 //! - oci-seccomp: a probe in podman + runc under the exported profile never gets further
 //!   than under `clawjail run` (high-bit variants included); control: the runtime default.
 //! - k8s: kubernetes-validate --strict, and the SeccompProfile against the vendored CRD
