@@ -9,6 +9,7 @@ pub mod caps;
 pub mod cli;
 pub mod elf;
 pub mod env;
+pub mod export;
 pub mod fds;
 pub mod identity;
 pub mod landlock;

@@ -8,6 +8,7 @@ mod util;
 
 mod audit;
 mod cli;
+mod export;
 mod isolation;
 mod landlock;
 mod launch;
