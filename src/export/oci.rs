@@ -124,6 +124,66 @@ fn overlaps(a: &[Cube; 6], b: &[Cube; 6]) -> bool {
     a.iter().zip(b).all(|(x, y)| x.intersect(*y).is_some())
 }
 
+/// `a \ b` for one argument, as disjoint cubes: for each bit `b` fixes and `a` leaves
+/// free, one cube where the bits before it agree with `b` and this bit differs. A bit both
+/// fix to different values makes them disjoint (then `a` is returned whole).
+fn cube_minus(a: Cube, b: Cube) -> Vec<Cube> {
+    if a.intersect(b).is_none() {
+        return vec![a];
+    }
+    let mut out = Vec::new();
+    let mut agreed = a;
+    for bit in (0..64)
+        .map(|i| 1u64 << i)
+        .filter(|m| b.mask & m & !a.mask != 0)
+    {
+        out.push(Cube {
+            mask: agreed.mask | bit,
+            value: agreed.value | (!b.value & bit),
+        });
+        agreed = Cube {
+            mask: agreed.mask | bit,
+            value: agreed.value | (b.value & bit),
+        };
+    }
+    out
+}
+
+/// `a \ b` for a whole rule (six arguments), as disjoint products: the part where argument
+/// i is outside `b[i]` while the arguments before it are inside.
+fn product_minus(a: &[Cube; 6], b: &[Cube; 6]) -> Vec<[Cube; 6]> {
+    if !overlaps(a, b) {
+        return vec![*a];
+    }
+    let mut out = Vec::new();
+    let mut inside = *a;
+    for i in 0..6 {
+        for c in cube_minus(a[i], b[i]) {
+            let mut p = inside;
+            p[i] = c;
+            out.push(p);
+        }
+        match a[i].intersect(b[i]) {
+            Some(c) => inside[i] = c,
+            None => break,
+        }
+    }
+    out
+}
+
+/// Everything in `set` that no product of `minus` covers, as disjoint products; None
+/// beyond `limit` products.
+fn subtract(set: Vec<[Cube; 6]>, minus: &[[Cube; 6]], limit: usize) -> Option<Vec<[Cube; 6]>> {
+    let mut cur = set;
+    for m in minus {
+        cur = cur.iter().flat_map(|p| product_minus(p, m)).collect();
+        if cur.len() > limit {
+            return None;
+        }
+    }
+    Some(cur)
+}
+
 /// At most this many ALLOW alternatives per syscall before it is refused instead.
 const MAX_RULES_PER_SYSCALL: usize = 256;
 
@@ -286,26 +346,21 @@ fn conditional(name: &str, rules: &[Rule], default_errno: Option<u32>) -> Option
     let mut refuse: Vec<([Cube; 6], i32)> = Vec::new();
     for rule in rules {
         let prods = rule_products(rule, MAX_RULES_PER_SYSCALL)?;
+        // First match wins in clawjail, and libseccomp must never see overlapping ALLOW and
+        // ERRNO rules: each rule keeps only the part no earlier rule answered. So "allow
+        // pid 0, else EPERM" becomes ALLOW(pid == 0) plus ERRNO over the 32 cubes of
+        // "pid != 0", which are disjoint from it.
+        let earlier: Vec<[Cube; 6]> = allow
+            .iter()
+            .copied()
+            .chain(refuse.iter().map(|(q, _)| *q))
+            .collect();
+        let prods = subtract(prods, &earlier, MAX_RULES_PER_SYSCALL)?;
         match rule.refuse {
-            None => {
-                // First match wins in clawjail: an allow region that overlaps an earlier
-                // refusal would be allowed here. No exact form: refuse the syscall.
-                if prods
-                    .iter()
-                    .any(|p| refuse.iter().any(|(q, _)| overlaps(p, q)))
-                {
-                    return None;
-                }
-                allow.extend(prods);
-            }
-            Some(errno) => {
-                if prods.iter().any(|p| allow.iter().any(|q| overlaps(p, q))) {
-                    return None;
-                }
-                refuse.extend(prods.into_iter().map(|p| (p, errno)));
-            }
+            None => allow.extend(prods),
+            Some(errno) => refuse.extend(prods.into_iter().map(|p| (p, errno))),
         }
-        if allow.len() > MAX_RULES_PER_SYSCALL {
+        if allow.len() + refuse.len() > MAX_RULES_PER_SYSCALL {
             return None;
         }
     }
@@ -384,62 +439,179 @@ mod tests {
         format!("version = 1\n[identity]\nuser = 65534\ngroup = 65534\n{extra}")
     }
 
-    /// The emitted rules never allow what clawjail refuses, and (for exact rewrites) allow
-    /// exactly what it allows, for every guarded syscall, with ordinary and high-bit args.
-    #[test]
-    fn profile_agrees_with_clawjail_on_guarded_calls_including_high_bits() {
-        for unix in [false, true] {
-            let r = resolved(&base(&format!("[network]\nunix = {unix}\n")));
-            let p = profile(&r);
-            assert!(p.stricter.is_empty(), "{:?}", p.stricter);
-            let hi = 1u64 << 32;
-            let mut samples: Vec<u64> = vec![0, 1, 2, 3, 5, 6, 8, 10, 16, 17, 30, 0x20000];
-            for v in [
-                TIOCSTI,
-                TIOCLINUX,
-                0x541b,
-                0x5401,
-                MSG_FASTOPEN,
-                CLONE_NAMESPACE_FLAGS,
-            ] {
-                samples.push(v);
+    /// libseccomp's answer in the form of [`OciProfile::answer`] for clawjail's BPF return.
+    fn answer_of(ret: u32) -> Option<i32> {
+        if ret == bpf::RET_ALLOW {
+            None
+        } else if ret & 0xffff_0000 == bpf::RET_ERRNO {
+            Some((ret & 0xffff) as i32)
+        } else {
+            Some(-1)
+        }
+    }
+
+    /// Every combination of the sample values of the arguments `e`'s rules compare (the
+    /// others 0 or all ones), against clawjail's own answer.
+    fn agree(r: &Resolved, p: &OciProfile, e: &crate::seccomp::Entry) {
+        let Verdict::AllowIf(rules) = &e.verdict else {
+            return;
+        };
+        let hi = 1u64 << 32;
+        let mut base: Vec<u64> = vec![0, 1, 2, 3, 5, 6, 8, 10, 16, 17, 30, 262, 0x300, 0x20000];
+        base.extend([TIOCSTI, TIOCLINUX, 0x541b, 0x5401, MSG_FASTOPEN]);
+        base.extend([CLONE_NAMESPACE_FLAGS, 0x1000_0000, 0x4000_0000, 0x0001_1000]);
+        base.extend([0x0040_0000, 0xffff_ffff, 0x7fff_ffff]);
+        // Modes: owner only, group/other read, group/other write, setuid/setgid/sticky.
+        base.extend([
+            0o600, 0o700, 0o644, 0o755, 0o664, 0o666, 0o4755, 0o2700, 0o1700,
+        ]);
+        let with_hi: Vec<u64> = base
+            .iter()
+            .flat_map(|v| [*v, v | hi, v | (1 << 63)])
+            .collect();
+        // The first two compared arguments get every sample, later ones (socket's protocol,
+        // sendto's flags) a short list, the others 0: enough to cross every guard's
+        // boundaries in a few seconds.
+        let short = [0, 1, 6, 17, 132, 262, 0x300, 0o644, 0o660, MSG_FASTOPEN];
+        let short: Vec<u64> = short.iter().flat_map(|v| [*v, v | hi]).collect();
+        let mut used: Vec<usize> = rules
+            .iter()
+            .flat_map(|r| r.conds.iter().map(|c| usize::from(c.arg)))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let samples: Vec<Vec<u64>> = (0..6)
+            .map(|i| match used.iter().position(|u| *u == i) {
+                Some(0 | 1) => with_hi.clone(),
+                Some(_) => short.clone(),
+                None => vec![0],
+            })
+            .collect();
+        let mut args = [0u64; 6];
+        let mut idx = [0usize; 6];
+        loop {
+            for i in 0..6 {
+                args[i] = samples[i][idx[i]];
             }
-            samples.extend([
-                0x1000_0000,
-                0x4000_0000,
-                0x0001_1000,
-                0x0040_0000,
-                0xffff_ffff,
-            ]);
-            let with_hi: Vec<u64> = samples
-                .iter()
-                .flat_map(|v| [*v, v | hi, v | (1 << 63)])
-                .collect();
-            for e in r.seccomp.entries() {
-                let Verdict::AllowIf(_) = e.verdict else {
-                    continue;
-                };
-                for a0 in &with_hi {
-                    for a1 in &with_hi {
-                        for a2 in [0u64, 6, 17, 30, 262, 0x300, 1 | hi] {
-                            for a3 in [0u64, MSG_FASTOPEN, MSG_FASTOPEN | hi] {
-                                let args = [*a0, *a1, a2, a3, a3, 0];
-                                let want = r.seccomp.expected(e.nr, &args);
-                                let got = p.answer(e.name, &args);
-                                let want_ans = if want == bpf::RET_ALLOW {
-                                    None
-                                } else if want & 0xffff_0000 == bpf::RET_ERRNO {
-                                    Some((want & 0xffff) as i32)
-                                } else {
-                                    Some(-1)
-                                };
-                                assert_eq!(got, want_ans, "{} {:x?}", e.name, args);
-                            }
-                        }
-                    }
+            let want = answer_of(r.seccomp.expected(e.nr, &args));
+            assert_eq!(p.answer(e.name, &args), want, "{} {:x?}", e.name, args);
+            // Next combination (odometer).
+            let mut i = 0;
+            loop {
+                if i == 6 {
+                    return;
                 }
+                idx[i] += 1;
+                if idx[i] < samples[i].len() {
+                    break;
+                }
+                idx[i] = 0;
+                i += 1;
             }
         }
+    }
+
+    /// The emitted rules never allow what clawjail refuses, and allow exactly what it
+    /// allows, for every guarded syscall (socket, ioctl, clone, the mode guards on
+    /// chmod/fchmod/fchmodat/fchmodat2, the pid-0 guards on prlimit64/sched_set*/
+    /// get_robust_list, PRIO_PROCESS && who == 0 on set/getpriority and ioprio_*), with
+    /// ordinary and high-bit arguments, under both actions (kill needs the fixed-EPERM
+    /// regions as ERRNO rules disjoint from the ALLOW ones).
+    #[test]
+    fn profile_agrees_with_clawjail_on_guarded_calls_including_high_bits() {
+        for extra in [
+            "[network]\nunix = false\n",
+            "[network]\nunix = true\n",
+            "[seccomp]\naction = \"kill\"\n",
+        ] {
+            let r = resolved(&base(extra));
+            let p = profile(&r);
+            assert!(p.stricter.is_empty(), "{:?}", p.stricter);
+            for name in [
+                "chmod",
+                "fchmod",
+                "fchmodat2",
+                "prlimit64",
+                "setpriority",
+                "ioprio_set",
+            ] {
+                assert!(
+                    r.seccomp
+                        .entries()
+                        .iter()
+                        .any(|e| e.name == name && matches!(e.verdict, Verdict::AllowIf(_))),
+                    "{name} is not guarded: the test would not cover it"
+                );
+            }
+            for e in r.seccomp.entries() {
+                agree(&r, &p, e);
+            }
+        }
+    }
+
+    /// The pid-0, mode and PRIO_PROCESS guards as rules: exact, 32-bit, and AND-ed within
+    /// one rule.
+    #[test]
+    fn issue9_guards_have_exact_masked_eq_rules() {
+        let r = resolved(&base("[seccomp]\naction = \"kill\"\n"));
+        let p = profile(&r);
+        let hi = 1u64 << 32;
+        assert_eq!(p.answer("prlimit64", &[0, 4, 0, 0, 0, 0]), None);
+        assert_eq!(
+            p.answer("prlimit64", &[hi, 4, 0, 0, 0, 0]),
+            None,
+            "pid_t is 32-bit"
+        );
+        assert_eq!(
+            p.answer("prlimit64", &[1, 4, 0, 0, 0, 0]),
+            Some(libc::EPERM)
+        );
+        assert_eq!(p.answer("chmod", &[0, 0o600, 0, 0, 0, 0]), None);
+        assert_eq!(
+            p.answer("chmod", &[0, 0o644, 0, 0, 0, 0]),
+            Some(libc::EPERM)
+        );
+        assert_eq!(p.answer("chmod", &[0, 0o600 | hi, 0, 0, 0, 0]), None);
+        assert_eq!(p.answer("fchmod", &[3, 0o644, 0, 0, 0, 0]), None);
+        assert_eq!(
+            p.answer("fchmod", &[3, 0o4755, 0, 0, 0, 0]),
+            Some(libc::EPERM)
+        );
+        assert_eq!(
+            p.answer("fchmodat", &[3, 0, 0o660, 0, 0, 0]),
+            Some(libc::EPERM)
+        );
+        assert_eq!(p.answer("setpriority", &[0, 0, 5, 0, 0, 0]), None);
+        assert_eq!(
+            p.answer("setpriority", &[2, 0, 5, 0, 0, 0]),
+            Some(libc::EPERM),
+            "PRIO_USER"
+        );
+        assert_eq!(
+            p.answer("setpriority", &[0, 7, 5, 0, 0, 0]),
+            Some(libc::EPERM)
+        );
+        assert_eq!(p.answer("ioprio_set", &[1, 0, 0, 0, 0, 0]), None);
+        assert_eq!(p.answer("ioprio_set", &[1 | hi, hi, 0, 0, 0, 0]), None);
+        assert_eq!(
+            p.answer("ioprio_set", &[2, 0, 0, 0, 0, 0]),
+            Some(libc::EPERM)
+        );
+        // One ALLOW rule carries both conditions (an AND): PRIO_PROCESS and who == 0.
+        let both = p
+            .syscalls
+            .iter()
+            .filter(|s| s.names == ["setpriority"] && s.action == "SCMP_ACT_ALLOW")
+            .collect::<Vec<_>>();
+        assert_eq!(both.len(), 1, "{both:?}");
+        assert_eq!(both[0].args.len(), 2);
+        assert!(both[0].args.iter().all(|a| a.value == 0xffff_ffff));
+        // Under the errno action the EPERM regions are the default: no ERRNO rules at all.
+        let e = profile(&resolved(&base("")));
+        assert!(!e
+            .syscalls
+            .iter()
+            .any(|s| s.names == ["prlimit64"] && s.action != "SCMP_ACT_ALLOW"));
     }
 
     #[test]
