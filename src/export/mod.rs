@@ -414,7 +414,13 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
         seccomp,
         seccomp_from: section(loaded, "seccomp"),
         seccomp_action: p.seccomp.action,
-        needs: needs::needs(opts.start),
+        needs: needs::needs(&needs::NeedInputs {
+            start: opts.start,
+            // As plan decides it: a PID namespace needs the session step's fork.
+            pid_namespace: p.process.pid_namespace && p.process.new_session,
+            private_tmp: p.filesystem.private_tmp,
+            create_mode,
+        }),
         text: src.text.clone(),
     })
 }

@@ -307,10 +307,46 @@ pub fn profile(r: &Resolved) -> OciProfile {
     // A need overrides a denial (the policy's or a guard's): the outer layer lets
     // clawjail make the call, clawjail's own filter still refuses it to the target. A
     // guarded or fixed-answer syscall keeps its outer rule; clawjail's own calls satisfy it.
+    // Two refinements: a need clawjail makes with arguments outside the target's guard
+    // (`unguarded`) drops the guard's rules for an unconditional ALLOW; a denied syscall
+    // clawjail makes only with certain flags (`flags_only`: unshare, mount) is allowed
+    // only with those, so the outer layer still refuses e.g. unshare(CLONE_NEWUSER).
+    let unguarded: Vec<&str> = r
+        .needs
+        .iter()
+        .flat_map(|n| n.unguarded.iter().copied())
+        .collect();
+    let mut flags_only: std::collections::BTreeMap<&str, (u8, u64)> = Default::default();
+    for n in &r.needs {
+        for (name, arg, bits) in n.flags_only {
+            let e = flags_only.entry(name).or_insert((*arg, 0));
+            e.1 |= bits;
+        }
+    }
     for n in super::needs::syscalls(&r.needs) {
         let entry = r.seccomp.entries().iter().find(|e| e.name == n);
         let denied = entry.is_none_or(|e| e.verdict == Verdict::Deny);
-        if denied && syscalls::number(n).is_some() {
+        if syscalls::number(n).is_none() {
+            continue;
+        }
+        if unguarded.contains(&n) && entry.is_some_and(|e| matches!(e.verdict, Verdict::AllowIf(_)))
+        {
+            out.retain(|s| s.names != [n]);
+            stricter.retain(|s| !s.starts_with(&format!("{n}:")));
+            plain.push(n.to_string());
+        } else if let (true, Some((arg, bits))) = (denied, flags_only.get(n)) {
+            out.push(OciSyscall {
+                names: vec![n.to_string()],
+                action: "SCMP_ACT_ALLOW",
+                errno_ret: None,
+                args: vec![OciArg {
+                    index: *arg,
+                    value: !bits,
+                    value_two: 0,
+                    op: "SCMP_CMP_MASKED_EQ",
+                }],
+            });
+        } else if denied {
             plain.push(n.to_string());
         }
     }
@@ -632,6 +668,71 @@ mod tests {
         assert_eq!(p.answer("clone3", &[0; 6]), Some(libc::ENOSYS));
         assert_eq!(p.answer("io_uring_setup", &[0; 6]), Some(libc::EPERM));
         assert_eq!(p.answer("ptrace", &[0; 6]), Some(libc::EPERM));
+    }
+
+    /// A root start's namespaces: the outer layer lets clawjail unshare and mount with its
+    /// own flags only; a user start allows neither. A group-writable create_mode makes
+    /// fchmod unconditional (clawjail sets that mode itself); the default keeps the guard.
+    #[test]
+    fn needs_override_guards_only_as_far_as_clawjail_goes() {
+        let root = |extra: &str| {
+            let loaded =
+                policy::load(Source::new(Origin::Flag("p.toml".into()), base(extra))).unwrap();
+            profile(&resolve(&loaded, &crate::export::tests::opts(Start::Root)).unwrap())
+        };
+        let p = root("[filesystem]\nprivate_tmp = true\n");
+        let newpid_ipc = (libc::CLONE_NEWPID | libc::CLONE_NEWIPC) as u64;
+        assert_eq!(p.answer("unshare", &[newpid_ipc, 0, 0, 0, 0, 0]), None);
+        assert_eq!(
+            p.answer("unshare", &[libc::CLONE_NEWNS as u64, 0, 0, 0, 0, 0]),
+            None
+        );
+        for bad in [
+            libc::CLONE_NEWUSER as u64,
+            libc::CLONE_NEWNET as u64,
+            1 << 40,
+        ] {
+            assert_eq!(
+                p.answer("unshare", &[bad, 0, 0, 0, 0, 0]),
+                Some(libc::EPERM)
+            );
+        }
+        let rec_private = libc::MS_REC | libc::MS_PRIVATE;
+        assert_eq!(p.answer("mount", &[0, 0, 0, rec_private, 0, 0]), None);
+        assert_eq!(
+            p.answer("mount", &[0, 0, 0, libc::MS_BIND, 0, 0]),
+            Some(libc::EPERM)
+        );
+        assert_eq!(
+            p.answer("mount", &[0, 0, 0, libc::MS_REMOUNT, 0, 0]),
+            Some(libc::EPERM)
+        );
+        // The default create_mode (0700) is within fchmod's guard: the guard stays.
+        assert_eq!(
+            p.answer("fchmod", &[3, 0o4755, 0, 0, 0, 0]),
+            Some(libc::EPERM)
+        );
+        assert_eq!(
+            p.answer("fchmod", &[3, 0o644, 0, 0, 0, 0]),
+            None,
+            "the run record"
+        );
+        let shared = root("[filesystem]\ncreate_mode = \"2770\"\n");
+        assert_eq!(shared.answer("fchmod", &[3, 0o2770, 0, 0, 0, 0]), None);
+        assert!(shared.syscalls[0].names.contains(&"fchmod".to_string()));
+        assert!(!shared.syscalls[1..]
+            .iter()
+            .any(|s| s.names.contains(&"fchmod".to_string())));
+        // A user start creates no namespace: unshare and mount stay refused.
+        let user = profile(&resolved(&base("[filesystem]\nprivate_tmp = true\n")));
+        assert_eq!(
+            user.answer("unshare", &[newpid_ipc, 0, 0, 0, 0, 0]),
+            Some(libc::EPERM)
+        );
+        assert_eq!(
+            user.answer("mount", &[0, 0, 0, rec_private, 0, 0]),
+            Some(libc::EPERM)
+        );
     }
 
     #[test]

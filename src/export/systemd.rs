@@ -223,6 +223,7 @@ pub fn directives(r: &Resolved, opts: &ExportOptions) -> Result<Vec<Directive>, 
                 let mut v = vec![
                     format!("{id}: a root start (no User=): clawjail switches to uid {} gid {} itself", r.uid, r.gid),
                     "clawjail needs (root-start): SETUID SETGID for the switch, SETPCAP to drop the bounding set and lock securebits, CHOWN FOWNER DAC_OVERRIDE to create and open the target's directories".into(),
+                    "clawjail needs (namespaces, private-tmp): SYS_ADMIN for unshare and mount; it drops the whole bounding set before the exec, so the target never holds it".into(),
                 ];
                 v.extend(r.caps_keep.iter().map(|(c, from)| format!("{}: {c} survives into the target", cite(from))));
                 v
@@ -551,11 +552,19 @@ pub fn directives(r: &Resolved, opts: &ExportOptions) -> Result<Vec<Directive>, 
 
     // --- what clawjail's guards already refuse, enforced by systemd as well ------------------
     let g = "seccomp guard (every profile)";
-    u.svc("RestrictNamespaces", "yes", &[&format!("{g}: unshare, setns and clone(CLONE_NEW*) are refused; clawjail itself creates none today (the egress broker will need net, and user on a user start)")]);
+    let ns = super::needs::namespaces(&r.needs);
+    if ns.is_empty() {
+        u.svc("RestrictNamespaces", "yes", &[&format!("{g}: unshare, setns and clone(CLONE_NEW*) are refused; clawjail itself creates none on this start (the egress broker will need net, and user on a user start)")]);
+    } else {
+        u.add("Service", "RestrictNamespaces", ns.join(" "), vec![
+            format!("{g}: unshare, setns and clone(CLONE_NEW*) are refused to the target"),
+            format!("clawjail needs ({}): it creates these for the target on a root start; any other type stays refused", r.needs.iter().filter(|n| !n.namespaces.is_empty()).map(|n| n.feature).collect::<Vec<_>>().join(", ")),
+        ]);
+    }
     u.svc(
         "PrivateMounts",
         "yes",
-        &[&format!("{g}: mount and the new mount API are refused")],
+        &[&format!("{g}: mount and the new mount API are refused to the target; clawjail's own mounts (the PID namespace's /proc, a private /tmp) stay in its mount namespace")],
     );
     u.svc(
         "ProtectKernelTunables",
@@ -742,7 +751,9 @@ mod tests {
             &format!("{BASE}[seccomp]\nprofile = \"custom\"\nallow = [\"read\"]\n"),
             Start::Root,
         ));
-        for n in crate::export::needs::syscalls(&crate::export::needs::needs(Start::Root)) {
+        for n in crate::export::needs::syscalls(&crate::export::needs::needs(
+            &crate::export::needs::NeedInputs::defaults(Start::Root),
+        )) {
             assert!(c.contains(&n.to_string()), "{n}");
         }
     }
@@ -773,6 +784,25 @@ mod tests {
         assert_eq!(
             lines(&user, "CapabilityBoundingSet"),
             ["CapabilityBoundingSet="]
+        );
+        // A root start creates the target's namespaces (and needs SYS_ADMIN for them); a
+        // user start creates none.
+        assert_eq!(
+            lines(&root, "RestrictNamespaces"),
+            ["RestrictNamespaces=ipc mnt pid"]
+        );
+        assert!(lines(&root, "CapabilityBoundingSet")[0].contains("CAP_SYS_ADMIN"));
+        assert_eq!(
+            lines(&user, "RestrictNamespaces"),
+            ["RestrictNamespaces=yes"]
+        );
+        let no_pid = unit(
+            &format!("{BASE}[process]\npid_namespace = false\n"),
+            Start::Root,
+        );
+        assert_eq!(
+            lines(&no_pid, "RestrictNamespaces"),
+            ["RestrictNamespaces=ipc"]
         );
         for u in [&root, &user] {
             assert!(lines(u, "MemoryDenyWriteExecute").is_empty());
