@@ -279,13 +279,15 @@ pub fn directives(r: &Resolved, opts: &ExportOptions) -> Result<Vec<Directive>, 
         why.push(format!("not listed: {} (newer than libseccomp 2.5.4, which Debian 12's systemd 252 uses: it cannot name them and warns); systemd refuses them (stricter than the policy). On a newer host add: SystemCallFilter={}", unnamed.join(" "), unnamed.join(" ")));
     }
     u.add("Service", "SystemCallFilter", named.join(" "), why);
+    let mut listed: Vec<&str> = Vec::new();
     for n in &r.needs {
         let mut extra: Vec<&str> = n
             .syscalls
             .iter()
             .copied()
-            .filter(|s| !policy_calls.contains(s))
+            .filter(|s| !policy_calls.contains(s) && !listed.contains(s))
             .collect();
+        listed.extend(extra.iter().copied());
         extra.sort_unstable();
         extra.dedup();
         if !extra.is_empty() {
@@ -558,7 +560,7 @@ pub fn directives(r: &Resolved, opts: &ExportOptions) -> Result<Vec<Directive>, 
     } else {
         u.add("Service", "RestrictNamespaces", ns.join(" "), vec![
             format!("{g}: unshare, setns and clone(CLONE_NEW*) are refused to the target"),
-            format!("clawjail needs ({}): it creates these for the target on a root start; any other type stays refused", r.needs.iter().filter(|n| !n.namespaces.is_empty()).map(|n| n.feature).collect::<Vec<_>>().join(", ")),
+            format!("clawjail needs ({}): it creates these for the target on a root start; any other type stays refused", { let mut f: Vec<&str> = r.needs.iter().filter(|n| !n.namespaces.is_empty()).map(|n| n.feature).collect(); f.dedup(); f.join(", ") }),
         ]);
     }
     u.svc(
