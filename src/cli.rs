@@ -45,6 +45,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command into --dir.
     Man(ManArgs),
+    /// Render the policy for systemd, an OCI runtime or Kubernetes (docs/export.md).
+    Export(crate::export::args::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -293,6 +295,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(0)
         }
         Command::Man(a) => cmd_man(a),
+        Command::Export(a) => crate::export::args::run(a),
     }
 }
 

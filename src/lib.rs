@@ -10,6 +10,7 @@ pub mod cli;
 pub mod egress;
 pub mod elf;
 pub mod env;
+pub mod export;
 pub mod fds;
 pub mod identity;
 pub mod landlock;

@@ -19,6 +19,11 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
         )),
         // clone(CLONE_NEWUSER | SIGCHLD): the child exits at once.
         "clone-userns" => clone_and_reap(libc::CLONE_NEWUSER as u64 | libc::SIGCHLD as u64),
+        // clone(CLONE_NEWUSER | SIGCHLD | 1 << 32): the kernel reads the low 32 bits of
+        // clone's flags, so this is clone-userns; a 64-bit compare would miss it.
+        "clone-userns-high" => {
+            clone_and_reap(libc::CLONE_NEWUSER as u64 | libc::SIGCHLD as u64 | (1 << 32))
+        }
         // clone3 with no flags (a plain fork): ENOSYS under the filter.
         "clone3" => clone3_fork(),
         // fork, 4 threads (glibc tries clone3 first, then clone), join: "ok".
