@@ -8,6 +8,8 @@ mod util;
 
 mod audit;
 mod cli;
+mod egress;
+mod export;
 mod isolation;
 mod landlock;
 mod launch;
@@ -15,4 +17,5 @@ mod openclaw;
 mod planted;
 mod policy_errors;
 mod seccomp;
+mod terminal;
 mod verify;
