@@ -303,8 +303,9 @@ pub fn is_terminal_raw(fd: std::os::fd::RawFd) -> bool {
 pub fn tty_device(fd: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
     const TIOCGDEV: libc::c_ulong = 0x8004_5432; // _IOR('T', 0x32, unsigned int)
     let mut dev: libc::c_uint = 0;
+    // `TIOCGDEV as _`: the request is c_ulong in glibc's libc bindings, c_int in musl's.
     // SAFETY: TIOCGDEV writes one unsigned int through the pointer, valid for the call.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), TIOCGDEV, &mut dev as *mut libc::c_uint) };
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), TIOCGDEV as _, &mut dev as *mut libc::c_uint) };
     check(r as libc::c_long)?;
     Ok(((dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00)))
 }
