@@ -4,9 +4,11 @@
 //! step: user lookup, variables, env files, the target and its exec chain, Landlock path
 //! fds, the BPF program, argv/envp.
 
+pub mod derive;
 pub mod target;
 pub mod user;
 
+use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
 use std::path::PathBuf;
 
@@ -158,7 +160,14 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         .into());
     }
 
-    let vars = build_vars(loaded, &ids, home.as_deref(), &opts.cli_vars)?;
+    let vars = build_vars(
+        loaded,
+        &ids,
+        home.as_deref(),
+        &opts.cli_vars,
+        privileged,
+        opts.command.as_deref(),
+    )?;
     // Step private-tmp: before any path below is opened, so every fd and created
     // directory under /tmp is the private tmpfs's (see mount_ns).
     let private_tmp =
@@ -299,14 +308,18 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     })
 }
 
-/// Variables from the target user, then `[vars]`, then `--var`.
+/// Variables from the target user, then `[vars]`, then (unprivileged start)
+/// `[unprivileged.vars]`, then `--var`: a later layer replaces a name's definition, and
+/// every definition is expanded after the ones it refers to (so `--var OPENCLAW_PREFIX=`
+/// also moves a `[vars]` value built from `${OPENCLAW_PREFIX}`). A cycle is an error.
 pub fn build_vars(
     loaded: &Loaded,
     ids: &Ids,
     home: Option<&str>,
     cli: &[(String, String)],
+    privileged: bool,
+    command: Option<&[OsString]>,
 ) -> Result<Vars, PlanError> {
-    let src = &loaded.source;
     let mut v = Vars::new();
     v.set("UID", ids.uid.to_string());
     v.set("GID", ids.gid.to_string());
@@ -318,25 +331,159 @@ pub fn build_vars(
         v.set("STATE_DIR", format!("{h}/.openclaw"));
     }
     v.set("TMP", format!("/tmp/clawjail-{}", ids.uid));
-    for (name, value) in &loaded.policy.vars {
-        let expanded = v.expand(value.get_ref()).map_err(|m| {
-            PolicyError::at(
-                src,
-                value.span(),
-                "undefined-variable",
-                &format!("vars.{name}"),
-                m,
-            )
-        })?;
-        v.set(name, expanded);
+    let mut defs: BTreeMap<&str, VarSource> = BTreeMap::new();
+    for (name, def) in &loaded.policy.vars {
+        defs.insert(name, VarSource::Policy("vars", def));
+    }
+    if !privileged {
+        for (name, def) in &loaded.policy.unprivileged.vars {
+            defs.insert(name, VarSource::Policy("unprivileged.vars", def));
+        }
     }
     for (name, value) in cli {
-        let expanded = v
-            .expand(value)
-            .map_err(|m| PlanError::Refused(format!("--var {name}: {m}")))?;
-        v.set(name, expanded);
+        defs.insert(name, VarSource::Cli(value));
     }
-    Ok(v)
+    let mut r = VarResolver {
+        loaded,
+        ids,
+        command,
+        defs,
+        vars: v,
+        done: Vec::new(),
+        stack: Vec::new(),
+    };
+    let names: Vec<&str> = r.defs.keys().copied().collect();
+    for name in names {
+        r.resolve(name)?;
+    }
+    Ok(r.vars)
+}
+
+/// One definition of a variable.
+enum VarSource<'a> {
+    /// From the policy: the table it is in, and the definition.
+    Policy(&'static str, &'a toml::Spanned<policy::VarDef>),
+    /// `--var NAME=VALUE`.
+    Cli(&'a str),
+}
+
+impl VarSource<'_> {
+    fn references(&self) -> Vec<String> {
+        use policy::vars::references;
+        match self {
+            VarSource::Cli(s) => references(s),
+            VarSource::Policy(_, d) => match d.get_ref() {
+                policy::VarDef::Value(s) => references(s),
+                policy::VarDef::Derived(d) => d
+                    .openclaw_port
+                    .as_deref()
+                    .map(references)
+                    .unwrap_or_default(),
+            },
+        }
+    }
+}
+
+struct VarResolver<'a> {
+    loaded: &'a Loaded,
+    ids: &'a Ids,
+    command: Option<&'a [OsString]>,
+    defs: BTreeMap<&'a str, VarSource<'a>>,
+    vars: Vars,
+    done: Vec<&'a str>,
+    stack: Vec<&'a str>,
+}
+
+impl<'a> VarResolver<'a> {
+    fn resolve(&mut self, name: &str) -> Result<(), PlanError> {
+        // Builtins and undefined names have no definition here: `expand` reports the latter.
+        let Some((&name, _)) = self.defs.get_key_value(name) else {
+            return Ok(());
+        };
+        if self.done.contains(&name) {
+            return Ok(());
+        }
+        if self.stack.contains(&name) {
+            let cycle = format!("{} -> {name}", self.stack.join(" -> "));
+            return Err(self.error(
+                name,
+                "variable-cycle",
+                format!("variables refer to each other in a cycle: {cycle}"),
+            ));
+        }
+        self.stack.push(name);
+        let refs = self
+            .defs
+            .get(name)
+            .map(VarSource::references)
+            .unwrap_or_default();
+        for r in refs {
+            self.resolve(&r)?;
+        }
+        let (value, origin) = self.evaluate(name)?;
+        self.vars.set(name, value);
+        self.vars.set_origin(name, origin);
+        self.stack.pop();
+        self.done.push(name);
+        Ok(())
+    }
+
+    fn evaluate(&self, name: &str) -> Result<(String, String), PlanError> {
+        let Some(def) = self.defs.get(name) else {
+            return Err(PlanError::Refused(format!(
+                "variable {name} has no definition"
+            )));
+        };
+        let undefined = |m: String| self.error(name, "undefined-variable", m);
+        match def {
+            VarSource::Cli(s) => Ok((self.vars.expand(s).map_err(undefined)?, "--var".into())),
+            VarSource::Policy(table, d) => match d.get_ref() {
+                policy::VarDef::Value(s) => Ok((
+                    self.vars.expand(s).map_err(undefined)?,
+                    format!("[{table}]"),
+                )),
+                policy::VarDef::Derived(dv) => {
+                    let fail = |m: String| self.error(name, "derive-failed", m);
+                    if let Some(w) = &dv.which {
+                        let (found, value) =
+                            derive::which(w, dv.strip.unwrap_or(0), self.ids).map_err(fail)?;
+                        let value = value.display().to_string();
+                        return Ok((
+                            value,
+                            format!(
+                                "[{table}]: {w} found in the caller's PATH at {}",
+                                found.display()
+                            ),
+                        ));
+                    }
+                    let cfg = dv.openclaw_port.as_deref().unwrap_or_default();
+                    let cfg = self.vars.expand(cfg).map_err(undefined)?;
+                    let (port, how) =
+                        derive::openclaw_port(self.command, std::path::Path::new(&cfg))
+                            .map_err(fail)?;
+                    Ok((
+                        port.to_string(),
+                        format!("[{table}]: openclaw gateway port from {how}"),
+                    ))
+                }
+            },
+        }
+    }
+
+    /// An error located at `name`'s definition (policy file:line:col, or `--var`).
+    fn error(&self, name: &str, code: &'static str, msg: String) -> PlanError {
+        match self.defs.get(name) {
+            Some(VarSource::Policy(table, d)) => PolicyError::at(
+                &self.loaded.source,
+                d.span(),
+                code,
+                &format!("{table}.{name}"),
+                msg,
+            )
+            .into(),
+            _ => PlanError::Refused(format!("--var {name}: {msg}")),
+        }
+    }
 }
 
 /// Expand a path-valued key and require an absolute result.
