@@ -10,6 +10,7 @@ mod audit;
 mod cli;
 mod isolation;
 mod landlock;
+mod laptop;
 mod launch;
 mod openclaw;
 mod planted;
