@@ -731,3 +731,80 @@ fn build_env(
     }
     Ok((plan, fds))
 }
+
+#[cfg(test)]
+mod var_tests {
+    use super::*;
+    use crate::policy::{Origin, Source};
+
+    fn loaded(text: &str) -> Loaded {
+        policy::load(Source::new(Origin::Embedded, text.to_string())).unwrap()
+    }
+
+    fn vars(
+        l: &Loaded,
+        cli: &[(&str, &str)],
+        privileged: bool,
+        cmd: &[&str],
+    ) -> Result<Vars, PlanError> {
+        let ids = crate::plan::user::caller().ids;
+        let cli: Vec<(String, String)> = cli
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let cmd: Vec<OsString> = cmd.iter().map(OsString::from).collect();
+        build_vars(l, &ids, Some("/home/u"), &cli, privileged, Some(&cmd))
+    }
+
+    const LAYERED: &str = r#"version = 1
+[vars]
+MODULES = "${PREFIX}/node_modules"
+PREFIX = "/opt/oc"
+PORT = "1"
+[unprivileged.vars]
+PREFIX = "${HOME}/.npm-global"
+PORT = { openclaw_port = "${STATE_DIR}/nonexistent.json" }
+"#;
+
+    #[test]
+    fn unprivileged_table_applies_only_to_unprivileged_starts() {
+        let l = loaded(LAYERED);
+        let root = vars(&l, &[], true, &["openclaw"]).unwrap();
+        assert_eq!(root.get("MODULES"), Some("/opt/oc/node_modules"));
+        assert_eq!(root.get("PORT"), Some("1"));
+        let laptop = vars(&l, &[], false, &["openclaw", "gateway", "--port", "4242"]).unwrap();
+        // MODULES is defined before PREFIX alphabetically and still sees the replaced value.
+        assert_eq!(
+            laptop.get("MODULES"),
+            Some("/home/u/.npm-global/node_modules")
+        );
+        assert_eq!(laptop.get("PORT"), Some("4242"));
+        assert!(laptop
+            .origins()
+            .any(|(k, v)| k == "PORT" && v.contains("--port in the command")));
+    }
+
+    #[test]
+    fn cli_var_moves_values_built_from_it() {
+        let l = loaded(LAYERED);
+        let v = vars(&l, &[("PREFIX", "/srv/oc")], false, &["openclaw"]).unwrap();
+        assert_eq!(v.get("MODULES"), Some("/srv/oc/node_modules"));
+    }
+
+    #[test]
+    fn cycles_and_failed_derivations_are_located_errors() {
+        let l = loaded("version = 1\n[vars]\nA = \"${B}\"\nB = \"x${A}\"\n");
+        let e = vars(&l, &[], true, &["x"]).unwrap_err().to_string();
+        assert!(e.contains("variable-cycle") && e.contains(":3:5"), "{e}");
+        let l = loaded(
+            "version = 1\n[unprivileged.vars]\nP = { which = \"no-such-program-cj\", strip = 1 }\n",
+        );
+        let e = vars(&l, &[], false, &["x"]).unwrap_err().to_string();
+        assert!(
+            e.contains("derive-failed") && e.contains("unprivileged.vars.P"),
+            "{e}"
+        );
+        // Not used on a root start: never computed, no error.
+        assert!(vars(&l, &[], true, &["x"]).is_ok());
+    }
+}

@@ -122,21 +122,28 @@ impl LaptopUser {
         std::fs::set_permissions(&self.home, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
 
-    /// SIGKILL whatever still runs as this user (by pid: only this throwaway user's).
+    /// SIGKILL whatever still runs as this user (by pid, found in /proc: only this
+    /// throwaway user's processes).
     fn kill_leftovers(&self) {
-        let o = Command::new("pgrep")
-            .arg("-u")
-            .arg(self.uid.to_string())
-            .output();
-        if let Ok(o) = o {
-            for pid in stdout(&o).split_whitespace() {
-                if let Ok(pid) = pid.parse::<i32>() {
-                    nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    )
-                    .ok();
-                }
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for e in dir.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let real_uid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|u| u.parse::<u32>().ok());
+            if real_uid == Some(self.uid) {
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .ok();
             }
         }
     }
