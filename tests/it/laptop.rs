@@ -222,6 +222,9 @@ impl Laptop {
             ),
         )
         .unwrap();
+        // A laptop has secrets next to the state dir; verify attempts to read this one.
+        std::fs::create_dir_all(user.path(".ssh")).unwrap();
+        std::fs::write(user.path(".ssh/id_rsa"), "not a real key\n").unwrap();
         user.own_home();
         std::fs::set_permissions(
             user.path(".openclaw"),
@@ -270,8 +273,13 @@ impl Laptop {
 
     /// `clawjail SUBCMD -- openclaw gateway run`, as the user, no --policy, no --var.
     fn clawjail(&self, subcmd: &str) -> Command {
+        self.clawjail_args(&format!("{subcmd} -- openclaw gateway run"))
+    }
+
+    /// `clawjail ARGS` as the user, inside the harness's mount namespace.
+    fn clawjail_args(&self, args: &str) -> Command {
         let script = format!(
-            "{} && exec setpriv --reuid={} --regid={} --clear-groups env -i HOME={} PATH={} LANG=C.UTF-8 {} {subcmd} -- openclaw gateway run",
+            "{} && exec setpriv --reuid={} --regid={} --clear-groups env -i HOME={} PATH={} LANG=C.UTF-8 {} {args}",
             self.mounts(),
             self.user.uid,
             self.user.gid,
@@ -502,4 +510,33 @@ fn laptop_default_runs_a_root_owned_usr_local_install() {
         "the prefix comes from the caller's PATH:\n{check}"
     );
     drop(gw);
+    // What the README's laptop section claims it confines, attempted row by row (each
+    // with its control) by verify, as the user, under the same embedded default.
+    let o = lt.clawjail_args("verify --json").output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("verify: no JSON ({e}): {}", stderr(&o)));
+    let fails: Vec<&serde_json::Value> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "FAIL")
+        .collect();
+    assert!(
+        fails.is_empty() && v["passed"] == true,
+        "verify as the laptop user: {fails:#?}\n{}",
+        stderr(&o)
+    );
+    let home_ssh = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "home-ssh")
+        .expect("a ~/.ssh row");
+    assert_eq!(home_ssh["status"], "PASS", "{home_ssh}");
+    assert!(
+        home_ssh["attempt"]
+            .as_str()
+            .is_some_and(|a| a.contains(&lt.user.home.display().to_string())),
+        "the row attempts the laptop user's own ~/.ssh: {home_ssh}"
+    );
 }
