@@ -15,13 +15,23 @@ fi
 
 say "system packages"
 missing=()
-# podman + runc: the shipped systemd unit is tested under systemd as PID 1 in a container.
-for tool in setpriv:util-linux gcc:gcc python3:python3 curl:curl systemd-analyze:systemd npm:npm podman:podman runc:runc; do
+# strace: the export test traces clawjail's own syscalls; podman + runc: the shipped systemd
+# unit runs under systemd as PID 1 in a container, and the exported OCI seccomp profile is
+# tried in a real runtime.
+for tool in setpriv:util-linux gcc:gcc python3:python3 curl:curl systemd-analyze:systemd npm:npm strace:strace podman:podman runc:runc; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+
+# kubernetes-validate (PyPI) for the `clawjail export k8s` test, in a private venv.
+K8S_VALIDATE_VENV="${CLAWJAIL_K8S_VALIDATE_VENV:-/var/cache/clawjail-ci/k8s-validate}"
+if [ ! -x "$K8S_VALIDATE_VENV/bin/kubernetes-validate" ] && [ "$(id -u)" = 0 ]; then
+  python3 -m venv "$K8S_VALIDATE_VENV"
+  "$K8S_VALIDATE_VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0"
+fi
+export CLAWJAIL_K8S_VALIDATE_VENV="$K8S_VALIDATE_VENV"
 
 say "format and lints"
 cargo fmt --all -- --check

@@ -45,6 +45,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command into --dir.
     Man(ManArgs),
+    /// Render the policy for systemd, an OCI runtime or Kubernetes (docs/export.md).
+    Export(crate::export::args::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -293,6 +295,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(0)
         }
         Command::Man(a) => cmd_man(a),
+        Command::Export(a) => crate::export::args::run(a),
     }
 }
 
@@ -414,6 +417,9 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
         };
         Failure::new(code, e)
     })?;
+    // Fail closed: a policy that asks for egress control never runs without it.
+    crate::egress::refuse_run_until_wired(plan.egress.as_ref())
+        .map_err(|m| Failure::new(125, m))?;
     if a.dry_run {
         print!(
             "{}",

@@ -90,7 +90,7 @@ impl Step {
             Step::PrivateTmp => "unshare(CLONE_NEWNS), / rslave, fresh tmpfs on /tmp (1777, nosuid, nodev) when filesystem.private_tmp; root start only",
             Step::OpenResources => "open the target (O_PATH) and Landlock path fds, read env files, compile the BPF, build argv/envp",
             Step::NewNamespaces => "unshare(CLONE_NEWPID | CLONE_NEWIPC) when the start allows it; a PID namespace makes new-session fork (supervisor, namespace init, target)",
-            Step::NewSession => "setsid(), or fork once and leave a supervisor when clawjail leads a process group (TIOCSTI)",
+            Step::NewSession => "setsid(), or fork once and leave a supervisor (process-group leader, --init, a PID namespace, a terminal on fds 0-2: the target gets a new pty)",
             Step::DropBoundingSet => "PR_CAPBSET_DROP 0..=cap_last_cap (needs CAP_SETPCAP, so before the uid switch); root start only",
             Step::LockSecurebits => "NOROOT + NO_SETUID_FIXUP off, both locked; KEEP_CAPS only when a cap is kept; root start only",
             Step::SetIds => "setgroups -> setresgid -> setresuid, then prove root cannot be regained; root start only",
@@ -145,15 +145,24 @@ pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
     crate::namespaces::enter(&plan.namespaces).map_err(at(Step::NewNamespaces))?;
     // Step 5/17: before the uid switch, so the supervisor (if we fork) can still switch
     // its own ids; setsid(2) EPERM for a process-group leader means fork. A PID namespace
-    // always forks (the caller stays outside it), like `--init`.
+    // always forks (the caller stays outside it), like `--init`; so does a terminal on
+    // fds 0-2 (the supervisor relays the target's new pty).
     let mode = if plan.namespaces.pid {
         crate::session::SessionMode::Init
     } else {
         plan.session
     };
-    let mut session =
-        crate::session::enter_new_session(mode, &plan.supervisor).map_err(at(Step::NewSession))?;
-    if let (true, SessionOutcome::Forked { .. }) = (plan.namespaces.pid, session) {
+    // With a pty, the forked child already leads the pty's session and forked the target
+    // (`supervisor::monitor`); in a PID namespace that monitor is the namespace's init.
+    let relayed = plan.terminal.as_ref().is_some_and(|t| t.needs_pty());
+    let mut session = crate::session::enter_new_session(
+        mode,
+        &plan.supervisor,
+        plan.terminal.as_mut(),
+        plan.namespaces.pid,
+    )
+    .map_err(at(Step::NewSession))?;
+    if let (true, false, SessionOutcome::Forked { .. }) = (plan.namespaces.pid, relayed, session) {
         // The forked child is pid 1 of the new namespace; the target must not be its init
         // (an init ignores signals it has no handler for, and its exit kills the rest).
         let init = crate::namespaces::fork_namespace_init(&plan.supervisor)

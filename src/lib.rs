@@ -7,8 +7,10 @@
 pub mod audit;
 pub mod caps;
 pub mod cli;
+pub mod egress;
 pub mod elf;
 pub mod env;
+pub mod export;
 pub mod fds;
 pub mod identity;
 pub mod landlock;
@@ -28,4 +30,5 @@ pub mod session;
 pub mod signals;
 pub mod supervisor;
 pub mod sys;
+pub mod terminal;
 pub mod verify;

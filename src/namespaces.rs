@@ -154,11 +154,11 @@ pub fn fork_namespace_init(
         die_with_parent: true,
         ..sup.clone()
     };
-    crate::supervisor::run(pid, &inner)
+    crate::supervisor::run(pid, &inner, None, None)
 }
 
 /// unshare(CLONE_NEWNS), `mount --make-rprivate /`, `mount -t proc proc /proc`.
-fn mount_own_proc() -> Result<(), (String, io::Error)> {
+pub fn mount_own_proc() -> Result<(), (String, io::Error)> {
     use nix::mount::{mount, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| ("unshare(CLONE_NEWNS)".to_string(), io::Error::from(e)))?;

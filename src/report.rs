@@ -16,6 +16,7 @@ pub const CANNOT_ENFORCE: &[&str] = &[
     "UDP (DNS included) and ICMP are not controlled by Landlock on this kernel.",
     "listen() without bind() auto-binds an ephemeral port even when no bind rule allows it (landlock-lsm/linux#15).",
     "Pathname unix sockets are not covered by Landlock below ABI 9; clawjail closes them by refusing socket(AF_UNIX) in seccomp unless network.unix = true.",
+    "Terminal: escape sequences in the target's output reach the caller's terminal through the pty relay (title, cursor, terminal answers that come back as input), as with every pty relay (docs/terminal.md); a SIGKILL of the supervisor leaves the terminal in raw mode.",
     "Landlock (ABI <= 7) does not mediate inotify or utimes: a watch on a directory outside the grants reports names and timing, and the owner can set the times of its files there. Mode, owner and xattr changes outside the grants are closed by seccomp instead (docs/isolation.md).",
     "Without a PID and IPC namespace of its own (unprivileged start, or a container that refuses unshare) the target shares them with the host: seccomp then limits prlimit/setpriority/sched_set*/ioprio_set to the caller itself and refuses SysV IPC and POSIX mq; with one, the target gets a /proc of its own that lists only its namespace.",
     "Memory is not capped by clawjail (no address-space limit by default: V8 reserves far more than it uses); use cgroups (systemd MemoryMax=, compose mem_limit).",
@@ -58,6 +59,7 @@ pub fn plan_json(plan: &Plan) -> Value {
         },
         "no_new_privs": true,
         "session": format!("{:?}", plan.session).to_lowercase(),
+        "terminal": terminal_line(plan),
         "namespaces": plan.namespaces.describe(),
         "limits": plan.limits.iter().map(|l| json!({"name": l.name, "value": l.value.map_or("unlimited".to_string(), |v| v.to_string())})).collect::<Vec<_>>(),
         "umask": format!("{:04o}", plan.umask),
@@ -71,6 +73,7 @@ pub fn plan_json(plan: &Plan) -> Value {
         "landlock": plan.landlock.describe(),
         "seccomp": plan.seccomp.describe(),
         "target": target,
+        "egress": plan.egress.as_ref().map_or_else(crate::egress::describe_absent, |e| e.describe()),
         "variables": plan.vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         "variable_sources": plan.vars.origins().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         "steps": steps,
@@ -79,12 +82,21 @@ pub fn plan_json(plan: &Plan) -> Value {
     })
 }
 
+/// What the terminal step does, for `check` and the launch event.
+pub fn terminal_line(plan: &Plan) -> String {
+    match &plan.terminal {
+        Some(t) => t.describe(),
+        None => "none: no terminal on fds 0-2 here (nothing to relay, no fork for it; pipes, files and sockets pass through)".to_string(),
+    }
+}
+
 /// The order `check` prints sections in: the policy, then the steps' order, then limits.
 const SECTION_ORDER: &[&str] = &[
     "policy",
     "identity",
     "capabilities",
     "session",
+    "terminal",
     "namespaces",
     "limits",
     "umask",
@@ -95,6 +107,7 @@ const SECTION_ORDER: &[&str] = &[
     "private_tmp",
     "landlock",
     "seccomp",
+    "egress",
     "target",
     "variables",
     "variable_sources",
@@ -224,6 +237,7 @@ pub fn launch_event(plan: &Plan, applied: &Applied) {
         env_names = ?env_names,
         fds_cloexec_from = 3 + plan.fds.keep_listen_fds,
         session = ?applied.session,
+        terminal = %terminal_line(plan),
         pid_namespace = plan.namespaces.pid,
         ipc_namespace = plan.namespaces.ipc,
         signals = "reset",

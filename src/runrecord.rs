@@ -4,7 +4,8 @@
 //!
 //! A record names the pid and its start time (field 22 of /proc/<pid>/stat, in clock ticks
 //! since boot). `run` execs in place, so the target keeps both; when `run` forks (a shell
-//! job, `--init`) the record names the supervisor, which is the target's parent. A reader
+//! job, `--init`, a terminal) the record names the supervisor, which is the target's parent
+//! (grandparent with a terminal: the pty session's monitor sits between). A reader
 //! trusts a record only when the file is root-owned and not group/world-writable and both
 //! the pid and the start time match the live process, so a recycled pid or a record
 //! written by anyone else never vouches for a process.

@@ -7,6 +7,10 @@
 //!   of its own and the parent becomes the small [`crate::supervisor`].
 //! - `--init` always forks, so the parent can be PID 1 (reaper) for a container.
 //!
+//! - A terminal on fds 0-2 always forks (unless it only needs a /dev/null stdin): the
+//!   child leads a new session whose controlling tty is a new pty, the parent relays it
+//!   ([`crate::terminal`], [`crate::supervisor::pty`]).
+//!
 //! The seccomp filter also refuses TIOCSTI/TIOCLINUX whatever happens here.
 
 use std::io;
@@ -14,6 +18,7 @@ use std::io;
 use nix::unistd::{getpid, getsid, setsid};
 
 use crate::supervisor::{self, SupervisorPlan};
+use crate::terminal::TerminalPlan;
 
 /// What the session step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -38,29 +43,53 @@ pub enum SessionMode {
 }
 
 /// Run the session step. In the fork case the parent never returns: it supervises the
-/// child and exits with the child's status.
+/// child and exits with the child's status. With a terminal on fds 0-2 (`terminal`), the
+/// target must not keep it: when it gets a new pty, clawjail always forks (the supervisor
+/// relays the pty) and the child leads the pty's session whatever `mode` says; a plain
+/// `/dev/null` stdin needs no fork.
 pub fn enter_new_session(
     mode: SessionMode,
     sup: &SupervisorPlan,
+    terminal: Option<&mut TerminalPlan>,
+    pid_namespace: bool,
 ) -> Result<SessionOutcome, (String, io::Error)> {
-    match mode {
-        SessionMode::Keep => return Ok(SessionOutcome::NotRequested),
-        SessionMode::Init => return fork_with_supervisor(sup),
-        SessionMode::New => {}
+    let relay = terminal.as_ref().is_some_and(|t| t.needs_pty());
+    if mode == SessionMode::Init || relay {
+        return fork_with_supervisor(sup, terminal, pid_namespace);
     }
-    let me = getpid();
-    if getsid(None).map(|s| s == me).unwrap_or(false) {
-        return Ok(SessionOutcome::AlreadyLeader);
+    let outcome = match mode {
+        SessionMode::Keep => SessionOutcome::NotRequested,
+        _ => {
+            let me = getpid();
+            if getsid(None).map(|s| s == me).unwrap_or(false) {
+                SessionOutcome::AlreadyLeader
+            } else {
+                match setsid() {
+                    Ok(_) => SessionOutcome::NewSession,
+                    // setsid(2): EPERM when the caller is a process-group leader.
+                    Err(nix::errno::Errno::EPERM) => {
+                        return fork_with_supervisor(sup, terminal, pid_namespace)
+                    }
+                    Err(e) => return Err(("setsid()".to_string(), e.into())),
+                }
+            }
+        }
+    };
+    if let Some(t) = terminal {
+        crate::terminal::attach(t, false)?;
     }
-    match setsid() {
-        Ok(_) => Ok(SessionOutcome::NewSession),
-        // setsid(2): EPERM when the caller is a process-group leader.
-        Err(nix::errno::Errno::EPERM) => fork_with_supervisor(sup),
-        Err(e) => Err(("setsid()".to_string(), e.into())),
-    }
+    Ok(outcome)
 }
 
-fn fork_with_supervisor(sup: &SupervisorPlan) -> Result<SessionOutcome, (String, io::Error)> {
+/// Fork once: the child continues the launch in a session of its own (with the new pty as
+/// its controlling terminal when there is one); the parent becomes the supervisor. The
+/// child waits for the supervisor's ready byte before it goes on, so a supervisor that
+/// failed its own setup kills a child that has not exec'd yet.
+pub fn fork_with_supervisor(
+    sup: &SupervisorPlan,
+    terminal: Option<&mut TerminalPlan>,
+    pid_namespace: bool,
+) -> Result<SessionOutcome, (String, io::Error)> {
     if sup.subreaper {
         // Without it, orphaned grandchildren are re-parented to the real PID 1 (or the
         // nearest subreaper), not to clawjail — prctl(2) PR_SET_CHILD_SUBREAPER.
@@ -71,21 +100,82 @@ fn fork_with_supervisor(sup: &SupervisorPlan) -> Result<SessionOutcome, (String,
             )
         })?;
     }
-    // Block the relayed signals before fork so none is lost between fork and sigwaitinfo;
-    // the child clears its mask at the signals step.
-    supervisor::block_relayed_signals()
-        .map_err(|e| ("sigprocmask(SIG_BLOCK, relayed)".to_string(), e))?;
+    let relay = terminal.as_ref().is_some_and(|t| t.needs_pty());
+    // Block the supervisor's signals before fork so none is lost between fork and its
+    // signalfd; the child clears its mask at the signals step.
+    supervisor::reaper::block_signals(relay)
+        .map_err(|e| ("sigprocmask(SIG_BLOCK, supervisor set)".to_string(), e))?;
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| ("pipe2(ready)".to_string(), io::Error::from(e)))?;
+    // With a pty: the monitor reports the target's stops to the supervisor on this pipe.
+    let status = if relay {
+        Some(
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(|e| ("pipe2(status)".to_string(), io::Error::from(e)))?,
+        )
+    } else {
+        None
+    };
     let parent = getpid().as_raw();
     let pid = crate::sys::fork().map_err(|e| ("fork()".to_string(), e))?;
     if pid == 0 {
+        drop(ready_w);
+        let status_w = status.map(|(r, w)| {
+            drop(r);
+            w
+        });
         setsid().map_err(|e| {
             (
                 "setsid() in the forked child".to_string(),
                 io::Error::from(e),
             )
         })?;
-        Ok(SessionOutcome::Forked { supervisor: parent })
+        let slave = match terminal {
+            Some(t) => crate::terminal::attach(t, true)?,
+            None => None,
+        };
+        wait_ready(ready_r)?;
+        match (slave, status_w) {
+            // This child leads the pty's session; the target runs one level down, in a
+            // process group the terminal can stop (see `supervisor::monitor`).
+            (Some(fd), Some(w)) => {
+                // In a PID namespace this child is its pid 1: the monitor is also the
+                // namespace's init, with a /proc of the namespace's own (src/namespaces.rs).
+                if pid_namespace {
+                    crate::namespaces::mount_own_proc()?;
+                }
+                supervisor::monitor::fork_target(sup, fd, w)
+            }
+            _ => Ok(SessionOutcome::Forked { supervisor: parent }),
+        }
     } else {
-        supervisor::run(pid, sup)
+        drop(ready_r);
+        let opened = terminal.and_then(|t| {
+            let input = t.relays_input();
+            t.opened.take().map(|o| (o, input))
+        });
+        let status_r = status.map(|(r, w)| {
+            drop(w);
+            r
+        });
+        supervisor::run(pid, sup, opened.zip(status_r), Some(ready_w))
+    }
+}
+
+/// Block until the supervisor says it is set up; EOF means it failed (and kills us).
+pub fn wait_ready(r: std::os::fd::OwnedFd) -> Result<(), (String, io::Error)> {
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(&r, &mut b) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {
+                return Err((
+                    "read(ready)".to_string(),
+                    io::Error::other("the supervisor failed its setup"),
+                ))
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(("read(ready)".to_string(), e.into())),
+        }
     }
 }

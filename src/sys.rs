@@ -242,6 +242,85 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } as libc::c_long).map(drop)
 }
 
+/// fds 0-2 as borrowed fds. clawjail never closes them (the terminal step replaces them
+/// with dup2, which keeps the number valid), so they live for the whole process.
+pub fn std_fd(fd: std::os::fd::RawFd) -> BorrowedFd<'static> {
+    let fd = fd.clamp(0, 2);
+    // SAFETY: 0, 1 and 2 are open for the process's lifetime or, if the caller started
+    // us with one closed, every call on it fails with EBADF (no other object can own the
+    // number: std never closes it and clawjail opens nothing before prepare).
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// `ioctl(fd, TIOCGWINSZ)` — ioctl_tty(2): the terminal's window size.
+pub fn get_winsize(fd: BorrowedFd<'_>) -> io::Result<nix::pty::Winsize> {
+    let mut ws = nix::pty::Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one struct winsize through the pointer, which is valid
+    // and exclusively borrowed for the call.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCGWINSZ,
+            &mut ws as *mut nix::pty::Winsize,
+        )
+    } as libc::c_long)?;
+    Ok(ws)
+}
+
+/// `ioctl(fd, TIOCSWINSZ)` — sets the size; the kernel sends SIGWINCH to the terminal's
+/// foreground process group when it changes (ioctl_tty(2)).
+pub fn set_winsize(fd: BorrowedFd<'_>, ws: &nix::pty::Winsize) -> io::Result<()> {
+    // SAFETY: TIOCSWINSZ only reads one struct winsize through the pointer.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            ws as *const nix::pty::Winsize,
+        )
+    } as libc::c_long)
+    .map(drop)
+}
+
+/// isatty(3) on a raw fd number (an inherited fd clawjail holds no object for); a closed
+/// fd is not a terminal.
+pub fn is_terminal_raw(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: isatty only queries the fd number (TCGETS); no memory of ours is touched.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// `ioctl(fd, TIOCGDEV)`: the (major, minor) of the terminal behind `fd`, also for an fd
+/// opened through /dev/tty (ioctl_tty(2)); decoded from the kernel's new_encode_dev.
+pub fn tty_device(fd: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
+    const TIOCGDEV: libc::c_ulong = 0x8004_5432; // _IOR('T', 0x32, unsigned int)
+    let mut dev: libc::c_uint = 0;
+    // SAFETY: TIOCGDEV writes one unsigned int through the pointer, valid for the call.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), TIOCGDEV, &mut dev as *mut libc::c_uint) };
+    check(r as libc::c_long)?;
+    Ok(((dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00)))
+}
+
+/// `tty_device` on a raw fd number (verify's pty, a probe scanning its fds); EBADF or
+/// ENOTTY for anything that is not an open terminal.
+pub fn tty_device_raw(fd: std::os::fd::RawFd) -> io::Result<(u32, u32)> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: the borrow lives only for this call; an fd number that is not open makes
+    // the ioctl fail with EBADF, it cannot alias memory.
+    tty_device(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+/// `dup2(from, to)` on raw numbers (verify: its pty onto fds 0 and 2 of an attempt).
+pub fn dup_raw_onto(from: std::os::fd::RawFd, to: std::os::fd::RawFd) -> io::Result<()> {
+    // SAFETY: dup2 takes two integers and touches no memory of ours.
+    check(unsafe { libc::dup2(from, to) } as libc::c_long).map(drop)
+}
+
 /// getrandom(2): fill `buf` from the kernel's CSPRNG (blocks only before the pool is
 /// initialised at boot). For names another user must not be able to predict.
 pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
@@ -388,4 +467,20 @@ unsafe fn mount_private_proc_raw() -> bool {
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             std::ptr::null(),
         ) == 0
+}
+
+/// Take ownership of an fd the kernel just installed in this process for us (an
+/// SCM_RIGHTS fd from recvmsg(2)): nothing else refers to it, so it is closed exactly once.
+pub fn own_received_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: recvmsg(2) with SCM_RIGHTS installs a fresh descriptor owned by no other
+    // object in this process; the caller passes each received number exactly once.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// `_exit(2)`: end a forked child at once, running no exit handlers (the parent's buffered
+/// output must not be flushed twice).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an integer and never returns.
+    unsafe { libc::_exit(code) }
 }

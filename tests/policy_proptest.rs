@@ -40,8 +40,8 @@ proptest! {
     #[test]
     fn keys_and_values_from_the_schema_never_panic(
         section in prop::sample::select(vec!["identity", "capabilities", "filesystem", "network", "scope", "seccomp", "env", "limits", "process", "kernel", "risk", "vars", "bogus"]),
-        key in prop::sample::select(vec!["user", "group", "keep", "read", "write", "deny", "bind", "connect", "profile", "action", "pass", "set", "nofile", "umask", "landlock", "min_landlock_abi", "accept", "X"]),
-        value in prop::sample::select(vec!["1", "-1", "\"x\"", "[]", "[1, \"a\"]", "{a = 1}", "true", "99999999999999999999", "\"${NOPE}\"", "\"0777\"", "1.5"]),
+        key in prop::sample::select(vec!["user", "group", "keep", "read", "write", "deny", "bind", "connect", "profile", "action", "pass", "set", "nofile", "umask", "terminal", "landlock", "min_landlock_abi", "accept", "X"]),
+        value in prop::sample::select(vec!["1", "-1", "\"x\"", "[]", "[1, \"a\"]", "{a = 1}", "true", "99999999999999999999", "\"${NOPE}\"", "\"0777\"", "\"null-stdin\"", "1.5"]),
     ) {
         check(format!("version = 1\n[{section}]\n{key} = {value}\n"));
     }

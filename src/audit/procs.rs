@@ -217,9 +217,23 @@ pub fn supervisor_kind(
     };
     match runrecord::matching_record(record_dir, pid) {
         Ok(Some(rec)) if rec.exe == Some(exe) || self_exe == Some(exe) => Supervisor::Recorded,
+        _ if monitor_of_recorded(pid, record_dir, exe) => Supervisor::Recorded,
         _ if self_exe == Some(exe) => Supervisor::Unrecorded,
         _ => Supervisor::No,
     }
+}
+
+/// The pty session's monitor (docs/terminal.md) is a fork of the supervisor: the same
+/// clawjail binary, and its parent is the supervisor whose run record matches.
+fn monitor_of_recorded(pid: i32, record_dir: &Path, exe: runrecord::ExeId) -> bool {
+    let Some(ppid) = read_proc(pid).map(|q| q.status.ppid) else {
+        return false;
+    };
+    runrecord::exe_of(&ppid.to_string()) == Some(exe)
+        && matches!(
+            runrecord::matching_record(record_dir, ppid),
+            Ok(Some(rec)) if rec.exe == Some(exe)
+        )
 }
 
 /// AWS_* names that hold settings, not credentials.
@@ -503,8 +517,9 @@ fn check_secrets(p: &ProcInfo) -> Vec<Finding> {
     v
 }
 
-/// The process or one of its two nearest ancestors (a clawjail supervisor) has a run
-/// record whose pid and start time match; then the policy it recorded is judged too.
+/// The process or one of its two nearest ancestors (a clawjail supervisor: the parent, or
+/// the grandparent behind the pty session's monitor) has a run record whose pid and start
+/// time match; then the policy it recorded is judged too.
 fn check_started_under_clawjail(p: &ProcInfo, dir: &Path) -> Vec<Finding> {
     let mut pid = p.pid;
     let mut problems = Vec::new();

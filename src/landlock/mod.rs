@@ -23,7 +23,7 @@
 mod chain;
 pub mod compat;
 pub mod lower;
-mod net;
+pub mod net;
 pub mod rights;
 
 use std::io;

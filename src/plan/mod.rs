@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use caps::Capability;
 use nix::sys::resource::Resource;
 
+use crate::egress::EgressPlan;
 use crate::env::{self, EnvFrom, EnvPlan};
 use crate::identity::Ids;
 use crate::landlock::{self, LandlockInputs, LandlockPlan};
@@ -25,6 +26,7 @@ use crate::policy::{self, vars::Vars, LimitValue, Loaded, PolicyError};
 use crate::seccomp::{self, SeccompInputs, SeccompPlan};
 use crate::session::SessionMode;
 use crate::supervisor::SupervisorPlan;
+use crate::terminal::TerminalPlan;
 use target::TargetPlan;
 
 /// Why a plan could not be built. Nothing irreversible has happened yet.
@@ -43,6 +45,8 @@ pub enum PlanError {
     },
     #[error("{0}")]
     Refused(String),
+    #[error("{0}")]
+    Terminal(#[from] crate::terminal::TerminalError),
     #[error("{0}: not implemented in this build; refusing to start without it")]
     NotImplemented(&'static str),
 }
@@ -114,6 +118,10 @@ pub struct Plan {
     pub session: SessionMode,
     pub namespaces: NamespacePlan,
     pub supervisor: SupervisorPlan,
+    /// The terminal step; `None` when no fd 0-2 is a terminal.
+    pub terminal: Option<TerminalPlan>,
+    /// `process.terminal` (verify prepares a terminal step of its own with it).
+    pub terminal_mode: crate::policy::TerminalMode,
     pub env: EnvPlan,
     pub envp: Vec<CString>,
     pub fds: FdPlan,
@@ -121,6 +129,8 @@ pub struct Plan {
     pub landlock: LandlockPlan,
     pub seccomp: SeccompPlan,
     pub target: Option<TargetPlan>,
+    /// `[egress]`, resolved; `None`: destinations are not controlled.
+    pub egress: Option<EgressPlan>,
     pub vars: Vars,
     /// Controls that will not be (fully) applied, each with the reason.
     pub degraded: Vec<String>,
@@ -255,6 +265,20 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         die_with_parent: false,
     };
 
+    // Terminal: decided from fds 0-2 now; `run` also opens the pty here, before the first
+    // irreversible step. Socket-activation fds are kept open, so none may be a terminal.
+    for fd in 3..3 + fds.keep_listen_fds {
+        if crate::sys::is_terminal_raw(fd as i32) {
+            return Err(PlanError::Refused(format!(
+                "socket activation: fd {fd} (LISTEN_FDS) is a terminal; the target must not receive the caller's terminal"
+            )));
+        }
+    }
+    let terminal = TerminalPlan::prepare(p.process.terminal, opts.apply)?;
+    if terminal.as_ref().is_some_and(|t| t.needs_pty()) && !p.process.new_session {
+        tracing::info!("process.new_session = false does not apply: the target leads the session of its new pty");
+    }
+
     let landlock = landlock::prepare(&LandlockInputs {
         src,
         fs: &p.filesystem,
@@ -280,6 +304,8 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         },
     })?;
 
+    let egress = build_egress(loaded, &vars, privileged, &ids)?;
+
     Ok(Plan {
         source: SourceInfo {
             file: src.origin.display_name().to_string(),
@@ -296,6 +322,8 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         session,
         namespaces,
         supervisor,
+        terminal,
+        terminal_mode: p.process.terminal,
         env: env_plan,
         envp,
         fds,
@@ -303,9 +331,43 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         seccomp,
         target,
         private_tmp,
+        egress,
         vars,
         degraded,
     })
+}
+
+/// `[egress]` with its inbound listeners expanded (`127.0.0.1:${PORT}`).
+fn build_egress(
+    loaded: &Loaded,
+    vars: &Vars,
+    privileged: bool,
+    ids: &crate::identity::Ids,
+) -> Result<Option<EgressPlan>, PlanError> {
+    let (Some(rules), Some(section)) = (&loaded.egress, &loaded.policy.egress) else {
+        return Ok(None);
+    };
+    let mut inbound = Vec::new();
+    for i in &section.inbound {
+        let expanded = vars.expand(i.get_ref()).map_err(|m| {
+            PolicyError::at(
+                &loaded.source,
+                i.span(),
+                "undefined-variable",
+                "egress.inbound",
+                m,
+            )
+        })?;
+        let addr = policy::egress::inbound_addr(&loaded.source, i, &expanded)?;
+        if !inbound.contains(&addr) {
+            inbound.push(addr);
+        }
+    }
+    Ok(Some(EgressPlan {
+        rules: rules.clone(),
+        inbound,
+        namespace: crate::egress::NamespaceCheck::probe(privileged, ids.uid, ids.gid),
+    }))
 }
 
 /// Variables from the target user, then `[vars]`, then (unprivileged start)

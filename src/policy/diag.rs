@@ -230,7 +230,17 @@ pub fn from_toml(src: &Source, e: &toml::de::Error) -> PolicyError {
             .map_or(String::new(), |(parent, _)| parent.to_string());
     }
     let raw = e.message().trim().to_string();
-    let (code, key, message) = classify(&raw, &table, &src.text[span.clone()]);
+    let (code, mut key, message) = classify(&raw, &table, &src.text[span.clone()]);
+    // A bad value of `key = value`: name the key itself, not only its table.
+    if code == "bad-value" && key == table {
+        if let Some(k) = key_on_line(&src.text, span.start) {
+            key = if table.is_empty() {
+                k
+            } else {
+                format!("{table}.{k}")
+            };
+        }
+    }
     let mut err = PolicyError::at(src, span, code, &key, message);
     if err.position.is_none() && !src.text.is_empty() {
         err.position = Some((1, 1));
@@ -299,6 +309,18 @@ fn classify(raw: &str, table: &str, spanned_text: &str) -> (&'static str, String
         return ("duplicate-key", table.to_string(), raw.replace('`', "\""));
     }
     ("syntax", table.to_string(), raw.replace('`', "\""))
+}
+
+/// The bare key of the `key = value` line holding a byte offset, if the line is one.
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let (k, _) = text[start..].split_once('=')?;
+    let k = k.trim();
+    let bare = !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    bare.then(|| k.to_string())
 }
 
 /// The `[table]` header in force at a byte offset ("" for the top level).

@@ -8,6 +8,7 @@
 //! The reference for every key is `docs/policy.md`.
 
 pub mod diag;
+pub mod egress;
 pub mod vars;
 
 use std::collections::BTreeMap;
@@ -97,6 +98,9 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Loaded {
     pub source: Source,
     pub policy: Policy,
+    /// `[egress]` validated into rules; `None` when the section is absent (destinations
+    /// are then not controlled).
+    pub egress: Option<crate::egress::EgressRules>,
 }
 
 /// Parse and validate policy text. Pure: used by `run`, `check`, `verify` and the fuzzer.
@@ -109,12 +113,20 @@ pub fn parse(text: &str) -> Result<Policy, toml::de::Error> {
 /// is the error itself, the rest ride along in [`PolicyError::more`].
 pub fn load(source: Source) -> Result<Loaded, PolicyError> {
     let (policy, mut errs) = diag::parse_collecting(&source);
+    let mut egress = None;
     if let Some(policy) = &policy {
         validate(&source, policy, &mut errs);
+        if let Some(section) = &policy.egress {
+            egress = egress::compile(&source, section, &mut errs);
+        }
     }
     match (policy, diag::combine(errs)) {
         (_, Some(e)) => Err(e),
-        (Some(policy), None) => Ok(Loaded { source, policy }),
+        (Some(policy), None) => Ok(Loaded {
+            source,
+            policy,
+            egress,
+        }),
         // parse_collecting returns no policy only with at least one error.
         (None, None) => Err(PolicyError::whole(
             source.origin.display_name(),
@@ -205,6 +217,9 @@ pub struct Policy {
     pub kernel: Kernel,
     #[serde(default)]
     pub risk: Risk,
+    /// Egress by destination (docs/egress.md). Absent: destinations are not controlled.
+    #[serde(default)]
+    pub egress: Option<egress::Egress>,
 }
 
 /// A variable's definition: a string (which may use other variables), or a value
@@ -491,6 +506,22 @@ pub struct Process {
     /// stays as the namespace's init). Default true.
     #[serde(default = "yes")]
     pub pid_namespace: bool,
+    /// What the target gets when any of fds 0-2 is a terminal (docs/terminal.md).
+    #[serde(default)]
+    pub terminal: TerminalMode,
+}
+
+/// `process.terminal`: the target never receives a descriptor of the caller's terminal.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TerminalMode {
+    /// A new pseudo-terminal for every terminal among fds 0-2; the supervisor relays input
+    /// and output (sudo's use_pty, `runuser --pty`, `systemd-run --pty`).
+    #[default]
+    Pty,
+    /// stdin from /dev/null; terminal stdout/stderr through a new pty relayed output-only.
+    /// The caller's terminal is never read and its modes never changed (daemons).
+    NullStdin,
 }
 
 fn yes() -> bool {
@@ -505,6 +536,7 @@ impl Default for Process {
             new_session: true,
             allow_shared_ipc: false,
             pid_namespace: true,
+            terminal: TerminalMode::Pty,
         }
     }
 }

@@ -6,12 +6,14 @@
 //! errno instead of "non-zero" (an exit-127 "tool missing" must never count as a denial).
 //!
 //! Families live in their own files: `core` (ids, fds, env, signals, session),
-//! `fs` (files, exec, links), `net` (TCP, unix sockets, scopes), `sys` (syscall guards).
+//! `fs` (files, exec, links), `net` (TCP, unix sockets, scopes), `sys` (syscall guards),
+//! `tty` (terminals).
 
 pub mod core;
 pub mod fs;
 pub mod net;
 pub mod sys;
+pub mod tty;
 
 use std::io;
 
@@ -68,6 +70,7 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
         .or_else(|| fs::run(action, args))
         .or_else(|| net::run(action, args))
         .or_else(|| sys::run(action, args))
+        .or_else(|| tty::run(action, args))
 }
 
 /// Parse the n-th argument or return a Broken outcome from the caller.

@@ -61,6 +61,66 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             }
             (Err(o), _) | (_, Err(o)) => o,
         },
+        // Egress mechanism (issue 13): make the target's namespace as clawjail does
+        // (`user`: CLONE_NEWUSER|CLONE_NEWNET with this process's uid/gid; `net`:
+        // CLONE_NEWNET), set lo up with AnyIP routes, make the capture listener for PORT,
+        // connect to HOST:PORT and report the destination getsockname() gives the accepted
+        // socket, then connect to HOST:PORT+1 (no listener). Single-threaded, as unshare
+        // of a user namespace requires.
+        "netns-capture" => match (
+            args.first().map(String::as_str),
+            arg::<IpAddr>(args, 1),
+            arg::<u16>(args, 2),
+        ) {
+            (Some(mode @ ("user" | "net")), Ok(host), Ok(port)) => netns_capture(mode, host, port),
+            _ => Outcome::Broken("usage: netns-capture user|net HOST PORT".into()),
+        },
         _ => return None,
     })
+}
+
+fn netns_capture(mode: &str, host: IpAddr, port: u16) -> Outcome {
+    use crate::egress::netns;
+    let entered = if mode == "user" {
+        netns::unshare_user_and_net(
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        )
+    } else {
+        netns::unshare_net()
+    };
+    if let Err(e) = entered {
+        return Outcome::from_io::<()>(Err(e.source), |_| String::new());
+    }
+    let lo = match netns::set_up_loopback() {
+        Ok(lo) => lo,
+        Err(e) => return Outcome::Broken(e.to_string()),
+    };
+    let sockets = match netns::make_broker_sockets(&[port]) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Broken(e.to_string()),
+    };
+    let Some(listener) = sockets.capture.first() else {
+        return Outcome::Broken("no capture listener".into());
+    };
+    let client = match TcpStream::connect((host, port)) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Broken(format!("connect {host}:{port}: {e}")),
+    };
+    let captured = match listener.accept() {
+        Ok((s, _)) => s
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|e| e.to_string()),
+        Err(e) => return Outcome::Broken(format!("accept: {e}")),
+    };
+    drop(client);
+    let other = match TcpStream::connect((host, port.wrapping_add(1))) {
+        Ok(_) => "connected".to_string(),
+        Err(e) => e.raw_os_error().map_or(e.to_string(), super::errno_name),
+    };
+    Outcome::Ok(format!(
+        "captured={captured} other_port={other} ipv6={}",
+        lo.ipv6
+    ))
 }

@@ -19,6 +19,11 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
         )),
         // clone(CLONE_NEWUSER | SIGCHLD): the child exits at once.
         "clone-userns" => clone_and_reap(libc::CLONE_NEWUSER as u64 | libc::SIGCHLD as u64),
+        // clone(CLONE_NEWUSER | SIGCHLD | 1 << 32): the kernel reads the low 32 bits of
+        // clone's flags, so this is clone-userns; a 64-bit compare would miss it.
+        "clone-userns-high" => {
+            clone_and_reap(libc::CLONE_NEWUSER as u64 | libc::SIGCHLD as u64 | (1 << 32))
+        }
         // clone3 with no flags (a plain fork): ENOSYS under the filter.
         "clone3" => clone3_fork(),
         // fork, 4 threads (glibc tries clone3 first, then clone), join: "ok".
@@ -636,6 +641,13 @@ fn isolation(action: &str, args: &[String]) -> Option<Outcome> {
                 libc::SYS_mq_open,
                 [p.as_ptr() as i64, libc::O_RDONLY as i64, 0, 0],
             ))
+        }),
+        // mq_unlink(NAME): tests remove a queue whose holder they had to kill.
+        "mq-unlink" => with_path(path().trim_start_matches('/'), |p| {
+            match unsafe_syscall(libc::SYS_mq_unlink, [p.as_ptr() as i64, 0, 0, 0]) {
+                Ok(_) => Outcome::Ok(String::new()),
+                Err(e) => Outcome::Errno(e),
+            }
         }),
         // mq_open(NAME, O_CREAT|O_RDWR, 0600), print "ok", stay N seconds, mq_unlink.
         "mq-hold" => mq_hold(path(), arg::<u64>(args, 1).unwrap_or(10)),

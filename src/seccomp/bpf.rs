@@ -323,7 +323,7 @@ fn load_comment(k: u32) -> String {
         DATA_ARCH => "   ; arch".into(),
         k if (DATA_ARGS..DATA_ARGS + 48).contains(&k) => {
             let arg = (k - DATA_ARGS) / 8;
-            let half = if (k - DATA_ARGS) % 8 == 0 {
+            let half = if (k - DATA_ARGS).is_multiple_of(8) {
                 "low"
             } else {
                 "high"
@@ -364,7 +364,7 @@ pub mod interp {
                 8 | 12 => Ok(0),
                 o if (DATA_ARGS..DATA_ARGS + 48).contains(&o) && o % 4 == 0 => {
                     let a = args[((o - DATA_ARGS) / 8) as usize];
-                    Ok(if (o - DATA_ARGS) % 8 == 0 {
+                    Ok(if (o - DATA_ARGS).is_multiple_of(8) {
                         a as u32
                     } else {
                         (a >> 32) as u32

@@ -51,6 +51,9 @@ pub struct Check {
     pub limit_note: Option<&'static str>,
     /// Why the attempt is not made at all (e.g. the path does not exist).
     pub skip: Option<String>,
+    /// Run with fds 0 and 2 on the child's pty (its controlling terminal), which stands
+    /// for the caller's terminal; confined, through the terminal step `run` applies.
+    pub caller_tty: bool,
 }
 
 impl Check {
@@ -77,11 +80,17 @@ impl Check {
             risk: None,
             limit_note: None,
             skip: None,
+            caller_tty: false,
         }
     }
 
     fn exec(mut self) -> Check {
         self.across_exec = true;
+        self
+    }
+
+    fn on_caller_tty(mut self) -> Check {
+        self.caller_tty = true;
         self
     }
 
@@ -983,6 +992,19 @@ fn process_state(inp: &Inputs<'_>) -> Vec<Check> {
             },
         )
         .exec(),
+        // Terminal isolation (docs/terminal.md): the target must hold no descriptor of
+        // the caller's terminal, nor reach it through /dev/tty.
+        Check::new(
+            "terminal",
+            Kind::Baseline,
+            "terminal",
+            "read/ioctl the caller's terminal: fds 0-2 and /dev/tty, started with fds 0 and 2 on it (after exec)".into(),
+            "tty-reach",
+            vec!["{PTY_DEV}".into()],
+            Expect::Denied,
+        )
+        .exec()
+        .on_caller_tty(),
     ];
     let mut groups = ids.groups.clone();
     groups.sort_unstable();

@@ -39,6 +39,7 @@
 //! | `io-uring-setup` | - | `ok` | sys |
 //! | `tiocsti` | FD (a tty fd; inject one byte) | `ok` | sys |
 //! | `mount` | DIR (tmpfs on DIR) | `ok` | sys |
+//! | `tty-reach` | MAJ:MIN (a terminal; fds 0..1024 and /dev/tty) | `ok fd N ...` | tty |
 //! | `setuid0` | - | `ok` | core (exists) |
 //! | `read-fd` | N | `ok CONTENT` | core (exists) |
 //! | `env-names` | - | `ok A,B,C` | core (exists) |
@@ -66,7 +67,7 @@ use row::{Evidence, Got, Row, Status};
 pub const GRANTS: &[&str] = &[
     "exec: the clawjail binary (and its ELF loader) is the plan's command, so rows marked \"after exec\" re-exec `clawjail __verify-exec`; `run` puts the target's own exec chain there instead",
     "tty: each child gets a fresh pty as its controlling terminal, so the TIOCSTI row meets only seccomp (a `run` target has no controlling tty)",
-    "session: each attempt keeps the verify child's session (its pty), so the session step is skipped; `run` gives the target a session of its own",
+    "session: each attempt keeps the verify child's session (its pty), so the session step is skipped; `run` gives the target a session of its own (the terminal row runs the session and terminal steps as `run` does, with fds 0 and 2 on that pty)",
     "pid namespace: each attempt runs without the PID namespace a root `run` gives the target (it needs the launch's fork), so the same-uid process rows measure the seccomp pid-0 guards alone; the IPC namespace is applied as `run` applies it",
 ];
 
@@ -199,6 +200,15 @@ fn prepare_plan(
 
 /// Run the whole battery.
 pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, VerifyError> {
+    // Rows run under the plan `run` applies; without the egress mechanism their network
+    // results would describe a jail that `run` refuses to start.
+    if loaded.egress.is_some() {
+        return Err(PlanError::Refused(format!(
+            "{}; verify cannot attempt the egress rows, and `run` refuses this policy",
+            crate::egress::NOT_WIRED
+        ))
+        .into());
+    }
     let (ids, home, privileged) = target_ids(loaded)?;
     let vars = plan::build_vars(loaded, &ids, home.as_deref(), cli_vars, privileged, None)?;
     let view = PolicyView::new(loaded, &vars);

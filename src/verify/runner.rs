@@ -163,8 +163,11 @@ fn set_up_child(confine: &mut Confine<'_>, pty: BorrowedFd<'_>) -> Result<(), St
         Confine::Control { ids: None } => Ok(()),
         // The plan is applied in each attempt's own process (see `grandchild`); this child
         // already leads a session with the pty as its terminal, so the attempts keep it.
+        // No terminal step for the ordinary rows: verify's own stdio is not the
+        // target's; the "terminal" row prepares its own (`on_caller_tty`).
         Confine::Confined { plan } => {
             plan.session = crate::session::SessionMode::Keep;
+            plan.terminal = None;
             // A PID namespace needs the launch's fork, which verify replaces with its own
             // grandchild per attempt; the seccomp pid-0 guards still answer for other pids.
             plan.namespaces.pid = false;
@@ -174,9 +177,16 @@ fn set_up_child(confine: &mut Confine<'_>, pty: BorrowedFd<'_>) -> Result<(), St
 }
 
 fn args_for(c: &Check, pty: i32) -> Vec<String> {
+    // The pty's device number, for rows that look for it after the fd is gone.
+    let dev = crate::sys::tty_device_raw(pty)
+        .map(|(ma, mi)| format!("{ma}:{mi}"))
+        .unwrap_or_else(|e| format!("unknown ({e})"));
     c.args
         .iter()
-        .map(|a| a.replace("{PTY}", &pty.to_string()))
+        .map(|a| {
+            a.replace("{PTY_DEV}", &dev)
+                .replace("{PTY}", &pty.to_string())
+        })
         .collect()
 }
 
@@ -201,7 +211,7 @@ fn attempt(c: &Check, confine: &mut Confine<'_>, pty: i32, exe: &Path) -> Got {
     };
     if pid == 0 {
         drop(r);
-        grandchild(c, &args, confine, exe, w.as_fd());
+        grandchild(c, &args, confine, exe, w.as_fd(), pty);
     }
     drop(w);
     let mut text = String::new();
@@ -237,6 +247,20 @@ fn parse_answer(text: &str, status: nix::Result<WaitStatus>) -> Got {
     }
 }
 
+/// Put the child's pty (its controlling terminal: "the caller's terminal") on fds 0 and 2,
+/// as a shell would start `clawjail run`; confined, prepare the terminal step from those
+/// fds exactly as `run` does (a new pty, the relay, a session of its own).
+fn on_caller_tty(confine: &mut Confine<'_>, pty: i32) -> Result<(), String> {
+    crate::sys::dup_raw_onto(pty, 0).map_err(|e| format!("dup2(pty, 0): {e}"))?;
+    crate::sys::dup_raw_onto(pty, 2).map_err(|e| format!("dup2(pty, 2): {e}"))?;
+    if let Confine::Confined { plan } = confine {
+        plan.terminal = crate::terminal::TerminalPlan::prepare(plan.terminal_mode, true)
+            .map_err(|e| e.to_string())?;
+        plan.session = crate::session::SessionMode::New;
+    }
+    Ok(())
+}
+
 fn print_got(g: &Got) {
     if let Ok(line) = serde_json::to_string(g) {
         println!("{line}");
@@ -252,10 +276,17 @@ fn grandchild(
     confine: &mut Confine<'_>,
     exe: &Path,
     w: BorrowedFd<'_>,
+    pty: i32,
 ) -> ! {
     nix::unistd::alarm::set(ATTEMPT_TIMEOUT_SECS);
     if nix::unistd::dup2_stdout(w).is_err() {
         std::process::exit(2);
+    }
+    if c.caller_tty {
+        if let Err(why) = on_caller_tty(confine, pty) {
+            print_got(&Got::Broken { why });
+            std::process::exit(0);
+        }
     }
     if let Confine::Confined { plan } = confine {
         if let Err(e) = crate::launch::apply(plan) {

@@ -317,6 +317,9 @@ fn sysv_and_posix_ipc_of_another_process_is_private_or_refused() {
     let (mut shm, id) = holder("shm-hold", &["30"]);
     let mq_name = format!("cj-it-mq-{}", std::process::id());
     let (mut mq, _) = holder("mq-hold", &[&mq_name, "30"]);
+    // The holder is killed below, before it can mq_unlink: remove the queue whatever
+    // happens, or leaked queues exhaust uid 65534's RLIMIT_MSGQUEUE for later runs.
+    let _unlink = Unlinker(mq_name.clone());
     let root = policy_named(&s, "root", "");
     let unpriv = policy_named(&s, "unpriv", "");
     let shared = policy_named(&s, "shared", "[process]\nallow_shared_ipc = true\n");
@@ -451,5 +454,14 @@ fn verify_shows_the_isolation_rows() {
             "{}",
             rows[id]
         );
+    }
+}
+
+/// Removes a POSIX message queue of uid 65534 when dropped (also when the test panics).
+struct Unlinker(String);
+
+impl Drop for Unlinker {
+    fn drop(&mut self) {
+        let _ = bare_probe_as(NOBODY, "mq-unlink", &[&self.0]);
     }
 }

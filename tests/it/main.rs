@@ -8,6 +8,8 @@ mod util;
 
 mod audit;
 mod cli;
+mod egress;
+mod export;
 mod isolation;
 mod landlock;
 mod laptop;
@@ -16,4 +18,5 @@ mod openclaw;
 mod planted;
 mod policy_errors;
 mod seccomp;
+mod terminal;
 mod verify;

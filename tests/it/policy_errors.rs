@@ -51,6 +51,20 @@ fn wrong_type_is_located() {
 }
 
 #[test]
+fn bad_terminal_mode_is_located_with_the_valid_values() {
+    refused(
+        "bad-terminal",
+        "version = 1\n\n[process]\nterminal = \"tty\"\n",
+        &[
+            "{policy}:4:12: error[",
+            "process.terminal",
+            "pty",
+            "null-stdin",
+        ],
+    );
+}
+
+#[test]
 fn unknown_user_is_located() {
     require_root!();
     refused(

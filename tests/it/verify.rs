@@ -289,6 +289,34 @@ fn shipped_policies_pass() {
     }
 }
 
+#[test]
+fn terminal_row_passes_and_its_control_reaches_the_terminal() {
+    require_root!();
+    let s = Scratch::new("verify-tty");
+    // Without /dev/tty in the policy, Landlock refuses it; the fds are the new pty.
+    let (_, v) = verify(&s.policy(&policy_65534("")), &[]);
+    let r = row(&v, "terminal");
+    assert!(
+        r["control"]
+            .as_str()
+            .unwrap()
+            .starts_with("ok fd 0 is the terminal"),
+        "{r:#}"
+    );
+    if confined(&v) {
+        assert_eq!(r["status"], "PASS", "{r:#}");
+        assert_eq!(r["got"], "errno EACCES", "{r:#}");
+    }
+    // With /dev/tty granted, it opens: it is the target's own new pty, not verify's.
+    let with_tty = base_policy(&["/usr/lib", "/lib"], &["/dev/tty"]);
+    let (_, v) = verify(&s.policy(&with_tty), &[]);
+    let r = row(&v, "terminal");
+    if confined(&v) {
+        assert_eq!(r["status"], "PASS", "{r:#}");
+        assert_eq!(r["got"], "errno ENXIO", "{r:#}");
+    }
+}
+
 /// A plan `run` cannot prepare stops `verify` with run's exit code (125) and the one located
 /// error, instead of a table of "not confined" rows.
 #[test]

@@ -1,0 +1,173 @@
+//! Egress by destination: the target reaches only the hosts `[egress]` names.
+//!
+//! Mechanism (docs/egress.md; research in shared/research/egress-and-learning.md §1): the
+//! target runs in a network namespace holding only `lo`, with AnyIP routes that land every
+//! destination on capture listeners made inside the namespace and handed to a broker
+//! outside it. The broker answers DNS only for allowlisted names, with synthetic
+//! addresses ([`dns`]), maps each captured connection back to its name, resolves the name
+//! itself, refuses every address that is not globally routable ([`ranges`]) and relays
+//! to exactly the address it checked ([`relay`]).
+//!
+//! Status in this build: the policy section, the address ranges, the DNS responder, the
+//! relay, the broker's event loop and the namespace pieces ([`netns`]: unshare, lo up and
+//! AnyIP routes over netlink, capture sockets, SCM_RIGHTS) and the inbound forward
+//! ([`inbound`]: a socket factory inside, the client's address kept) are implemented and tested,
+//! end to end in test-made namespaces (tests/it/egress.rs). They are not yet wired into
+//! `run` (target in the namespace, broker in the supervisor, Landlock connect limited to
+//! the capture ports), so `run` refuses a policy with `[egress]`
+//! ([`refuse_run_until_wired`]).
+
+pub mod broker;
+pub mod dns;
+pub mod inbound;
+pub mod netns;
+pub mod ranges;
+pub mod relay;
+pub mod rules;
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use ipnet::Ipv4Net;
+
+use serde_json::{json, Value};
+
+pub use rules::{DomainPattern, EgressRules, LogLevel};
+
+/// Why `run` refuses today. Kept as one constant so tests and docs quote it exactly.
+pub const NOT_WIRED: &str = "egress is not implemented yet in this build";
+
+/// Where synthetic DNS answers come from: 198.18.0.0/15, reserved for benchmarking
+/// (RFC 2544), so no real destination is ever shadowed, and refused by [`ranges`] as a
+/// dial target, so a synthetic address can never be relayed to as a literal.
+pub const SYNTHETIC_NET: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(198, 18, 0, 0), 15);
+
+/// `[egress]` resolved against the variables (inbound addresses), for `check` and `run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressPlan {
+    pub rules: EgressRules,
+    /// Host listeners forwarded to the same port on 127.0.0.1 inside the namespace.
+    pub inbound: Vec<SocketAddr>,
+    /// Whether this start can make the namespace (tried in a throwaway child).
+    pub namespace: NamespaceCheck,
+}
+
+/// The namespace this start would use, and whether it could be made here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceCheck {
+    /// `CLONE_NEWNET` (root) or `CLONE_NEWUSER|CLONE_NEWNET` (unprivileged).
+    pub kind: &'static str,
+    /// `Ok(ipv6)`: made, lo up, AnyIP routes in place (IPv6 too when true);
+    /// `Err(why)`: the failing call and the kernel's answer.
+    pub result: Result<bool, String>,
+    pub fix: Option<&'static str>,
+}
+
+impl NamespaceCheck {
+    /// Try it now (see [`netns::probe_in_child`]).
+    pub fn probe(privileged: bool, uid: u32, gid: u32) -> Self {
+        let kind = if privileged {
+            "CLONE_NEWNET (root start)"
+        } else {
+            "CLONE_NEWUSER|CLONE_NEWNET mapping the caller's uid and gid (unprivileged start)"
+        };
+        let result = netns::probe_in_child(privileged, uid, gid).map(|lo| lo.ipv6);
+        let fix = result.as_ref().err().map(|e| netns::fix_for(privileged, e));
+        NamespaceCheck { kind, result, fix }
+    }
+
+    fn describe(&self) -> Value {
+        match &self.result {
+            Ok(v6) => json!({"kind": self.kind, "available": true, "ipv6": v6}),
+            Err(e) => json!({"kind": self.kind, "available": false, "error": e, "fix": self.fix}),
+        }
+    }
+}
+
+impl EgressPlan {
+    /// `check`'s egress section.
+    pub fn describe(&self) -> Value {
+        let r = &self.rules;
+        json!({
+            "controlled": true,
+            "status": format!("{NOT_WIRED}: `run` refuses this policy (exit 125)"),
+            "domains": r.domains.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "ports": r.ports.iter().collect::<Vec<_>>(),
+            "ips": r.ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "host_services": r.host_services.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "inbound": self.inbound.iter().map(|a| format!("{a} -> 127.0.0.1:{} inside", a.port())).collect::<Vec<_>>(),
+            "log": r.log,
+            "namespace": self.namespace.describe(),
+            "dns": format!("only the names above are answered, with synthetic IPv4 addresses from {}; AAAA gets an empty answer; every other query gets NXDOMAIN and is never forwarded", SYNTHETIC_NET),
+            "refused_always": "addresses that are not globally routable (IANA special-purpose registries: loopback, RFC 1918, CGNAT, link-local and metadata, ULA, documentation, benchmarking, multicast, NAT64, Teredo; IPv4-mapped and 6to4 by their IPv4), except host_services",
+            "plan": [
+                "target in its own network namespace holding only lo (root: CLONE_NEWNET; unprivileged: CLONE_NEWUSER|CLONE_NEWNET)",
+                "AnyIP routes on lo: every TCP destination lands on a capture listener for the ports above; other ports and all UDP but DNS find nothing",
+                "the broker outside the namespace: DNS for allowlisted names, relay to the checked address",
+            ],
+        })
+    }
+}
+
+/// `check`'s egress section when the policy has none.
+pub fn describe_absent() -> Value {
+    json!({
+        "controlled": false,
+        "status": "destinations are not controlled: no [egress] section. Landlock's network.connect ports apply to every host (cloud metadata, private ranges, loopback and any resolver over UDP 53 included); add [egress] (docs/egress.md) to allow named hosts only",
+    })
+}
+
+/// Until the namespace and broker are wired into `run`, a policy that asks for egress
+/// control must not run without it (fail closed).
+pub fn refuse_run_until_wired(plan: Option<&EgressPlan>) -> Result<(), String> {
+    let Some(p) = plan else { return Ok(()) };
+    let mut m = format!(
+        "{NOT_WIRED}; refusing to start: the policy's [egress] section asks that the target reach only the hosts it names, and this build cannot enforce that yet (remove [egress] to run with Landlock's port rules only, which do not control destinations)"
+    );
+    if let (Err(e), Some(fix)) = (&p.namespace.result, p.namespace.fix) {
+        m.push_str(&format!(
+            "; also, the network namespace cannot be made here: {e}; fix: {fix}"
+        ));
+    }
+    Err(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(result: Result<bool, String>, privileged: bool) -> EgressPlan {
+        let fix = result.as_ref().err().map(|e| netns::fix_for(privileged, e));
+        EgressPlan {
+            rules: EgressRules::default(),
+            inbound: vec![],
+            namespace: NamespaceCheck {
+                kind: "k",
+                result,
+                fix,
+            },
+        }
+    }
+
+    #[test]
+    fn run_refuses_with_or_without_a_namespace_and_names_the_fix() {
+        assert_eq!(refuse_run_until_wired(None), Ok(()));
+        let m = refuse_run_until_wired(Some(&plan(Ok(true), true))).unwrap_err();
+        assert!(m.starts_with(NOT_WIRED) && !m.contains("fix:"), "{m}");
+        let apparmor = plan(
+            Err("RTM_NEWLINK lo up: EPERM: Operation not permitted".into()),
+            false,
+        );
+        let m = refuse_run_until_wired(Some(&apparmor)).unwrap_err();
+        assert!(
+            m.contains("cannot be made here")
+                && m.contains("apparmor_restrict_unprivileged_userns"),
+            "{m}"
+        );
+        let v = apparmor.describe();
+        assert_eq!(v["namespace"]["available"], false);
+        assert!(v["namespace"]["fix"].as_str().unwrap().contains("userns,"));
+        let no_userns = netns::fix_for(false, "unshare(CLONE_NEWUSER|CLONE_NEWNET): EPERM");
+        assert!(no_userns.contains("max_user_namespaces"), "{no_userns}");
+        assert!(netns::fix_for(true, "unshare(CLONE_NEWNET): EPERM").contains("CAP_SYS_ADMIN"));
+    }
+}
