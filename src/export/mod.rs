@@ -203,7 +203,17 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
         )
         .into());
     }
-    let vars = plan::build_vars(loaded, &u.ids, u.home.as_deref(), &opts.cli_vars)?;
+    // An export describes a service run as [identity]: the [vars] layer, never the laptop
+    // one ([unprivileged.vars] is for a user starting clawjail as themselves).
+    let command: Vec<std::ffi::OsString> = opts.command.iter().map(Into::into).collect();
+    let vars = plan::build_vars(
+        loaded,
+        &u.ids,
+        u.home.as_deref(),
+        &opts.cli_vars,
+        true,
+        Some(&command),
+    )?;
     if p.seccomp.action == SeccompAction::Log {
         return Err(PolicyError::at(
             src,

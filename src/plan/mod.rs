@@ -4,9 +4,11 @@
 //! step: user lookup, variables, env files, the target and its exec chain, Landlock path
 //! fds, the BPF program, argv/envp.
 
+pub mod derive;
 pub mod target;
 pub mod user;
 
+use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
 use std::path::PathBuf;
 
@@ -168,7 +170,14 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         .into());
     }
 
-    let vars = build_vars(loaded, &ids, home.as_deref(), &opts.cli_vars)?;
+    let vars = build_vars(
+        loaded,
+        &ids,
+        home.as_deref(),
+        &opts.cli_vars,
+        privileged,
+        opts.command.as_deref(),
+    )?;
     // Step private-tmp: before any path below is opened, so every fd and created
     // directory under /tmp is the private tmpfs's (see mount_ns).
     let private_tmp =
@@ -361,14 +370,18 @@ fn build_egress(
     }))
 }
 
-/// Variables from the target user, then `[vars]`, then `--var`.
+/// Variables from the target user, then `[vars]`, then (unprivileged start)
+/// `[unprivileged.vars]`, then `--var`: a later layer replaces a name's definition, and
+/// every definition is expanded after the ones it refers to (so `--var OPENCLAW_PREFIX=`
+/// also moves a `[vars]` value built from `${OPENCLAW_PREFIX}`). A cycle is an error.
 pub fn build_vars(
     loaded: &Loaded,
     ids: &Ids,
     home: Option<&str>,
     cli: &[(String, String)],
+    privileged: bool,
+    command: Option<&[OsString]>,
 ) -> Result<Vars, PlanError> {
-    let src = &loaded.source;
     let mut v = Vars::new();
     v.set("UID", ids.uid.to_string());
     v.set("GID", ids.gid.to_string());
@@ -380,25 +393,159 @@ pub fn build_vars(
         v.set("STATE_DIR", format!("{h}/.openclaw"));
     }
     v.set("TMP", format!("/tmp/clawjail-{}", ids.uid));
-    for (name, value) in &loaded.policy.vars {
-        let expanded = v.expand(value.get_ref()).map_err(|m| {
-            PolicyError::at(
-                src,
-                value.span(),
-                "undefined-variable",
-                &format!("vars.{name}"),
-                m,
-            )
-        })?;
-        v.set(name, expanded);
+    let mut defs: BTreeMap<&str, VarSource> = BTreeMap::new();
+    for (name, def) in &loaded.policy.vars {
+        defs.insert(name, VarSource::Policy("vars", def));
+    }
+    if !privileged {
+        for (name, def) in &loaded.policy.unprivileged.vars {
+            defs.insert(name, VarSource::Policy("unprivileged.vars", def));
+        }
     }
     for (name, value) in cli {
-        let expanded = v
-            .expand(value)
-            .map_err(|m| PlanError::Refused(format!("--var {name}: {m}")))?;
-        v.set(name, expanded);
+        defs.insert(name, VarSource::Cli(value));
     }
-    Ok(v)
+    let mut r = VarResolver {
+        loaded,
+        ids,
+        command,
+        defs,
+        vars: v,
+        done: Vec::new(),
+        stack: Vec::new(),
+    };
+    let names: Vec<&str> = r.defs.keys().copied().collect();
+    for name in names {
+        r.resolve(name)?;
+    }
+    Ok(r.vars)
+}
+
+/// One definition of a variable.
+enum VarSource<'a> {
+    /// From the policy: the table it is in, and the definition.
+    Policy(&'static str, &'a toml::Spanned<policy::VarDef>),
+    /// `--var NAME=VALUE`.
+    Cli(&'a str),
+}
+
+impl VarSource<'_> {
+    fn references(&self) -> Vec<String> {
+        use policy::vars::references;
+        match self {
+            VarSource::Cli(s) => references(s),
+            VarSource::Policy(_, d) => match d.get_ref() {
+                policy::VarDef::Value(s) => references(s),
+                policy::VarDef::Derived(d) => d
+                    .openclaw_port
+                    .as_deref()
+                    .map(references)
+                    .unwrap_or_default(),
+            },
+        }
+    }
+}
+
+struct VarResolver<'a> {
+    loaded: &'a Loaded,
+    ids: &'a Ids,
+    command: Option<&'a [OsString]>,
+    defs: BTreeMap<&'a str, VarSource<'a>>,
+    vars: Vars,
+    done: Vec<&'a str>,
+    stack: Vec<&'a str>,
+}
+
+impl<'a> VarResolver<'a> {
+    fn resolve(&mut self, name: &str) -> Result<(), PlanError> {
+        // Builtins and undefined names have no definition here: `expand` reports the latter.
+        let Some((&name, _)) = self.defs.get_key_value(name) else {
+            return Ok(());
+        };
+        if self.done.contains(&name) {
+            return Ok(());
+        }
+        if self.stack.contains(&name) {
+            let cycle = format!("{} -> {name}", self.stack.join(" -> "));
+            return Err(self.error(
+                name,
+                "variable-cycle",
+                format!("variables refer to each other in a cycle: {cycle}"),
+            ));
+        }
+        self.stack.push(name);
+        let refs = self
+            .defs
+            .get(name)
+            .map(VarSource::references)
+            .unwrap_or_default();
+        for r in refs {
+            self.resolve(&r)?;
+        }
+        let (value, origin) = self.evaluate(name)?;
+        self.vars.set(name, value);
+        self.vars.set_origin(name, origin);
+        self.stack.pop();
+        self.done.push(name);
+        Ok(())
+    }
+
+    fn evaluate(&self, name: &str) -> Result<(String, String), PlanError> {
+        let Some(def) = self.defs.get(name) else {
+            return Err(PlanError::Refused(format!(
+                "variable {name} has no definition"
+            )));
+        };
+        let undefined = |m: String| self.error(name, "undefined-variable", m);
+        match def {
+            VarSource::Cli(s) => Ok((self.vars.expand(s).map_err(undefined)?, "--var".into())),
+            VarSource::Policy(table, d) => match d.get_ref() {
+                policy::VarDef::Value(s) => Ok((
+                    self.vars.expand(s).map_err(undefined)?,
+                    format!("[{table}]"),
+                )),
+                policy::VarDef::Derived(dv) => {
+                    let fail = |m: String| self.error(name, "derive-failed", m);
+                    if let Some(w) = &dv.which {
+                        let (found, value) =
+                            derive::which(w, dv.strip.unwrap_or(0), self.ids).map_err(fail)?;
+                        let value = value.display().to_string();
+                        return Ok((
+                            value,
+                            format!(
+                                "[{table}]: {w} found in the caller's PATH at {}",
+                                found.display()
+                            ),
+                        ));
+                    }
+                    let cfg = dv.openclaw_port.as_deref().unwrap_or_default();
+                    let cfg = self.vars.expand(cfg).map_err(undefined)?;
+                    let (port, how) =
+                        derive::openclaw_port(self.command, std::path::Path::new(&cfg))
+                            .map_err(fail)?;
+                    Ok((
+                        port.to_string(),
+                        format!("[{table}]: openclaw gateway port from {how}"),
+                    ))
+                }
+            },
+        }
+    }
+
+    /// An error located at `name`'s definition (policy file:line:col, or `--var`).
+    fn error(&self, name: &str, code: &'static str, msg: String) -> PlanError {
+        match self.defs.get(name) {
+            Some(VarSource::Policy(table, d)) => PolicyError::at(
+                &self.loaded.source,
+                d.span(),
+                code,
+                &format!("{table}.{name}"),
+                msg,
+            )
+            .into(),
+            _ => PlanError::Refused(format!("--var {name}: {msg}")),
+        }
+    }
 }
 
 /// Expand a path-valued key and require an absolute result.
@@ -645,4 +792,81 @@ fn build_env(
         }
     }
     Ok((plan, fds))
+}
+
+#[cfg(test)]
+mod var_tests {
+    use super::*;
+    use crate::policy::{Origin, Source};
+
+    fn loaded(text: &str) -> Loaded {
+        policy::load(Source::new(Origin::Embedded, text.to_string())).unwrap()
+    }
+
+    fn vars(
+        l: &Loaded,
+        cli: &[(&str, &str)],
+        privileged: bool,
+        cmd: &[&str],
+    ) -> Result<Vars, PlanError> {
+        let ids = crate::plan::user::caller().ids;
+        let cli: Vec<(String, String)> = cli
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let cmd: Vec<OsString> = cmd.iter().map(OsString::from).collect();
+        build_vars(l, &ids, Some("/home/u"), &cli, privileged, Some(&cmd))
+    }
+
+    const LAYERED: &str = r#"version = 1
+[vars]
+MODULES = "${PREFIX}/node_modules"
+PREFIX = "/opt/oc"
+PORT = "1"
+[unprivileged.vars]
+PREFIX = "${HOME}/.npm-global"
+PORT = { openclaw_port = "${STATE_DIR}/nonexistent.json" }
+"#;
+
+    #[test]
+    fn unprivileged_table_applies_only_to_unprivileged_starts() {
+        let l = loaded(LAYERED);
+        let root = vars(&l, &[], true, &["openclaw"]).unwrap();
+        assert_eq!(root.get("MODULES"), Some("/opt/oc/node_modules"));
+        assert_eq!(root.get("PORT"), Some("1"));
+        let laptop = vars(&l, &[], false, &["openclaw", "gateway", "--port", "4242"]).unwrap();
+        // MODULES is defined before PREFIX alphabetically and still sees the replaced value.
+        assert_eq!(
+            laptop.get("MODULES"),
+            Some("/home/u/.npm-global/node_modules")
+        );
+        assert_eq!(laptop.get("PORT"), Some("4242"));
+        assert!(laptop
+            .origins()
+            .any(|(k, v)| k == "PORT" && v.contains("--port in the command")));
+    }
+
+    #[test]
+    fn cli_var_moves_values_built_from_it() {
+        let l = loaded(LAYERED);
+        let v = vars(&l, &[("PREFIX", "/srv/oc")], false, &["openclaw"]).unwrap();
+        assert_eq!(v.get("MODULES"), Some("/srv/oc/node_modules"));
+    }
+
+    #[test]
+    fn cycles_and_failed_derivations_are_located_errors() {
+        let l = loaded("version = 1\n[vars]\nA = \"${B}\"\nB = \"x${A}\"\n");
+        let e = vars(&l, &[], true, &["x"]).unwrap_err().to_string();
+        assert!(e.contains("variable-cycle") && e.contains(":3:5"), "{e}");
+        let l = loaded(
+            "version = 1\n[unprivileged.vars]\nP = { which = \"no-such-program-cj\", strip = 1 }\n",
+        );
+        let e = vars(&l, &[], false, &["x"]).unwrap_err().to_string();
+        assert!(
+            e.contains("derive-failed") && e.contains("unprivileged.vars.P"),
+            "{e}"
+        );
+        // Not used on a root start: never computed, no error.
+        assert!(vars(&l, &[], true, &["x"]).is_ok());
+    }
 }

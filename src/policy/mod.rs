@@ -189,7 +189,10 @@ pub struct Policy {
     pub description: Option<String>,
     /// Default values for `${NAME}` variables; `--var NAME=VALUE` overrides them.
     #[serde(default)]
-    pub vars: BTreeMap<String, Spanned<String>>,
+    pub vars: BTreeMap<String, Spanned<VarDef>>,
+    /// What changes when clawjail is started unprivileged (a laptop user).
+    #[serde(default)]
+    pub unprivileged: Unprivileged,
     #[serde(default)]
     pub identity: Identity,
     #[serde(default)]
@@ -217,6 +220,87 @@ pub struct Policy {
     /// Egress by destination (docs/egress.md). Absent: destinations are not controlled.
     #[serde(default)]
     pub egress: Option<egress::Egress>,
+}
+
+/// A variable's definition: a string (which may use other variables), or a value
+/// derived from the machine at plan time (docs/policy.md, "Derived variables").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VarDef {
+    Value(String),
+    Derived(Derive),
+}
+
+/// `{ which = "node", strip = 1 }` or `{ openclaw_port = "${STATE_DIR}/openclaw.json" }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Derive {
+    /// A program name, searched in the CALLER's PATH as a shell would; the value is the
+    /// path where it was found (its last component is not followed if it is a link).
+    #[serde(default)]
+    pub which: Option<String>,
+    /// With `which`: drop this many trailing components (1: its directory, 2: the prefix
+    /// of a `PREFIX/bin/NAME` layout).
+    #[serde(default)]
+    pub strip: Option<u32>,
+    /// The TCP port an `openclaw gateway` will listen on, found as the gateway finds it:
+    /// `--port` in the command, else the caller's `OPENCLAW_GATEWAY_PORT`, else
+    /// `gateway.port` in this config file, else 18789.
+    #[serde(default)]
+    pub openclaw_port: Option<String>,
+}
+
+impl Derive {
+    /// Exactly one source; `strip` only with `which`; `which` a bare program name.
+    pub fn check_shape(&self) -> Result<(), String> {
+        match (&self.which, &self.openclaw_port) {
+            (Some(w), None) => {
+                if w.is_empty() || w.contains('/') {
+                    return Err(format!(
+                        "which = {w:?}: expected a program name without '/', searched in the caller's PATH"
+                    ));
+                }
+                Ok(())
+            }
+            (None, Some(_)) if self.strip.is_some() => {
+                Err("strip only applies to which = \"NAME\"".into())
+            }
+            (None, Some(_)) => Ok(()),
+            _ => Err(
+                "expected exactly one of which = \"NAME\" (with optional strip = N) or openclaw_port = \"CONFIG FILE\""
+                    .into(),
+            ),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for VarDef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = VarDef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, or a table { which = \"NAME\", strip = N } or { openclaw_port = \"CONFIG\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<VarDef, E> {
+                Ok(VarDef::Value(s.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<VarDef, A::Error> {
+                Derive::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(VarDef::Derived)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[unprivileged]`: definitions that apply only when clawjail is not started as root.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unprivileged {
+    /// Replace `[vars]` entries (and add new ones) on an unprivileged start; `--var`
+    /// still wins.
+    #[serde(default)]
+    pub vars: BTreeMap<String, Spanned<VarDef>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -501,8 +585,17 @@ fn validate(src: &Source, p: &Policy, errs: &mut Vec<PolicyError>) {
             ),
         ));
     }
-    for (name, value) in &p.vars {
-        let key = format!("vars.{name}");
+    let all_vars = p
+        .vars
+        .iter()
+        .map(|(n, v)| (format!("vars.{n}"), n, v))
+        .chain(
+            p.unprivileged
+                .vars
+                .iter()
+                .map(|(n, v)| (format!("unprivileged.vars.{n}"), n, v)),
+        );
+    for (key, name, value) in all_vars {
         if let Err(m) = vars::check_var_name(name) {
             errs.push(PolicyError::at(src, value.span(), "bad-variable", &key, m));
         } else if vars::BUILTIN.contains(&name.as_str()) && name != "STATE_DIR" {
@@ -513,6 +606,10 @@ fn validate(src: &Source, p: &Policy, errs: &mut Vec<PolicyError>) {
                 &key,
                 format!("${{{name}}} comes from the target user and cannot be set in [vars]"),
             ));
+        } else if let VarDef::Derived(d) = value.get_ref() {
+            if let Err(m) = d.check_shape() {
+                errs.push(PolicyError::at(src, value.span(), "bad-variable", &key, m));
+            }
         }
     }
     for (key, v) in [

@@ -13,6 +13,9 @@ pub const BUILTIN: &[&str] = &["HOME", "UID", "GID", "USER", "STATE_DIR", "TMP"]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Vars {
     map: BTreeMap<String, String>,
+    /// Where each value came from, for `check` ("[vars]", "[unprivileged.vars]: openclaw
+    /// found in the caller's PATH at ...", "--var").
+    origin: BTreeMap<String, String>,
 }
 
 impl Vars {
@@ -22,6 +25,15 @@ impl Vars {
 
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         self.map.insert(name.to_string(), value.into());
+    }
+
+    /// Record where `name`'s value came from.
+    pub fn set_origin(&mut self, name: &str, origin: impl Into<String>) {
+        self.origin.insert(name.to_string(), origin.into());
+    }
+
+    pub fn origins(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.origin.iter()
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -74,6 +86,29 @@ impl Vars {
         out.push_str(rest);
         Ok(out)
     }
+}
+
+/// The names `input` refers to with `${NAME}` (a leading `~` refers to HOME), in order;
+/// malformed references are left for [`Vars::expand`] to report.
+pub fn references(input: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if input == "~" || input.starts_with("~/") {
+        out.push("HOME".to_string());
+    }
+    let mut rest = input;
+    while let Some(i) = rest.find('$') {
+        let after = &rest[i + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            rest = stripped;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let Some(end) = body.find('}') else { break };
+            out.push(body[..end].to_string());
+            rest = &body[end + 1..];
+        } else {
+            rest = after;
+        }
+    }
+    out
 }
 
 /// Variable names are `[A-Z_][A-Z0-9_]*`.
@@ -138,6 +173,12 @@ mod tests {
         assert!(v.expand("${HOME").is_err());
         assert!(v.expand("$HOME").is_err());
         assert!(v.expand("${lower}").is_err());
+    }
+
+    #[test]
+    fn references_found() {
+        assert_eq!(references("~/a/${B}/$${C}${D}"), vec!["HOME", "B", "D"]);
+        assert!(references("plain").is_empty());
     }
 
     #[test]

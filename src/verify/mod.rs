@@ -210,7 +210,7 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
         .into());
     }
     let (ids, home, privileged) = target_ids(loaded)?;
-    let vars = plan::build_vars(loaded, &ids, home.as_deref(), cli_vars)?;
+    let vars = plan::build_vars(loaded, &ids, home.as_deref(), cli_vars, privileged, None)?;
     let view = PolicyView::new(loaded, &vars);
     let exe = std::env::current_exe().map_err(VerifyError::SelfExe)?;
     let mut fx = fixtures::Fixtures::set_up(

@@ -12,6 +12,7 @@ mod egress;
 mod export;
 mod isolation;
 mod landlock;
+mod laptop;
 mod launch;
 mod openclaw;
 mod planted;
