@@ -16,7 +16,7 @@
 #
 # Two variants run side by side: `root` (compose as shipped: root start, six capabilities,
 # clawjail switches to openclaw) and `user` (compose's commented alternative: --user
-# 10001:10001 and no capabilities at all). For each, asserted from the host:
+# 10001:10001, no capabilities at all, and the `--var`s its comment appends). For each, asserted from the host:
 #   1. /healthz through the published loopback port, and compose's healthcheck command via
 #      podman exec;
 #   2. /proc/<pid>/status of the gateway (the child of PID 1): Uid/Gid 10001 in every field,
@@ -111,7 +111,19 @@ grep -q -- '--uid 10001 --gid openclaw' "$dockerfile" || fail "Dockerfile: openc
 mapfile -t entrypoint < <(dockerfile_exec ENTRYPOINT)
 mapfile -t cmd < <(dockerfile_exec CMD)
 [ "${#entrypoint[@]}" -gt 0 ] && [ "${#cmd[@]}" -gt 0 ] || fail "Dockerfile: ENTRYPOINT or CMD not parsed"
-[ "${entrypoint[0]}" = clawjail ] && [ "${entrypoint[2]}" = --init ] || fail "Dockerfile: ENTRYPOINT is not 'clawjail run --init ...'"
+[ "${entrypoint[0]}" = clawjail ] && [ "${entrypoint[2]}" = --init ] && [ "${entrypoint[-1]}" = -- ] \
+    || fail "Dockerfile: ENTRYPOINT is not 'clawjail run --init ... --'"
+# The unprivileged alternative appends compose's commented `--var` lines to the entrypoint:
+# an unprivileged start applies the policy's [unprivileged.vars] (a laptop's layout), and
+# these keep the image's.
+mapfile -t user_vars < <(sed -n 's/^#[[:space:]]*\(--var [^[:space:]].*\)$/\1/p' "$compose" | tr -s ' ' '\n' | sed '/^$/d')
+entrypoint_of() {
+    if [ "$1" = user ]; then
+        printf '%s\n' "${entrypoint[@]:0:${#entrypoint[@]}-1}" "${user_vars[@]}" --
+    else
+        printf '%s\n' "${entrypoint[@]}"
+    fi
+}
 
 # --- the image's files ---------------------------------------------------------------------
 uid=10001 gid=10001
@@ -162,14 +174,15 @@ base_opts() {
 # --- 1. start both variants ----------------------------------------------------------------
 declare -A name port t_up
 start_gateway() {
-    local v="$1" opts
+    local v="$1" opts ep
     name[$v]="clawjail-ct-$v-$tag"
     names+=("${name[$v]}")
     mapfile -t opts < <(base_opts "$v")
     [ "${#opts[@]}" -gt 10 ] || fail "compose translation failed"
-    say "$v: podman $(printf '%q ' "${opts[@]}" -d --name "${name[$v]}" -p 127.0.0.1::18789 --rootfs /:O "${entrypoint[@]}" "${cmd[@]}")"
+    mapfile -t ep < <(entrypoint_of "$v")
+    say "$v: podman $(printf '%q ' "${opts[@]}" -d --name "${name[$v]}" -p 127.0.0.1::18789 --rootfs /:O "${ep[@]}" "${cmd[@]}")"
     podman "${opts[@]}" -d --name "${name[$v]}" -p 127.0.0.1::18789 \
-        --rootfs /:O "${entrypoint[@]}" "${cmd[@]}" >/dev/null
+        --rootfs /:O "${ep[@]}" "${cmd[@]}" >/dev/null
 }
 say "compose.yaml as podman options: root: $(compose_opts root | tr '\n' ' ')"
 say "compose.yaml as podman options: user: $(compose_opts user | tr '\n' ' ')"
@@ -264,10 +277,11 @@ done
 # --- 4. exit status ------------------------------------------------------------------------
 for v in root user; do
     mapfile -t opts < <(base_opts "$v")
+    mapfile -t ep < <(entrypoint_of "$v")
     names+=("clawjail-ct-$v-exit-$tag")
     code=0
     timeout "$RUN_TIMEOUT" podman "${opts[@]}" --rm --name "clawjail-ct-$v-exit-$tag" --network none \
-        --rootfs /:O "${entrypoint[@]}" /usr/local/bin/node -e 'process.exit(7)' >/dev/null 2>"$work/exit.log" \
+        --rootfs /:O "${ep[@]}" /usr/local/bin/node -e 'process.exit(7)' >/dev/null 2>"$work/exit.log" \
         || code=$?
     [ "$code" = 7 ] || { cat "$work/exit.log"; fail "$v: a target exiting 7 gave container exit code $code"; }
 done
