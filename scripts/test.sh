@@ -16,11 +16,13 @@ fi
 say "system packages"
 missing=()
 # strace: the export test traces clawjail's own syscalls; podman + runc: the shipped systemd
-# unit runs under systemd as PID 1 in a container, and the exported OCI seccomp profile is
-# tried in a real runtime.
+# unit runs under systemd as PID 1 in a container, the exported OCI seccomp profile is tried
+# in a real runtime, and the Docker example runs in a container.
 for tool in setpriv:util-linux gcc:gcc python3:python3 curl:curl systemd-analyze:systemd npm:npm strace:strace podman:podman runc:runc; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
+# python3-yaml: scripts/test-containers.sh translates examples/docker/compose.yaml for podman.
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
@@ -58,6 +60,10 @@ cargo test --all-targets 2>&1 | tee /tmp/clawjail-test.log
 # Any skipped root-only test must say why; show them so a silent skip is visible.
 grep -h "skipped:" /tmp/clawjail-test.log | sort | uniq -c || true
 
+say "static binary (musl) and the launch tests against it"
+# target/static/clawjail: the binary the Dockerfile ships; the container test below runs it.
+bash scripts/test-static.sh
+
 say "cargo install (README): only clawjail is installed"
 # --debug and the existing target dir reuse this build instead of a second fat-LTO one.
 install_root=$(mktemp -d)
@@ -80,6 +86,14 @@ if [ "${CLAWJAIL_SKIP_OPENCLAW:-0}" != 1 ]; then
   bash scripts/test-systemd.sh "$PWD/target/debug/clawjail"
 else
   echo "test-systemd: skipped: CLAWJAIL_SKIP_OPENCLAW=1"
+fi
+
+say "Docker example in podman + runc (compose.yaml's options, clawjail --init as PID 1)"
+# The static binary in a container whose root is this machine's; in CI it must run.
+if [ "${CLAWJAIL_SKIP_OPENCLAW:-0}" != 1 ]; then
+  bash scripts/test-containers.sh "$PWD/target/static/clawjail"
+else
+  echo "test-containers: skipped: CLAWJAIL_SKIP_OPENCLAW=1"
 fi
 
 say "all checks passed"

@@ -93,13 +93,18 @@ pub fn seccomp_set_mode_filter(prog: &[libc::sock_filter]) -> io::Result<()> {
     .map(drop)
 }
 
-/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)` — close_range(2), Linux 5.11.
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)` — close_range(2), Linux 5.11. The raw
+/// syscall: musl has no close_range() wrapper (the static x86_64-unknown-linux-musl build).
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: integer arguments; the kernel only sets FD_CLOEXEC, no fd is closed under us.
-    check(
-        unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) }
-            as libc::c_long,
-    )
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    })
     .map(drop)
 }
 
@@ -298,8 +303,9 @@ pub fn is_terminal_raw(fd: std::os::fd::RawFd) -> bool {
 pub fn tty_device(fd: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
     const TIOCGDEV: libc::c_ulong = 0x8004_5432; // _IOR('T', 0x32, unsigned int)
     let mut dev: libc::c_uint = 0;
+    // `TIOCGDEV as _`: the request is c_ulong in glibc's libc bindings, c_int in musl's.
     // SAFETY: TIOCGDEV writes one unsigned int through the pointer, valid for the call.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), TIOCGDEV, &mut dev as *mut libc::c_uint) };
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), TIOCGDEV as _, &mut dev as *mut libc::c_uint) };
     check(r as libc::c_long)?;
     Ok(((dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00)))
 }

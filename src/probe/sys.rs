@@ -607,7 +607,7 @@ fn isolation(action: &str, args: &[String]) -> Option<Outcome> {
         "renice" => pid().map_or_else(|o| o, renice_same),
         "renice-parent" => renice_same(nix::unistd::getppid().as_raw()),
         // getpriority(PRIO_USER, 0): every process of the caller's uid.
-        "prio-user" => prio(libc::PRIO_USER, 0)
+        "prio-user" => prio(i64::from(libc::PRIO_USER), 0)
             .map_or_else(Outcome::Errno, |n| Outcome::Ok(format!("nice {n}"))),
         // setpriority(PRIO_USER, 0, N): renice every process of the uid.
         "renice-user" => match arg::<i32>(args, 0) {
@@ -731,12 +731,13 @@ fn prlimit_same(pid: i32) -> Outcome {
 }
 
 /// getpriority's raw syscall returns 20 - nice (never negative), so errors are clear.
-fn prio(which: u32, who: i32) -> Result<i64, i32> {
-    unsafe_syscall(libc::SYS_getpriority, [i64::from(which), who as i64, 0, 0]).map(|r| 20 - r)
+/// `which` as i64: PRIO_* are u32 in glibc's libc bindings and c_int in musl's.
+fn prio(which: i64, who: i32) -> Result<i64, i32> {
+    unsafe_syscall(libc::SYS_getpriority, [which, who as i64, 0, 0]).map(|r| 20 - r)
 }
 
 fn renice_same(pid: i32) -> Outcome {
-    match prio(libc::PRIO_PROCESS, pid) {
+    match prio(i64::from(libc::PRIO_PROCESS), pid) {
         Ok(n) => raw(unsafe_syscall(
             libc::SYS_setpriority,
             [i64::from(libc::PRIO_PROCESS), pid as i64, n, 0],
@@ -762,7 +763,8 @@ fn affinity_same(pid: i32) -> Outcome {
 }
 
 fn setparam_same(pid: i32) -> Outcome {
-    let mut p = libc::sched_param { sched_priority: 0 };
+    // The kernel's struct sched_param is one int (musl's libc struct has more fields).
+    let mut p: libc::c_int = 0;
     if let Err(e) = unsafe_syscall(
         libc::SYS_sched_getparam,
         [pid as i64, &mut p as *mut _ as i64, 0, 0],
@@ -780,7 +782,8 @@ fn setscheduler_same(pid: i32) -> Outcome {
         Ok(p) => p,
         Err(e) => return Outcome::Errno(e),
     };
-    let mut p = libc::sched_param { sched_priority: 0 };
+    // The kernel's struct sched_param is one int (musl's libc struct has more fields).
+    let mut p: libc::c_int = 0;
     if let Err(e) = unsafe_syscall(
         libc::SYS_sched_getparam,
         [pid as i64, &mut p as *mut _ as i64, 0, 0],

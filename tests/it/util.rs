@@ -97,8 +97,24 @@ pub fn chown(p: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
 }
 
+/// The clawjail under test: the one cargo built for this test run, or the absolute path in
+/// CLAWJAIL_TEST_BIN (scripts/test-static.sh runs the launch tests against the static build
+/// this way). Not CLAWJAIL_BIN: examples/systemd/install.sh reads that one, and an operator's
+/// setting for the installer must not silently swap the binary the tests judge.
 pub fn clawjail_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_clawjail")
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| match std::env::var("CLAWJAIL_TEST_BIN") {
+        Ok(p) if !p.is_empty() => {
+            let path = Path::new(&p);
+            assert!(
+                path.is_absolute() && path.is_file(),
+                "CLAWJAIL_TEST_BIN must be an absolute path to a file: {p}"
+            );
+            eprintln!("clawjail under test: {p} (CLAWJAIL_TEST_BIN)");
+            p
+        }
+        _ => env!("CARGO_BIN_EXE_clawjail").to_string(),
+    })
 }
 
 /// The probe, copied once per test process to a 0755 dir under /tmp so any uid can exec it.
