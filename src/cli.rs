@@ -1,4 +1,5 @@
-//! Command line: `run`, `check`, `verify`, `audit`. Exit codes for `run`:
+//! Command line: `run`, `check`, `verify`, `audit`, `export`, `completions`, `man`.
+//! Exit codes for `run`:
 //! the target's own once it runs; 125 when clawjail refuses or a step fails (the target
 //! never ran); 126 when the exec itself fails; 127 when the target is not found.
 
