@@ -273,6 +273,21 @@ pub fn exec(plan: &Plan) -> LaunchError {
     }
 }
 
+/// Test support: the non-empty lines between `<!-- NAME:begin -->` and `<!-- NAME:end -->`
+/// of a doc, for tests that pin a documented list to the code (steps, supervisor steps).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn pinned_list(doc: &str, name: &str) -> Vec<String> {
+    doc.split(&format!("<!-- {name}:begin -->"))
+        .nth(1)
+        .and_then(|b| b.split(&format!("<!-- {name}:end -->")).next())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,23 +295,16 @@ mod tests {
     /// docs/design.md lists the steps; this keeps that copy identical to `Step::ALL`.
     #[test]
     fn docs_design_lists_the_steps_in_order() {
-        let doc = include_str!("../docs/design.md");
-        let block = doc
-            .split("<!-- steps:begin -->")
-            .nth(1)
-            .and_then(|b| b.split("<!-- steps:end -->").next())
-            .unwrap();
-        let listed: Vec<String> = block
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect();
         let expected: Vec<String> = Step::ALL
             .iter()
+            .map(|s| (s.name(), s.summary()))
             .enumerate()
-            .map(|(i, s)| format!("{}. `{}`: {}", i + 1, s.name(), s.summary()))
+            .map(|(i, (n, d))| format!("{}. `{n}`: {d}", i + 1))
             .collect();
-        assert_eq!(listed, expected);
+        assert_eq!(
+            pinned_list(include_str!("../docs/design.md"), "steps"),
+            expected
+        );
     }
 
     /// The order is documented in DESIGN.md and docs/design.md; this pins it.

@@ -334,22 +334,14 @@ mod tests {
     /// docs/terminal.md lists the supervisor's setup; this keeps it identical to ALL.
     #[test]
     fn docs_list_the_supervisor_steps_in_order() {
-        let doc = include_str!("../../docs/terminal.md");
-        let block = doc
-            .split("<!-- supervisor-steps:begin -->")
-            .nth(1)
-            .and_then(|b| b.split("<!-- supervisor-steps:end -->").next())
-            .unwrap();
-        let listed: Vec<String> = block
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect();
         let expected: Vec<String> = SupervisorStep::ALL
             .iter()
             .enumerate()
             .map(|(i, s)| format!("{}. `{}`: {}", i + 1, s.name(), s.summary()))
             .collect();
-        assert_eq!(listed, expected);
+        assert_eq!(
+            crate::launch::pinned_list(include_str!("../../docs/terminal.md"), "supervisor-steps"),
+            expected
+        );
     }
 }
