@@ -48,6 +48,9 @@ pub enum Command {
     Man(ManArgs),
     /// Render the policy for systemd, an OCI runtime or Kubernetes (docs/export.md).
     Export(crate::export::args::ExportArgs),
+    /// Run the target once, confined but with its allowlists opened, and propose a policy
+    /// from what it did (files, TCP ports, syscalls); docs/learn.md.
+    Learn(crate::learn::LearnArgs),
 }
 
 #[derive(Debug, Args)]
@@ -152,7 +155,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(code: i32, message: impl ToString) -> Self {
+    pub fn new(code: i32, message: impl ToString) -> Self {
         Failure {
             code,
             message: message.to_string(),
@@ -297,6 +300,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Man(a) => cmd_man(a),
         Command::Export(a) => crate::export::args::run(a),
+        Command::Learn(a) => crate::learn::run(a),
     }
 }
 

@@ -109,6 +109,8 @@ pub struct LandlockPlan {
     report: Report,
     /// The pid that opened the rules: `/proc/self` resolved to `/proc/<this>`.
     prepared_by: u32,
+    /// `clawjail learn`: TCP is not handled (every port open, recorded by the supervisor).
+    tcp_open: bool,
 }
 
 /// What restrict_self achieved.
@@ -170,6 +172,12 @@ impl LandlockPlan {
             "notes": self.report.notes,
             "cannot_enforce": LIMITS,
         })
+    }
+
+    /// `clawjail learn`: handle no TCP access, so every bind/connect reaches the
+    /// supervisor's record instead of EACCES (src/learn/). Files and scopes are unchanged.
+    pub fn open_network_for_learning(&mut self) {
+        self.tcp_open = true;
     }
 
     /// Lines for `Plan::degraded`.
@@ -302,6 +310,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
         scopes,
         report,
         prepared_by: std::process::id(),
+        tcp_open: false,
     })
 }
 
@@ -605,7 +614,7 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(plan.handled_fs)
         .map_err(ll_err("landlock_create_ruleset(handled_access_fs)"))?;
-    if c.enforced("tcp") {
+    if c.enforced("tcp") && !plan.tcp_open {
         rs = rs
             .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
             .map_err(ll_err("landlock_create_ruleset(handled_access_net)"))?;
@@ -632,7 +641,7 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
             .add_rule(PathBeneath::new(fd, r.rights))
             .map_err(ll_err(format!("landlock_add_rule({})", r.path.display())))?;
     }
-    if c.enforced("tcp") {
+    if c.enforced("tcp") && !plan.tcp_open {
         for (ports, access) in [
             (&plan.bind, AccessNet::BindTcp),
             (&plan.connect, AccessNet::ConnectTcp),

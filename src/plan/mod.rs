@@ -263,6 +263,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         last_cap,
         subreaper: opts.init,
         die_with_parent: false,
+        learn: None,
     };
 
     // Terminal: decided from fds 0-2 now; `run` also opens the pty here, before the first
