@@ -384,6 +384,7 @@ fn cmd_check(a: CheckArgs) -> Result<i32, Failure> {
         command: (!a.command.is_empty()).then_some(a.command),
         init: false,
         apply: false,
+        ..Default::default()
     };
     let plan = plan::prepare(&loaded, &opts).map_err(|e| Failure::new(1, e))?;
     let mut v = crate::report::plan_json(&plan);
@@ -414,6 +415,7 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
         command: Some(a.command),
         init: a.init,
         apply: !a.dry_run,
+        ..Default::default()
     };
     let mut plan = plan::prepare(&loaded, &opts).map_err(|e| {
         let code = match &e {

@@ -175,7 +175,9 @@ pub fn collapse(rec: &Recording, ctx: &Context<'_>) -> (Vec<Rule>, Notes) {
     for class in [Class::Read, Class::Write] {
         rules = climb(rules, class, ctx);
     }
-    (subsume(rules), notes)
+    let mut rules = subsume(rules);
+    rules.sort_by(|a, b| (a.class, &a.path).cmp(&(b.class, &b.path)));
+    (rules, notes)
 }
 
 /// Whether `a` (an entry) is covered by `by` (another entry).

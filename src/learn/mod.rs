@@ -139,6 +139,7 @@ pub fn run(a: LearnArgs) -> Result<i32, Failure> {
         command: Some(a.command.clone()),
         init: false,
         apply: true,
+        link_trust_from: Some(base.clone()),
     };
     let mut plan = plan::prepare(&learning, &opts).map_err(|e| {
         let code = match &e {
