@@ -19,7 +19,7 @@
 //!
 //! Pure: unit-tested on made-up recordings.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 
 use super::record::{Class, Recording, Stat};
@@ -182,7 +182,7 @@ pub fn collapse(rec: &Recording, ctx: &Context<'_>) -> (Vec<Rule>, Notes) {
 
 /// Whether `a` (an entry) is covered by `by` (another entry).
 fn covers(by: &Rule, a: &Rule) -> bool {
-    if std::ptr::eq(by, a) || (by.class == a.class && by.path == a.path) {
+    if by.class == a.class && by.path == a.path {
         return false;
     }
     let class_ok = by.class == a.class
@@ -196,12 +196,40 @@ fn covers(by: &Rule, a: &Rule) -> bool {
     class_ok && path_ok
 }
 
-/// Drop entries covered by another (write covers read, directories cover what is beneath).
+/// Drop entries covered by another (write covers read, directories cover what is
+/// beneath), merging their counts into the cover. Looks only at each entry's ancestors:
+/// O(entries x depth), for the tens of thousands of paths a gateway start records.
 fn subsume(rules: Vec<Rule>) -> Vec<Rule> {
-    let mut keep: Vec<Rule> = Vec::new();
+    let mut at: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+    for (i, r) in rules.iter().enumerate() {
+        at.entry(r.path.clone()).or_default().push(i);
+    }
+    let mut cover_of: Vec<Option<usize>> = vec![None; rules.len()];
+    for (i, r) in rules.iter().enumerate() {
+        cover_of[i] = r
+            .path
+            .ancestors()
+            .filter_map(|a| at.get(a))
+            .flatten()
+            .copied()
+            .find(|&j| j != i && covers(&rules[j], r));
+    }
+    // Follow chains to an entry that is itself uncovered.
+    let root = |mut i: usize| {
+        let mut hops = 0;
+        while let Some(j) = cover_of[i] {
+            i = j;
+            hops += 1;
+            if hops > rules.len() {
+                break;
+            }
+        }
+        i
+    };
     let mut merged: BTreeMap<usize, (Stat, usize)> = BTreeMap::new();
-    for r in &rules {
-        if let Some(j) = rules.iter().position(|by| covers(by, r)) {
+    for (i, r) in rules.iter().enumerate() {
+        if cover_of[i].is_some() {
+            let j = root(i);
             let e = merged
                 .entry(j)
                 .or_insert((rules[j].stat.clone(), rules[j].merged));
@@ -209,11 +237,12 @@ fn subsume(rules: Vec<Rule>) -> Vec<Rule> {
             e.1 += r.merged;
         }
     }
-    for (i, r) in rules.iter().enumerate() {
-        if rules.iter().any(|by| covers(by, r)) {
+    let mut keep = Vec::new();
+    for (i, r) in rules.into_iter().enumerate() {
+        if cover_of[i].is_some() {
             continue;
         }
-        let mut r = r.clone();
+        let mut r = r;
         if let Some((s, m)) = merged.remove(&i) {
             r.stat = s;
             r.merged = m;
@@ -223,58 +252,72 @@ fn subsume(rules: Vec<Rule>) -> Vec<Rule> {
     keep
 }
 
-/// Step 5 for one class, deepest directories first.
+/// Step 5 for one class: all candidate directories at the deepest level at once, then
+/// the next level up, until none is left. Entries are kept sorted by path, so everything
+/// beneath a directory is one contiguous range.
 fn climb(rules: Vec<Rule>, class: Class, ctx: &Context<'_>) -> Vec<Rule> {
-    let mut rules = rules;
+    let (mine, mut rest): (Vec<Rule>, Vec<Rule>) =
+        rules.into_iter().partition(|r| r.class == class);
+    let mut set: BTreeMap<PathBuf, Rule> = mine.into_iter().map(|r| (r.path.clone(), r)).collect();
     loop {
-        let mut by_parent: BTreeMap<PathBuf, BTreeSet<usize>> = BTreeMap::new();
-        for (i, r) in rules.iter().enumerate() {
-            if r.class != class {
-                continue;
-            }
-            if let Some(parent) = r.path.parent() {
-                by_parent.entry(parent.to_path_buf()).or_default().insert(i);
+        let mut counts: HashMap<PathBuf, usize> = HashMap::new();
+        for p in set.keys() {
+            if let Some(parent) = p.parent() {
+                *counts.entry(parent.to_path_buf()).or_default() += 1;
             }
         }
-        let candidate = by_parent
-            .iter()
-            .filter(|(dir, kids)| kids.len() >= THRESHOLD && !ctx.stopped(dir))
-            .max_by_key(|(dir, _)| dir.components().count());
-        let Some((dir, kids)) = candidate else {
-            return rules;
+        let cands: Vec<PathBuf> = counts
+            .into_iter()
+            .filter(|(dir, n)| *n >= THRESHOLD && !ctx.stopped(dir))
+            .map(|(d, _)| d)
+            .collect();
+        let Some(depth) = cands.iter().map(|d| d.components().count()).max() else {
+            break;
         };
-        let dir = dir.clone();
-        let kids = kids.clone();
-        let mut stat: Option<Stat> = None;
-        let mut merged = 0;
-        let mut instance = ctx.instance_dirs.iter().any(|d| dir.starts_with(d));
-        let mut rest = Vec::new();
-        for (i, r) in rules.into_iter().enumerate() {
-            if kids.contains(&i) || (r.class == class && r.path.starts_with(&dir)) {
-                merged += r.merged;
-                instance |= r.instance && r.path == dir;
-                match &mut stat {
-                    Some(s) => s.merge(&r.stat),
-                    None => stat = Some(r.stat.clone()),
+        for dir in cands
+            .into_iter()
+            .filter(|d| d.components().count() == depth)
+        {
+            let beneath: Vec<PathBuf> = set
+                .range(dir.clone()..)
+                .take_while(|(p, _)| p.starts_with(&dir))
+                .map(|(p, _)| p.clone())
+                .collect();
+            let mut stat: Option<Stat> = None;
+            let mut merged = 0;
+            let mut instance = ctx.instance_dirs.iter().any(|d| dir.starts_with(d));
+            let mut recorded_dir = false;
+            for p in beneath {
+                if let Some(r) = set.remove(&p) {
+                    merged += r.merged;
+                    if r.path == dir {
+                        instance |= r.instance;
+                        recorded_dir = true;
+                    }
+                    match &mut stat {
+                        Some(s) => s.merge(&r.stat),
+                        None => stat = Some(r.stat.clone()),
+                    }
                 }
-            } else {
-                rest.push(r);
+            }
+            if let Some(stat) = stat {
+                set.insert(
+                    dir.clone(),
+                    Rule {
+                        class,
+                        path: dir,
+                        is_dir: true,
+                        stat,
+                        merged,
+                        collapsed: !recorded_dir,
+                        instance,
+                    },
+                );
             }
         }
-        let Some(stat) = stat else {
-            return rest;
-        };
-        rest.push(Rule {
-            class,
-            path: dir,
-            is_dir: true,
-            stat,
-            merged,
-            collapsed: true,
-            instance,
-        });
-        rules = subsume(rest);
     }
+    rest.extend(set.into_values());
+    subsume(rest)
 }
 
 #[cfg(test)]

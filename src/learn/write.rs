@@ -233,6 +233,7 @@ pub fn render(job: &Job, rec: &Recording) -> Result<(String, Vec<String>), Strin
             review_rule(&mut o.review, r, &p, job);
             entries.push((p, why(&r.stat, &extra)));
         }
+        entries.sort();
         lists.push((class, entries));
     }
     list(&mut o.text, "create", &create);
