@@ -273,12 +273,14 @@ pub fn render(job: &Job, rec: &Recording) -> Result<(String, Vec<String>), Strin
                 })
                 .collect()
         };
-    let bind = ports(&rec.bind);
+    // Port 0 is not proposed: as a Landlock rule it allows the whole ephemeral range.
+    let mut bind = ports(&rec.bind);
+    bind.retain(|(p, _)| p != "0");
     let connect = ports(&rec.connect);
     raw_list(&mut o.text, "bind", &bind);
     raw_list(&mut o.text, "connect", &connect);
     if rec.bind.contains_key(&0) {
-        o.review.push("network.bind includes 0: the target bound an ephemeral port; 0 allows the whole ephemeral range".into());
+        o.review.push(format!("not granted: network.bind 0 ({}): the target bound an ephemeral port; 0 as a rule allows the whole ephemeral range, add it by hand only if the program needs it", rec.bind.get(&0).map_or(String::new(), |u| why(&u.stat, ""))));
     }
     for (p, u) in rec.bind.iter().chain(&rec.connect) {
         for a in &u.addrs {
@@ -369,7 +371,12 @@ fn review_rule(review: &mut Vec<String>, r: &Rule, p: &str, _job: &Job) {
             r.class.key(),
             r.merged
         ));
-    } else if r.is_dir && !r.collapsed && depth <= 2 && !r.path.starts_with("/proc") {
+    } else if r.class == Class::Read
+        && r.is_dir
+        && !r.collapsed
+        && depth <= 2
+        && !r.path.starts_with("/proc")
+    {
         review.push(format!(
             "directory listing granted as a tree: {} {p}",
             r.class.key()
