@@ -29,6 +29,10 @@ pub const THRESHOLD: usize = 3;
 
 /// Directories never collapsed into (besides `~`, home directories and deny holders).
 pub const STOP: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
     "/",
     "/usr",
     "/etc",

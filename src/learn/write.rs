@@ -498,3 +498,27 @@ fn write_file(path: &PathBuf, text: &str) -> Result<(), String> {
     f.write_all(text.as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_variable_wins_and_uid_components_become_uid() {
+        let subs = vec![
+            ("STATE_DIR".to_string(), "/home/oc/.openclaw".to_string()),
+            ("HOME".to_string(), "/home/oc".to_string()),
+        ];
+        let w = |p: &str| with_vars(Path::new(p), &subs, 999);
+        assert_eq!(w("/home/oc/.openclaw"), "${STATE_DIR}");
+        assert_eq!(w("/home/oc/.openclaw/agents/x"), "${STATE_DIR}/agents/x");
+        assert_eq!(
+            w("/home/oc/.cache/openclaw-999"),
+            "${HOME}/.cache/openclaw-${UID}"
+        );
+        assert_eq!(w("/home/oc/.openclawx"), "${HOME}/.openclawx");
+        assert_eq!(w("/run/user/999/bus"), "/run/user/${UID}/bus");
+        assert_eq!(w("/opt/x9999"), "/opt/x9999");
+    }
+}
