@@ -355,7 +355,7 @@ pub fn random_token() -> io::Result<String> {
 }
 
 /// Whether `unshare(flags)` succeeds here, tried in a throwaway child so this process is
-/// unchanged (used by `plan::prepare`, which must not take irreversible steps). A
+/// unchanged (used by `check` through `namespaces::prepare`; never on the launch path). A
 /// container without CAP_SYS_ADMIN, or Docker's seccomp profile, answers EPERM.
 pub fn unshare_works(flags: libc::c_int) -> bool {
     let Ok(pid) = fork() else {

@@ -256,6 +256,8 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         privileged,
         session,
         pid_wanted: p.process.pid_namespace,
+        // `run` decides without throwaway children; `check` also tries them.
+        probe: !opts.apply,
     });
     degraded.extend(namespaces.not_used.iter().cloned());
     let supervisor = SupervisorPlan {
