@@ -64,7 +64,7 @@ id openclaw >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib
 chown openclaw: "$work/state"
 
 python3 - "$work" "$runs" "$have_musl" "$prefix" "$PWD/policies/openclaw-gateway.toml" <<'PY'
-import statistics, subprocess, sys, time
+import os, shutil, statistics, sys, time
 work, runs, have_musl, prefix, gw = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], sys.argv[5]
 tiny = f"{work}/tiny"
 builds = ["release", "static"] + (["musl"] if have_musl else [])
@@ -84,20 +84,42 @@ for pol, args in policies.items():
 cmds["one-rule release no-pidns"] = [f"{work}/clawjail-release", "run", "--policy",
                                      f"{work}/policy-nopidns.toml", "--", tiny]
 env = {"PATH": "/usr/bin:/bin", "CLAWJAIL_LOG": "off"}
-times = {k: [] for k in cmds}
+devnull = os.open("/dev/null", os.O_RDWR)
+
+def launch(cmd):
+    """Wall time and CPU time (user + system of the launch's whole process tree: wait4's
+    rusage includes every descendant its parent waited for) of one run."""
+    t = time.perf_counter_ns()
+    pid = os.posix_spawn(cmd[0], cmd, env, file_actions=[
+        (os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
+    _, status, ru = os.wait4(pid, 0)
+    wall = time.perf_counter_ns() - t
+    return wall, (ru.ru_utime + ru.ru_stime) * 1e9, os.waitstatus_to_exitcode(status)
+
 for name, cmd in cmds.items():  # warm-up, and fail loudly if a command is broken
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    cmd[0] = shutil.which(cmd[0]) or cmd[0]
+    code = launch(cmd)[2]
+    if code != 0:
+        sys.exit(f"{name}: exit {code}: {' '.join(cmd)}")
+wall = {k: [] for k in cmds}
+cpu = {k: [] for k in cmds}
 for _ in range(runs):
     for name, cmd in cmds.items():
-        t = time.perf_counter_ns()
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times[name].append(time.perf_counter_ns() - t)
-med = {k: statistics.median(v) / 1e6 for k, v in times.items()}
+        w, c, _ = launch(cmd)
+        wall[name].append(w)
+        cpu[name].append(c)
+med = {k: statistics.median(v) / 1e6 for k, v in wall.items()}
+cmed = {k: statistics.median(v) / 1e6 for k, v in cpu.items()}
 added = {k: med[k] - med["bare"] for k in cmds}
+cadded = {k: cmed[k] - cmed["bare"] for k in cmds}
 sp = max(added["setpriv"], 1e-9)
-print(f"launch overhead, median of {runs} interleaved runs (ms); ratio = added / setpriv's added")
-print(f"  {'command':28s} {'median':>7s} {'added':>7s} {'ratio':>6s}")
+csp = max(cadded["setpriv"], 1e-9)
+print(f"launch overhead, median of {runs} interleaved runs (ms); added = minus bare; "
+      "ratio = added / setpriv's added")
+print(f"  {'':28s} {'wall':>7s} {'added':>7s} {'ratio':>6s}   {'cpu':>6s} {'added':>6s} {'ratio':>6s}")
 for k in cmds:
-    ratio = "" if k == "bare" else f"{added[k] / sp:6.2f}"
-    print(f"  {k:28s} {med[k]:7.3f} {added[k]:7.3f} {ratio:>6s}")
+    r = "" if k == "bare" else f"{added[k] / sp:6.2f}"
+    cr = "" if k == "bare" else f"{cadded[k] / csp:6.2f}"
+    print(f"  {k:28s} {med[k]:7.3f} {added[k]:7.3f} {r:>6s}   {cmed[k]:6.3f} {cadded[k]:6.3f} {cr:>6s}")
+print("  (cpu: user + system time of the launch's whole process tree, from wait4's rusage)")
 PY
