@@ -41,7 +41,7 @@ use crate::paths::{self, DirOutcome, PathError};
 use crate::plan::target::ChainEntry;
 use crate::plan::PlanError;
 use crate::policy::{self, vars::Vars, PolicyError, Source};
-use compat::{Compat, Needs};
+use compat::{Compat, Feature, Needs, State, Status};
 use lower::{Deny, Entry, NodeInfo, Origin, Tree};
 
 /// What Landlock cannot do, stated in `check` (and docs/landlock.md).
@@ -117,10 +117,10 @@ pub struct LandlockOutcome {
     pub summary: Value,
     pub kernel_abi: i32,
     pub effective_abi: i32,
-    /// FullyEnforced | PartiallyEnforced | NotEnforced, from the policy's point of view.
-    pub status: String,
-    /// Features not enforced (best-effort), e.g. ["tcp", "scopes", "audit"].
-    pub dropped: Vec<String>,
+    /// From the policy's point of view.
+    pub status: Status,
+    /// Features not enforced (best-effort), e.g. tcp, scopes, audit.
+    pub dropped: Vec<Feature>,
 }
 
 impl LandlockPlan {
@@ -157,9 +157,9 @@ impl LandlockPlan {
             "status": c.expected_status(),
             "features": c.features,
             "handled_fs": rights::names(self.handled_fs),
-            "tcp": if c.enforced("tcp") { "every TCP bind/connect not listed is denied" } else { "NOT enforced" },
+            "tcp": if c.enforced(Feature::Tcp) { "every TCP bind/connect not listed is denied" } else { "NOT enforced" },
             "scopes": self.scopes.iter().map(|s| match s { Scope::AbstractUnixSocket => "abstract_unix_socket", Scope::Signal => "signal", _ => "other" }).collect::<Vec<_>>(),
-            "audit": if c.enforced("audit") { "log_new_exec" } else { "unavailable" },
+            "audit": if c.enforced(Feature::Audit) { "log_new_exec" } else { "unavailable" },
             "rules": rules,
             "net_rules": net_rules,
             "deny": self.report.deny,
@@ -176,7 +176,7 @@ impl LandlockPlan {
     pub fn degraded(&self) -> Vec<String> {
         let c = &self.compat;
         let mut v: Vec<String> = c.override_warning().into_iter().collect();
-        for f in c.features.iter().filter(|f| f.state == "dropped") {
+        for f in c.features.iter().filter(|f| f.state == State::Dropped) {
             v.push(format!(
                 "landlock: {} (ABI {}) NOT enforced: effective ABI {} ({})",
                 f.feature, f.abi, c.effective_abi, f.what
@@ -585,9 +585,9 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
     if let Some(w) = c.override_warning() {
         tracing::warn!("{w}");
     }
-    for f in c.features.iter().filter(|f| f.state == "dropped") {
+    for f in c.features.iter().filter(|f| f.state == State::Dropped) {
         tracing::warn!(
-            feature = f.feature,
+            feature = f.feature.name(),
             abi = f.abi,
             effective_abi = c.effective_abi,
             "landlock: {} dropped (needs ABI {}): {}",
@@ -599,18 +599,18 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
     if c.effective_abi <= 0 {
         // Only reachable under best-effort: required refused in prepare.
         tracing::warn!("landlock: NOT enforced (no usable Landlock ABI)");
-        return Ok(outcome(plan, "NotEnforced", "not applied"));
+        return Ok(outcome(plan, Status::NotEnforced, "not applied"));
     }
     let mut rs = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(plan.handled_fs)
         .map_err(ll_err("landlock_create_ruleset(handled_access_fs)"))?;
-    if c.enforced("tcp") {
+    if c.enforced(Feature::Tcp) {
         rs = rs
             .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
             .map_err(ll_err("landlock_create_ruleset(handled_access_net)"))?;
     }
-    if c.enforced("scopes") && !plan.scopes.is_empty() {
+    if c.enforced(Feature::Scopes) && !plan.scopes.is_empty() {
         rs = rs
             .scope(plan.scopes)
             .map_err(ll_err("landlock_create_ruleset(scoped)"))?;
@@ -632,7 +632,7 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
             .add_rule(PathBeneath::new(fd, r.rights))
             .map_err(ll_err(format!("landlock_add_rule({})", r.path.display())))?;
     }
-    if c.enforced("tcp") {
+    if c.enforced(Feature::Tcp) {
         for (ports, access) in [
             (&plan.bind, AccessNet::BindTcp),
             (&plan.connect, AccessNet::ConnectTcp),
@@ -644,7 +644,7 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
             }
         }
     }
-    if c.enforced("audit") {
+    if c.enforced(Feature::Audit) {
         rc = rc
             .log_new_exec(true)
             .map_err(ll_err("landlock_restrict_self(LOG_NEW_EXEC_ON)"))?;
@@ -668,15 +668,10 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
     ))
 }
 
-fn outcome(plan: &LandlockPlan, status: &str, crate_status: &str) -> LandlockOutcome {
+fn outcome(plan: &LandlockPlan, status: Status, crate_status: &str) -> LandlockOutcome {
     let c = &plan.compat;
-    let enforced: Vec<&str> = c
-        .features
-        .iter()
-        .filter(|f| f.state == "enforced")
-        .map(|f| f.feature)
-        .collect();
-    let dropped: Vec<String> = c.dropped().iter().map(|s| s.to_string()).collect();
+    let enforced = c.in_state(State::Enforced);
+    let dropped = c.dropped();
     let summary = json!({
         "kernel_abi": c.kernel_abi,
         "effective_abi": c.effective_abi,
@@ -693,7 +688,7 @@ fn outcome(plan: &LandlockPlan, status: &str, crate_status: &str) -> LandlockOut
         summary,
         kernel_abi: c.kernel_abi,
         effective_abi: c.effective_abi,
-        status: status.to_string(),
+        status,
         dropped,
     }
 }
