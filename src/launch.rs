@@ -248,7 +248,7 @@ pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
         bounding_dropped,
         landlock: Some(landlock),
     };
-    crate::report::launch_event(plan, &applied);
+    launch_event(plan, &applied);
     // Step 16/17: last, so clawjail itself needs nothing from the filter but execveat (and
     // write/exit_group on the error path). One combined program: stacked filters let the
     // most severe action win and break the clone3 ENOSYS and io_uring EPERM guards.
@@ -286,6 +286,62 @@ pub(crate) fn pinned_list(doc: &str, name: &str) -> Vec<String> {
         .filter(|l| !l.trim().is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// The one structured event at launch: every control applied and every one degraded.
+/// Here, not in `report`, so launch does not depend on the renderer (report uses `Step`).
+/// Emitted after Landlock (its status is known) and right before seccomp and exec.
+fn launch_event(plan: &Plan, applied: &Applied) {
+    let ids = plan.identity.ids();
+    let identity = match &plan.identity {
+        IdentityPlan::Switch { .. } => "switched",
+        IdentityPlan::Keep { .. } => "kept (unprivileged start)",
+    };
+    let env_names: Vec<String> = plan.env.names().into_iter().map(|(n, _)| n).collect();
+    let limits: Vec<String> = plan
+        .limits
+        .iter()
+        .map(|l| {
+            format!(
+                "{}={}",
+                l.name,
+                l.value.map_or("unlimited".to_string(), |v| v.to_string())
+            )
+        })
+        .collect();
+    let caps_kept: Vec<String> = plan.caps.keep.iter().map(|c| c.to_string()).collect();
+    let landlock = applied
+        .landlock
+        .as_ref()
+        .map(|l| l.summary.to_string())
+        .unwrap_or_else(|| "none".into());
+    tracing::info!(
+        policy = %plan.source.file,
+        policy_selected_by = %plan.source.selected_by,
+        policy_sha256 = %plan.source.sha256,
+        identity,
+        uid = ids.uid,
+        gid = ids.gid,
+        groups = ?ids.groups,
+        caps_kept = ?caps_kept,
+        bounding_set_dropped = ?applied.bounding_dropped,
+        no_new_privs = true,
+        rlimits = ?limits,
+        umask = %format!("{:04o}", plan.umask),
+        env_names = ?env_names,
+        fds_cloexec_from = 3 + plan.fds.keep_listen_fds,
+        session = ?applied.session,
+        terminal = %plan.terminal_line(),
+        pid_namespace = plan.namespaces.pid,
+        ipc_namespace = plan.namespaces.ipc,
+        signals = "reset",
+        private_tmp = ?plan.private_tmp,
+        landlock = %landlock,
+        seccomp = %plan.seccomp.describe_short(),
+        degraded = ?plan.degraded,
+        target = %plan.target.as_ref().map(|t| t.exec_path.display().to_string()).unwrap_or_default(),
+        "clawjail launch"
+    );
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //! step 10, so a no-op here).
 
 mod chain;
+pub use chain::{ChainEntry, ChainRole};
 pub mod compat;
 pub mod lower;
 pub mod net;
@@ -38,11 +39,25 @@ use serde_json::{json, Value};
 use toml::Spanned;
 
 use crate::paths::{self, DirOutcome, PathError};
-use crate::plan::target::ChainEntry;
-use crate::plan::PlanError;
 use crate::policy::{self, vars::Vars, PolicyError, Source};
 use compat::{Compat, Feature, Needs, State, Status};
 use lower::{Deny, Entry, NodeInfo, Origin, Tree};
+
+/// Why Landlock cannot be prepared; converted into `PlanError` with `#[from]`.
+#[derive(Debug, thiserror::Error)]
+pub enum LandlockError {
+    /// Boxed: `PolicyError` carries its source snippet, and `PlanError` stays small.
+    #[error("{0}")]
+    Policy(Box<PolicyError>),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<PolicyError> for LandlockError {
+    fn from(e: PolicyError) -> Self {
+        LandlockError::Policy(Box::new(e))
+    }
+}
 
 /// What Landlock cannot do, stated in `check` (and docs/landlock.md).
 pub const LIMITS: &[&str] = &[
@@ -187,7 +202,7 @@ impl LandlockPlan {
 }
 
 /// Resolve and open every rule while still privileged.
-pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
+pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> {
     let needs = Needs {
         refer: !inp.fs.write.is_empty(),
         scopes: !inp.scope.abstract_unix_outside || !inp.scope.signal_outside,
@@ -242,7 +257,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
         }
     }
     chain::for_chain(inp.exec_chain, inp.target, &mut chain_rules).map_err(|(p, e)| {
-        PlanError::Refused(format!("landlock: exec chain: {}: {e}", p.display()))
+        LandlockError::Refused(format!("landlock: exec chain: {}: {e}", p.display()))
     })?;
     for a in chain_rules.autos {
         report.automatic.push(json!({
@@ -256,7 +271,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
 
     let denies = resolve_denies(inp, &mut report)?;
     let lowered = lower::lower(entries, &denies, &mut FdTree).map_err(|e| {
-        PlanError::Refused(format!("{}: landlock: {e}", inp.src.origin.display_name()))
+        LandlockError::Refused(format!("{}: landlock: {e}", inp.src.origin.display_name()))
     })?;
     report.splits = lowered.splits;
     let abi = compat.effective_abi;
@@ -306,16 +321,16 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
 }
 
 /// Kernel ABI, test override, and the required/min_landlock_abi refusals.
-fn decide_compat(inp: &LandlockInputs<'_>, needs: Needs) -> Result<Compat, PlanError> {
+fn decide_compat(inp: &LandlockInputs<'_>, needs: Needs) -> Result<Compat, LandlockError> {
     let (kernel_abi, kernel_error) = match crate::sys::landlock_abi_version() {
         Ok(v) => (v, None),
         Err(e) => (
             0,
-            Some(crate::probe::errno_name(e.raw_os_error().unwrap_or(0))),
+            Some(crate::sys::errno_name(e.raw_os_error().unwrap_or(0))),
         ),
     };
     let raw = std::env::var(compat::TEST_ABI_ENV).ok();
-    let test_override = compat::parse_override(raw.as_deref()).map_err(PlanError::Refused)?;
+    let test_override = compat::parse_override(raw.as_deref()).map_err(LandlockError::Refused)?;
     let c = compat::decide(
         inp.kernel.landlock,
         kernel_abi,
@@ -340,7 +355,7 @@ fn decide_compat(inp: &LandlockInputs<'_>, needs: Needs) -> Result<Compat, PlanE
         }
     }
     if let Some(why) = compat::required_refusal(&c, needs) {
-        return Err(PlanError::Refused(format!(
+        return Err(LandlockError::Refused(format!(
             "{}: landlock: {why}",
             inp.src.origin.display_name()
         )));
@@ -353,7 +368,7 @@ fn expand_entry(
     inp: &LandlockInputs<'_>,
     v: &Spanned<String>,
     key: &str,
-) -> Result<(bool, PathBuf), PlanError> {
+) -> Result<(bool, PathBuf), LandlockError> {
     let raw = v.get_ref().as_str();
     let (optional, raw) = match raw.strip_prefix('?') {
         Some(rest) => (true, rest),
@@ -383,7 +398,7 @@ fn path_error(
     key: &str,
     path: &Path,
     e: PathError,
-) -> PlanError {
+) -> LandlockError {
     let (code, msg) = match &e {
         PathError::Missing { missing, .. } => (
             "missing-path",
@@ -420,7 +435,10 @@ fn entry(
 
 /// `deny` entries by inode. A missing one is represented by its deepest existing ancestor,
 /// which is then split, so the path stays unreachable if it appears after launch.
-fn resolve_denies(inp: &LandlockInputs<'_>, report: &mut Report) -> Result<Vec<Deny>, PlanError> {
+fn resolve_denies(
+    inp: &LandlockInputs<'_>,
+    report: &mut Report,
+) -> Result<Vec<Deny>, LandlockError> {
     let key = "filesystem.deny";
     let mut out = Vec::new();
     for v in &inp.fs.deny {
@@ -471,7 +489,10 @@ fn uses_tmp(inp: &LandlockInputs<'_>) -> Option<std::ops::Range<usize>> {
 
 /// `[filesystem] create` (and `${TMP}` when used): directories owned by the target, made
 /// before the rules are resolved. Returns the paths that a dry run would create.
-fn create_dirs(inp: &LandlockInputs<'_>, report: &mut Report) -> Result<Vec<PathBuf>, PlanError> {
+fn create_dirs(
+    inp: &LandlockInputs<'_>,
+    report: &mut Report,
+) -> Result<Vec<PathBuf>, LandlockError> {
     let key = "filesystem.create";
     let mode = match &inp.fs.create_mode {
         Some(m) => policy::parse_octal_mode(m.get_ref()).map_err(|msg| {

@@ -54,15 +54,9 @@ impl Outcome {
     }
 }
 
-/// `EACCES` for 13, etc.
-pub fn errno_name(n: i32) -> String {
-    let e = nix::errno::Errno::from_raw(n);
-    if e == nix::errno::Errno::UnknownErrno {
-        format!("E{n}")
-    } else {
-        format!("{e:?}")
-    }
-}
+/// The errno's name lives in `sys` (mechanism modules use it too); re-exported for the
+/// probe families.
+pub use crate::sys::errno_name;
 
 /// Run one action by name. `None` when no family knows the name.
 pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
