@@ -8,6 +8,7 @@ use super::fixtures::{Fixtures, PLANTED_ENV};
 use super::row::{Expect, Kind};
 use crate::identity::Ids;
 use crate::policy::{vars::Vars, Loaded, PortSpec};
+use crate::probe::Action;
 
 /// Risk names `[risk] accept` understands: each lets one baseline row be ACCEPTED
 /// instead of FAIL when the policy allows that action (docs/verify-audit.md).
@@ -36,7 +37,8 @@ pub struct Check {
     pub id: String,
     pub kind: Kind,
     pub attempt: String,
-    pub action: String,
+    /// None for a policy-only row, which is never attempted (`skip` is set).
+    pub action: Option<Action>,
     /// Arguments; `{PTY}` is replaced by each child's own pty fd.
     pub args: Vec<String>,
     pub expect: Expect,
@@ -62,7 +64,7 @@ impl Check {
         kind: Kind,
         layer: &'static str,
         attempt: String,
-        action: &str,
+        action: impl Into<Option<Action>>,
         args: Vec<String>,
         expect: Expect,
     ) -> Check {
@@ -70,7 +72,7 @@ impl Check {
             id: id.to_string(),
             kind,
             attempt,
-            action: action.to_string(),
+            action: action.into(),
             args,
             expect,
             layer,
@@ -299,14 +301,14 @@ impl PolicyView {
 
 /// The action that attacks a path: read a regular file (the first found under a
 /// directory, as root, three levels deep), else list the directory.
-pub fn attack_for(path: &Path) -> Option<(&'static str, PathBuf)> {
+pub fn attack_for(path: &Path) -> Option<(Action, PathBuf)> {
     let meta = std::fs::symlink_metadata(path).ok()?;
     if !meta.is_dir() {
-        return Some(("read", path.to_path_buf()));
+        return Some((Action::Read, path.to_path_buf()));
     }
     Some(match first_file_under(path, 3) {
-        Some(f) => ("read", f),
-        None => ("list", path.to_path_buf()),
+        Some(f) => (Action::Read, f),
+        None => (Action::List, path.to_path_buf()),
     })
 }
 
@@ -349,7 +351,7 @@ fn path_row(id: &str, kind: Kind, label: &str, path: &Path) -> Check {
                 kind,
                 "landlock-fs",
                 format!("read {label}"),
-                "read",
+                Action::Read,
                 vec![path.display().to_string()],
                 Expect::Denied,
             );
@@ -404,7 +406,7 @@ fn risk_names(view: &PolicyView) -> Vec<Check> {
                 Kind::Baseline,
                 "policy",
                 format!("risk.accept names {a:?}"),
-                "",
+                None,
                 vec![],
                 Expect::Denied,
             )
@@ -443,7 +445,7 @@ fn outside_paths(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
         Kind::Enforcement,
         "landlock-fs",
         "read a file outside every list".into(),
-        "read",
+        Action::Read,
         vec![fx.outside_file.display().to_string()],
         Expect::Denied,
     );
@@ -452,7 +454,7 @@ fn outside_paths(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
         Kind::Enforcement,
         "landlock-fs",
         "create a file outside the write set".into(),
-        "create-fresh",
+        Action::CreateFresh,
         vec![fx
             .owned_dir
             .join(format!("written-by-verify-{}", fx.token))
@@ -475,7 +477,7 @@ fn outside_paths(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
             Kind::Enforcement,
             "landlock-fs",
             "create a file in /tmp (not in the write set)".into(),
-            "create-fresh",
+            Action::CreateFresh,
             vec![tmp.display().to_string()],
             Expect::Denied,
         ));
@@ -487,7 +489,7 @@ fn outside_paths(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
             Kind::Enforcement,
             "landlock-fs",
             "exec /bin/sh (not in the exec set)".into(),
-            "exec",
+            Action::Exec,
             vec!["/bin/sh".into(), "-c".into(), "true".into()],
             Expect::Denied,
         ));
@@ -518,7 +520,7 @@ fn links(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
                 "symlink in {} to an outside file, read through it",
                 w.path.display()
             ),
-            "symlink-read",
+            Action::SymlinkRead,
             vec![
                 inp.fx.outside_file.display().to_string(),
                 link.display().to_string(),
@@ -530,7 +532,7 @@ fn links(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
             Kind::Enforcement,
             "landlock-fs",
             format!("hard-link an outside file into {}", w.path.display()),
-            "hardlink",
+            Action::Hardlink,
             vec![
                 inp.fx.owned_file.display().to_string(),
                 hard.display().to_string(),
@@ -551,7 +553,7 @@ fn network(inp: &Inputs<'_>) -> Vec<Check> {
                 "TCP connect 127.0.0.1:{} (verify's listener, not in network.connect)",
                 fx.unlisted_connect_port
             ),
-            "tcp-connect",
+            Action::TcpConnect,
             vec!["127.0.0.1".into(), fx.unlisted_connect_port.to_string()],
             Expect::Denied,
         ),
@@ -563,7 +565,7 @@ fn network(inp: &Inputs<'_>) -> Vec<Check> {
                 "TCP bind 127.0.0.1:{} (not in network.bind)",
                 fx.unlisted_bind_port
             ),
-            "tcp-bind",
+            Action::TcpBind,
             vec!["127.0.0.1".into(), fx.unlisted_bind_port.to_string()],
             Expect::Denied,
         ),
@@ -587,7 +589,7 @@ fn scopes(inp: &Inputs<'_>) -> Vec<Check> {
             "connect to verify's abstract unix socket @{}",
             fx.abstract_name
         ),
-        "abstract-connect",
+        Action::AbstractConnect,
         vec![fx.abstract_name.clone()],
         abs_expect,
     )];
@@ -597,7 +599,7 @@ fn scopes(inp: &Inputs<'_>) -> Vec<Check> {
             Kind::Enforcement,
             "landlock-scope",
             format!("SIGCONT to pid {pid} (same uid, outside the sandbox)"),
-            "kill",
+            Action::Kill,
             vec![pid.to_string(), libc::SIGCONT.to_string()],
             if view.signal_outside {
                 Expect::Allowed
@@ -638,7 +640,7 @@ fn allowed(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
             Kind::Enforcement,
             "landlock-fs",
             format!("create a file in {}", w.at),
-            "create-fresh",
+            Action::CreateFresh,
             vec![f.display().to_string()],
             Expect::Allowed,
         ));
@@ -649,7 +651,7 @@ fn allowed(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
             Kind::Enforcement,
             "landlock-net",
             format!("TCP connect 127.0.0.1:{p} (listed in network.connect)"),
-            "tcp-connect",
+            Action::TcpConnect,
             vec!["127.0.0.1".into(), p.to_string()],
             Expect::Allowed,
         ));
@@ -689,7 +691,7 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
             Kind::Baseline,
             "seccomp",
             format!("ptrace-attach verify (pid {}, the parent)", fx.verify_pid),
-            "ptrace-attach",
+            Action::PtraceAttach,
             vec![fx.verify_pid.to_string()],
             Expect::Denied,
         )
@@ -703,7 +705,7 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
                 Kind::Baseline,
                 "seccomp",
                 format!("ptrace-attach pid {pid} (same uid, outside the sandbox)"),
-                "ptrace-attach",
+                Action::PtraceAttach,
                 vec![pid.to_string()],
                 Expect::Denied,
             )
@@ -713,7 +715,7 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
     }
     let sys = |id: &str,
                attempt: &str,
-               action: &str,
+               action: Action,
                args: Vec<String>,
                risk: &'static str,
                calls: &[&str]| {
@@ -732,7 +734,7 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
     v.push(sys(
         "userns",
         "unshare(CLONE_NEWUSER)",
-        "unshare-userns",
+        Action::UnshareUserns,
         vec![],
         "user-namespaces",
         &["unshare", "clone3", "setns"],
@@ -740,7 +742,7 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
     v.push(sys(
         "io-uring",
         "io_uring_setup",
-        "io-uring-setup",
+        Action::IoUringSetup,
         vec![],
         "io-uring",
         &["io_uring_setup", "io_uring_enter", "io_uring_register"],
@@ -748,7 +750,7 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
     v.push(sys(
         "tiocsti",
         "TIOCSTI on its controlling tty (verify grants a pty)",
-        "tiocsti",
+        Action::Tiocsti,
         vec!["{PTY}".into()],
         "tiocsti",
         &["ioctl"],
@@ -756,7 +758,7 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
     v.push(sys(
         "mount",
         "mount tmpfs",
-        "mount",
+        Action::Mount,
         vec![fx.owned_dir.display().to_string()],
         "mount",
         &["mount", "fsmount", "move_mount", "fsopen"],
@@ -766,7 +768,7 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
         Kind::Baseline,
         "identity",
         "setresuid(0, 0, 0)".into(),
-        "setuid0",
+        Action::Setuid0,
         vec![],
         Expect::Denied,
     ));
@@ -781,7 +783,7 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
                 Kind::Baseline,
                 "landlock-fs",
                 format!("exec setuid-root {} --help", bin.display()),
-                "exec",
+                Action::Exec,
                 vec![bin.display().to_string(), "--help".into()],
                 Expect::Denied,
             )
@@ -802,7 +804,7 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
                 Kind::Baseline,
                 "seccomp",
                 format!("connect to pathname unix socket {}", sock.display()),
-                "unix-connect",
+                Action::UnixConnect,
                 vec![sock.display().to_string()],
                 Expect::Denied,
             )
@@ -821,15 +823,15 @@ fn isolation(inp: &Inputs<'_>) -> Vec<Check> {
     let file = fx.owned_file.display().to_string();
     let mut v = Vec::new();
     for (id, action, how) in [
-        ("chmod-outside", "chmod", "chmod"),
+        ("chmod-outside", Action::Chmod, "chmod"),
         (
             "chmod-opath",
-            "fchmodat2-opath",
+            Action::Fchmodat2Opath,
             "O_PATH open + fchmodat2(AT_EMPTY_PATH)",
         ),
         (
             "chmod-procfd",
-            "chmod-procfd",
+            Action::ChmodProcfd,
             "O_PATH open + chmod(/proc/self/fd/N)",
         ),
     ] {
@@ -843,7 +845,7 @@ fn isolation(inp: &Inputs<'_>) -> Vec<Check> {
             Expect::Denied,
         ));
     }
-    let keyed = |id: &str, attempt: String, action: &str, allowed: &Option<String>| {
+    let keyed = |id: &str, attempt: String, action: Action, allowed: &Option<String>| {
         Check::new(
             id,
             Kind::Enforcement,
@@ -861,33 +863,37 @@ fn isolation(inp: &Inputs<'_>) -> Vec<Check> {
     v.push(keyed(
         "chown-outside",
         format!("chown(-1, own gid) of a file outside the grants ({file})"),
-        "chown",
+        Action::Chown,
         &view.allow_chown,
     ));
     v.push(keyed(
         "setxattr-outside",
         format!("setxattr user.* on a file outside the grants ({file})"),
-        "setxattr",
+        Action::Setxattr,
         &view.allow_xattr,
     ));
     if let Some(pid) = fx.outside_pid {
         for (id, action, what) in [
             (
                 "prlimit-outside",
-                "prlimit",
+                Action::Prlimit,
                 "prlimit64 RLIMIT_CORE (set to its own value)",
             ),
             (
                 "renice-outside",
-                "renice",
+                Action::Renice,
                 "setpriority PRIO_PROCESS (to its own value)",
             ),
             (
                 "affinity-outside",
-                "sched-setaffinity",
+                Action::SchedSetaffinity,
                 "sched_setaffinity (to its own mask)",
             ),
-            ("ioprio-outside", "ioprio", "ioprio_set (to its own value)"),
+            (
+                "ioprio-outside",
+                Action::Ioprio,
+                "ioprio_set (to its own value)",
+            ),
         ] {
             v.push(Check::new(
                 id,
@@ -905,7 +911,7 @@ fn isolation(inp: &Inputs<'_>) -> Vec<Check> {
         Kind::Baseline,
         "seccomp",
         "getpriority(PRIO_USER, 0): every process of the uid".into(),
-        "prio-user",
+        Action::PrioUser,
         vec![],
         Expect::Denied,
     ));
@@ -920,7 +926,7 @@ fn isolation(inp: &Inputs<'_>) -> Vec<Check> {
             Kind::Enforcement,
             layer,
             format!("shmat SysV segment {id} (owned by the target uid, made outside the sandbox)"),
-            "shm-attach",
+            Action::ShmAttach,
             vec![id.to_string()],
             expect,
         ));
@@ -933,7 +939,7 @@ fn isolation(inp: &Inputs<'_>) -> Vec<Check> {
             "inotify_add_watch on {} (outside the grants)",
             fx.owned_dir.display()
         ),
-        "inotify",
+        Action::Inotify,
         vec![fx.owned_dir.display().to_string()],
         Expect::Observe,
     );
@@ -944,7 +950,7 @@ fn isolation(inp: &Inputs<'_>) -> Vec<Check> {
         Kind::Limit,
         "landlock-fs",
         format!("utimensat(now) on a target-owned file outside the grants ({file})"),
-        "utimes",
+        Action::Utimes,
         vec![file.clone()],
         Expect::Observe,
     );
@@ -975,7 +981,7 @@ fn process_state(inp: &Inputs<'_>) -> Vec<Check> {
             Kind::Enforcement,
             "fds",
             format!("read fd {} that verify leaked (after exec)", fx.leaked_fd),
-            "read-fd",
+            Action::ReadFd,
             vec![fx.leaked_fd.to_string()],
             Expect::Denied,
         )
@@ -985,7 +991,7 @@ fn process_state(inp: &Inputs<'_>) -> Vec<Check> {
             Kind::Enforcement,
             "env",
             format!("see {PLANTED_ENV} planted in verify's environment (after exec)"),
-            "env-names",
+            Action::EnvNames,
             vec![],
             Expect::EnvAbsent {
                 name: PLANTED_ENV.into(),
@@ -999,7 +1005,7 @@ fn process_state(inp: &Inputs<'_>) -> Vec<Check> {
             Kind::Baseline,
             "terminal",
             "read/ioctl the caller's terminal: fds 0-2 and /dev/tty, started with fds 0 and 2 on it (after exec)".into(),
-            "tty-reach",
+            Action::TtyReach,
             vec!["{PTY_DEV}".into()],
             Expect::Denied,
         )
@@ -1034,7 +1040,7 @@ fn process_state(inp: &Inputs<'_>) -> Vec<Check> {
                 Kind::Enforcement,
                 layer,
                 format!("/proc/self/status {field} (after exec)"),
-                "status",
+                Action::Status,
                 vec![],
                 Expect::StatusField {
                     field: field.into(),
@@ -1060,7 +1066,7 @@ fn limits(inp: &Inputs<'_>) -> Vec<Check> {
             Kind::Limit,
             "landlock-fs",
             format!("{ld} /bin/true (a readable ELF through the loader)"),
-            "exec",
+            Action::Exec,
             vec![ld.to_string(), "/bin/true".into()],
             Expect::Observe,
         );
@@ -1075,7 +1081,7 @@ fn limits(inp: &Inputs<'_>) -> Vec<Check> {
             Kind::Limit,
             "landlock-fs",
             "copy a readable ELF into a memfd and execveat it (fileless exec)".into(),
-            "memfd-exec",
+            Action::MemfdExec,
             vec![exe.display().to_string(), "--version".into()],
             Expect::Observe,
         );
@@ -1087,7 +1093,7 @@ fn limits(inp: &Inputs<'_>) -> Vec<Check> {
         Kind::Limit,
         "landlock-net",
         format!("UDP send to 127.0.0.1:{}", fx.udp_port),
-        "udp-send",
+        Action::UdpSend,
         vec!["127.0.0.1".into(), fx.udp_port.to_string()],
         Expect::Observe,
     );
@@ -1101,7 +1107,7 @@ fn limits(inp: &Inputs<'_>) -> Vec<Check> {
             Kind::Limit,
             "landlock-net",
             format!("TCP connect 127.0.0.2:{p} (another host, allowed port)"),
-            "tcp-connect",
+            Action::TcpConnect,
             vec!["127.0.0.2".into(), p.to_string()],
             Expect::Observe,
         );
@@ -1171,9 +1177,9 @@ mod tests {
     fn attack_prefers_a_file_inside_a_directory() {
         let d = std::env::temp_dir().join(format!("cj-attack-{}", std::process::id()));
         std::fs::create_dir_all(d.join("sub")).unwrap();
-        assert_eq!(attack_for(&d), Some(("list", d.clone())));
+        assert_eq!(attack_for(&d), Some((Action::List, d.clone())));
         std::fs::write(d.join("sub/key"), "k").unwrap();
-        assert_eq!(attack_for(&d), Some(("read", d.join("sub/key"))));
+        assert_eq!(attack_for(&d), Some((Action::Read, d.join("sub/key"))));
         assert_eq!(attack_for(&d.join("nope")), None);
         std::fs::remove_dir_all(&d).unwrap();
     }

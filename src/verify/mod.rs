@@ -112,7 +112,10 @@ pub struct Report {
 /// `__verify-exec ACTION ARGS`: attempt one action and print its `Got` as one JSON line.
 pub fn exec_probe(action: &[String]) -> i32 {
     let got = match action.split_first() {
-        Some((a, rest)) => attempt_in_process(a, rest),
+        Some((a, rest)) => match crate::probe::Action::from_name(a) {
+            Some(action) => attempt_in_process(action, rest),
+            None => Got::Missing { action: a.clone() },
+        },
         None => Got::Broken {
             why: "no action".into(),
         },
@@ -127,7 +130,7 @@ pub fn exec_probe(action: &[String]) -> i32 {
 }
 
 /// One probe action in this process.
-pub fn attempt_in_process(action: &str, args: &[String]) -> Got {
+pub fn attempt_in_process(action: crate::probe::Action, args: &[String]) -> Got {
     match crate::probe::run(action, args) {
         Some(o) => Got::from_outcome(o),
         None => Got::Missing {

@@ -301,7 +301,12 @@ fn grandchild(
         let why = exec_self(c, args, confine, exe);
         print_got(&Got::Broken { why });
     } else {
-        print_got(&super::attempt_in_process(&c.action, args));
+        print_got(&match c.action {
+            Some(a) => super::attempt_in_process(a, args),
+            None => Got::Broken {
+                why: "a policy-only row has nothing to attempt".into(),
+            },
+        });
     }
     if std::io::stdout().flush().is_err() {
         std::process::exit(2);
@@ -314,7 +319,7 @@ fn exec_self(c: &Check, args: &[String], confine: &Confine<'_>, exe: &Path) -> S
     let mut argv = vec![
         exe.as_os_str().as_bytes().to_vec(),
         b"__verify-exec".to_vec(),
-        c.action.as_bytes().to_vec(),
+        c.action.map_or("", |a| a.name()).as_bytes().to_vec(),
     ];
     argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
     let Ok(argv) = argv
