@@ -94,6 +94,8 @@ pub struct LandlockInputs<'a> {
 struct FsRule {
     /// O_PATH fd; None only in a dry run for a path under a directory not yet created.
     fd: Option<OwnedFd>,
+    /// The inode the rule is attached to (None with `fd`).
+    id: Option<paths::FileId>,
     path: PathBuf,
     is_dir: bool,
     /// Already masked to the effective ABI and to file rights on files.
@@ -187,6 +189,23 @@ impl LandlockPlan {
         })
     }
 
+    /// What the rules grant on `path`, decided as Landlock decides: by inode, a rule on a
+    /// directory covering everything beneath it, whatever name reaches it (symlinked policy
+    /// entries, other names of the same directory). `path` need not exist: then its nearest
+    /// existing ancestor decides (what creating it would need). Used by `verify`, so its
+    /// rows test the rules `run` applies, not a second reading of the policy text.
+    pub fn granted(&self, path: &Path) -> Granted {
+        let chain = inode_chain(path);
+        let mut g = Granted::default();
+        for r in &self.rules {
+            if r.id.is_some_and(|id| chain.contains(&id)) {
+                g.rights |= r.rights;
+                g.why.extend(r.why.iter().cloned());
+            }
+        }
+        g
+    }
+
     /// Lines for `Plan::degraded`.
     pub fn degraded(&self) -> Vec<String> {
         let c = &self.compat;
@@ -199,6 +218,37 @@ impl LandlockPlan {
         }
         v
     }
+}
+
+/// The rights on one path and the rules (their `why`) that give them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Granted {
+    pub rights: BitFlags<AccessFs>,
+    pub why: Vec<String>,
+}
+
+impl Granted {
+    pub fn any(&self, rights: BitFlags<AccessFs>) -> bool {
+        self.rights.intersects(rights)
+    }
+}
+
+/// The inodes of `path` (symlinks followed, as the kernel's walk does) and of every
+/// directory above it; for a missing path, those of its nearest existing ancestor.
+fn inode_chain(path: &Path) -> Vec<paths::FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let start = path
+        .ancestors()
+        .find_map(|a| std::fs::canonicalize(a).ok())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    start
+        .ancestors()
+        .filter_map(|a| std::fs::metadata(a).ok())
+        .map(|m| paths::FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+        .collect()
 }
 
 /// Resolve and open every rule while still privileged.
@@ -242,6 +292,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
                 {
                     pending.push(FsRule {
                         fd: None,
+                        id: None,
                         path: path.clone(),
                         is_dir: true,
                         rights: rights::effective(
@@ -280,6 +331,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
         .into_iter()
         .map(|r| FsRule {
             fd: Some(r.handle),
+            id: Some(r.id),
             rights: rights::effective(r.rights, r.is_dir, abi),
             path: r.path,
             is_dir: r.is_dir,
@@ -711,5 +763,65 @@ fn outcome(plan: &LandlockPlan, status: Status, crate_status: &str) -> LandlockO
         effective_abi: c.effective_abi,
         status,
         dropped,
+    }
+}
+
+#[cfg(test)]
+mod granted_tests {
+    use super::*;
+
+    fn rule(path: &Path, rights: BitFlags<AccessFs>) -> FsRule {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).unwrap();
+        FsRule {
+            fd: None,
+            id: Some(paths::FileId {
+                dev: m.dev(),
+                ino: m.ino(),
+            }),
+            path: path.to_path_buf(),
+            is_dir: m.is_dir(),
+            rights,
+            why: vec![format!("filesystem.read {}", path.display())],
+        }
+    }
+
+    /// Coverage is by inode: a directory reached by another name (a symlink the policy
+    /// does not spell) is covered; a sibling with a common string prefix is not.
+    #[test]
+    fn coverage_follows_inodes_not_path_prefixes() {
+        let base = std::env::temp_dir().join(format!("clawjail-granted-{}", std::process::id()));
+        let real = base.join("data");
+        std::fs::create_dir_all(real.join("sub")).unwrap();
+        std::fs::create_dir_all(base.join("data-other")).unwrap();
+        std::os::unix::fs::symlink(&real, base.join("alias")).unwrap();
+        let plan = LandlockPlan {
+            compat: compat::decide(
+                policy::LandlockMode::Required,
+                7,
+                None,
+                None,
+                Needs {
+                    refer: true,
+                    scopes: true,
+                },
+            ),
+            handled_fs: rights::handled_fs(7),
+            rules: vec![rule(&real, AccessFs::ReadFile | AccessFs::ReadDir)],
+            bind: vec![],
+            connect: vec![],
+            scopes: BitFlags::empty(),
+            report: Report::default(),
+            prepared_by: std::process::id(),
+        };
+        let read = AccessFs::ReadFile | AccessFs::ReadDir;
+        assert!(plan.granted(&real.join("sub/missing-file")).any(read));
+        assert!(plan.granted(&base.join("alias/sub")).any(read));
+        assert!(!plan.granted(&base.join("data-other")).any(read));
+        assert!(!plan.granted(&base).any(read));
+        assert!(!plan
+            .granted(&real.join("sub"))
+            .any(AccessFs::MakeReg.into()));
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

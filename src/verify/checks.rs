@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::fixtures::{Fixtures, PLANTED_ENV};
 use super::row::{Expect, Kind};
+use landlock::AccessFs;
+
 use crate::identity::Ids;
 use crate::policy::{vars::Vars, Loaded, PortSpec};
 use crate::probe::Action;
@@ -265,22 +267,12 @@ impl PolicyView {
             .any(|l| Self::covering(l, path).is_some())
     }
 
-    /// The entry that makes `path` reachable, unless a deny entry covers it.
-    pub fn allows(&self, path: &Path) -> Option<&Entry> {
-        if Self::covering(&self.deny, path).is_some() {
-            return None;
-        }
+    /// The list entry that names a parent of `path`, for messages only: whether `path` is
+    /// reachable is decided by the plan's rules (`Inputs::reachable`), by inode.
+    pub fn located(&self, path: &Path) -> Option<&Entry> {
         Self::covering(&self.write, path)
             .or_else(|| Self::covering(&self.read, path))
             .or_else(|| Self::covering(&self.exec, path))
-    }
-
-    pub fn writable(&self, path: &Path) -> bool {
-        Self::covering(&self.deny, path).is_none() && Self::covering(&self.write, path).is_some()
-    }
-
-    pub fn executable(&self, path: &Path) -> bool {
-        Self::covering(&self.deny, path).is_none() && Self::covering(&self.exec, path).is_some()
     }
 
     /// A seccomp line that lets one of `syscalls` through.
@@ -375,6 +367,37 @@ pub struct Inputs<'a> {
     pub keep_mask: u64,
     /// The plan gives the target an IPC namespace of its own.
     pub ipc_namespace: bool,
+    /// The Landlock rules `run` applies: every coverage decision is made on them, by inode.
+    pub landlock: &'a crate::landlock::LandlockPlan,
+}
+
+impl Inputs<'_> {
+    /// The policy line that makes `path` readable (to read a file or list a directory)
+    /// under the rules `run` applies; None when no rule reaches it. The line is the list
+    /// entry naming a parent when there is one, else the rules' own reasons (a name the
+    /// policy does not spell: a symlinked entry, the automatic exec chain).
+    pub fn reachable(&self, path: &Path) -> Option<String> {
+        let g = self.landlock.granted(path);
+        if !g.any(AccessFs::ReadFile | AccessFs::ReadDir) {
+            return None;
+        }
+        Some(
+            self.view
+                .located(path)
+                .map(|e| e.at.clone())
+                .unwrap_or_else(|| format!("Landlock rule: {}", g.why.join("; "))),
+        )
+    }
+
+    /// A file can be created in `path`'s directory under the rules `run` applies.
+    pub fn writable(&self, path: &Path) -> bool {
+        self.landlock.granted(path).any(AccessFs::MakeReg.into())
+    }
+
+    /// `path` can be executed under the rules `run` applies.
+    pub fn executable(&self, path: &Path) -> bool {
+        self.landlock.granted(path).any(AccessFs::Execute.into())
+    }
 }
 
 /// The whole battery, in display order.
@@ -470,7 +493,7 @@ fn outside_paths(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
     v.push(outside);
     v.push(write);
     let tmp = PathBuf::from(format!("/tmp/clawjail-verify-{}-created", fx.token));
-    if !inp.view.writable(&tmp) {
+    if !inp.writable(&tmp) {
         cleanup.push(tmp.clone());
         v.push(Check::new(
             "tmp-create",
@@ -483,7 +506,7 @@ fn outside_paths(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
         ));
     }
     let sh = std::fs::canonicalize("/bin/sh").unwrap_or_else(|_| PathBuf::from("/bin/sh"));
-    if !inp.view.executable(Path::new("/bin/sh")) && !inp.view.executable(&sh) {
+    if !inp.executable(Path::new("/bin/sh")) && !inp.executable(&sh) {
         v.push(Check::new(
             "exec-sh",
             Kind::Enforcement,
@@ -617,7 +640,7 @@ fn allowed(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
     if let Some((e, (action, target))) = view
         .read
         .iter()
-        .filter(|e| view.allows(&e.path).is_some())
+        .filter(|e| inp.reachable(&e.path).is_some())
         .find_map(|e| attack_for(&e.path).map(|a| (e, a)))
     {
         v.push(Check::new(
@@ -673,8 +696,8 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
                 path_row(id, Kind::Baseline, &format!("~/{rel}"), &p)
                     .risk(risk)
                     .allowed_by(
-                        view.allows(&p)
-                            .map(|e| format!("{} makes {} reachable", e.at, p.display())),
+                        inp.reachable(&p)
+                            .map(|at| format!("{at} makes {} reachable", p.display())),
                     ),
             );
         }
@@ -683,7 +706,7 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
     v.push(
         path_row("etc-shadow", Kind::Baseline, "/etc/shadow", shadow)
             .risk("etc-shadow")
-            .allowed_by(view.allows(shadow).map(|e| e.at.clone())),
+            .allowed_by(inp.reachable(shadow)),
     );
     v.push(
         Check::new(
@@ -774,7 +797,6 @@ fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
     ));
     if let Some(bin) = setuid_binary() {
         let allowed = inp
-            .view
             .executable(&bin)
             .then(|| format!("the exec set reaches setuid-root {}", bin.display()));
         v.push(
@@ -1133,10 +1155,9 @@ mod tests {
     }
 
     #[test]
-    fn deny_beats_a_readable_parent() {
+    fn a_parent_entry_is_named_for_messages() {
         let v = view("version = 1\n[filesystem]\nread = [\"~\"]\ndeny = [\"~/.ssh\"]\n");
-        assert!(v.allows(Path::new("/home/oc/.ssh/id_rsa")).is_none());
-        let e = v.allows(Path::new("/home/oc/.aws/credentials")).unwrap();
+        let e = v.located(Path::new("/home/oc/.aws/credentials")).unwrap();
         assert_eq!(e.at, "filesystem.read \"~\" (p.toml:3:9)");
     }
 

@@ -254,6 +254,7 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
         privileged,
         keep_mask: keep_mask(loaded),
         ipc_namespace: plan.namespaces.ipc,
+        landlock: &plan.landlock,
     });
     fx.cleanup.extend(cleanup);
     let runnable: Vec<&Check> = checks.iter().filter(|c| c.skip.is_none()).collect();
