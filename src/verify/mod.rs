@@ -149,16 +149,6 @@ fn target_ids(loaded: &Loaded) -> Result<(Ids, Option<String>, bool), PlanError>
     }
 }
 
-fn keep_mask(loaded: &Loaded) -> u64 {
-    loaded
-        .policy
-        .capabilities
-        .keep
-        .iter()
-        .filter_map(|c| crate::caps::parse_cap_name(c.get_ref()).ok())
-        .fold(0, |m, c| m | c.bitmask())
-}
-
 /// Prepare the plan `run` would apply, with clawjail itself as the command. If the binary
 /// cannot be the target (not executable by the target uid), prepare without a command:
 /// the in-process rows still run, the "after exec" rows say why they could not.
@@ -250,9 +240,10 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
     let (checks, cleanup) = checks::derive(&Inputs {
         view: &view,
         fx: &fx,
-        ids: &ids,
+        // The ids and capabilities the plan applies (resolved once, in prepare).
+        ids: plan.identity.ids(),
         privileged,
-        keep_mask: keep_mask(loaded),
+        keep_mask: plan.caps.keep.iter().fold(0, |m, c| m | c.bitmask()),
         ipc_namespace: plan.namespaces.ipc,
         landlock: &plan.landlock,
     });
