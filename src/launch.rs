@@ -338,7 +338,7 @@ fn launch_event(plan: &Plan, applied: &Applied) {
 mod tests {
     use super::*;
 
-    /// docs/design.md lists the steps; this keeps that copy identical to `Step::ALL`.
+    /// docs/design.md and README.md list the steps; this keeps both identical to `Step::ALL`.
     #[test]
     fn docs_design_lists_the_steps_in_order() {
         let expected: Vec<String> = Step::ALL
@@ -351,6 +351,8 @@ mod tests {
             pinned_list(include_str!("../docs/design.md"), "steps"),
             expected
         );
+        // The README's copy too (it had drifted by a step before it was pinned).
+        assert_eq!(pinned_list(include_str!("../README.md"), "steps"), expected);
     }
 
     /// The order is documented in DESIGN.md and docs/design.md; this pins it.

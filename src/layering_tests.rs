@@ -27,7 +27,8 @@ fn top_module(src: &Path, file: &Path) -> Option<String> {
     let rel = file.strip_prefix(src).ok()?;
     let first = rel.components().next()?.as_os_str().to_str()?;
     let name = first.strip_suffix(".rs").unwrap_or(first);
-    (name != "lib" && name != "main" && name != "layering_tests").then(|| name.to_string())
+    (name != "lib" && name != "main" && name != "layering_tests" && name != "doc_tests")
+        .then(|| name.to_string())
 }
 
 fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -35,3 +35,6 @@ pub mod verify;
 
 #[cfg(test)]
 mod layering_tests;
+
+#[cfg(test)]
+mod doc_tests;
