@@ -79,3 +79,88 @@ fn probe_action_table_names_real_actions() {
         );
     }
 }
+
+/// Every guard the filter can install is named in docs/seccomp.md's "What every profile
+/// enforces" table (shorthand `a_b/c` and `prefix*` count), so a new guard cannot ship
+/// undocumented.
+#[test]
+fn seccomp_guard_table_names_every_guard() {
+    let text = doc("docs/seccomp.md");
+    let table = section(&text, "## What every profile enforces");
+    let mut names = BTreeSet::new();
+    let mut prefixes = Vec::new();
+    for token in table.split(|c: char| !(c.is_ascii_alphanumeric() || "_/*".contains(c))) {
+        let mut parts = token.split('/');
+        let Some(first) = parts.next() else { continue };
+        if let Some(p) = first.strip_suffix('*') {
+            prefixes.push(p.to_string());
+        }
+        names.insert(first.to_string());
+        // `ioprio_set/get`, `io_uring_setup/enter/register`: siblings share the stem.
+        let stem = first.rsplit_once('_').map_or("", |(s, _)| s);
+        for p in parts {
+            names.insert(p.to_string());
+            if !stem.is_empty() {
+                names.insert(format!("{stem}_{p}"));
+            }
+        }
+    }
+    let missing: Vec<&str> = crate::seccomp::guards::every_setting()
+        .iter()
+        .map(|g| g.name)
+        .filter(|n| !names.contains(*n) && !prefixes.iter().any(|p| n.starts_with(p.as_str())))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "guards missing from docs/seccomp.md: {missing:?}"
+    );
+}
+
+/// The error codes docs/policy.md calls stable: every code passed straight to
+/// `PolicyError::at`/`whole` is listed, and every listed code is one the source spells.
+#[test]
+fn policy_error_codes_are_listed() {
+    let listed = first_column(section(&doc("docs/policy.md"), "### Error codes"));
+    assert!(listed.len() > 25, "{listed:?}");
+    let mut source = String::new();
+    let mut direct = BTreeSet::new();
+    let mut stack = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "rs") || p.ends_with("src/doc_tests.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap().to_string();
+            // The code is the third argument of `at` and the second of `whole`.
+            for (call, nth) in [("PolicyError::at(", 2), ("PolicyError::whole(", 1)] {
+                for after in code.split(call).skip(1) {
+                    let arg = after.split(',').nth(nth).unwrap_or("").trim();
+                    if let Some(lit) = arg.strip_prefix('"') {
+                        direct.insert(lit.split('"').next().unwrap().to_string());
+                    }
+                }
+            }
+            source.push_str(&code);
+        }
+    }
+    assert!(direct.len() > 15, "{direct:?}");
+    let unlisted: Vec<_> = direct.difference(&listed).collect();
+    assert!(
+        unlisted.is_empty(),
+        "error codes missing from docs/policy.md: {unlisted:?}"
+    );
+    for c in &listed {
+        assert!(
+            source.contains(&format!("\"{c}\"")),
+            "docs/policy.md lists `{c}`, which no code spells"
+        );
+    }
+}
