@@ -16,7 +16,6 @@ use nix::sys::signal::Signal;
 use super::decode::{self, Thread};
 use super::record::Recording;
 use super::Job;
-use crate::supervisor::reaper::Reaper;
 
 /// Progress lines on stderr this often.
 const PROGRESS: Duration = Duration::from_secs(5);
@@ -24,6 +23,15 @@ const PROGRESS: Duration = Duration::from_secs(5);
 const GRACE: Duration = Duration::from_secs(5);
 /// Notifications handled per wake-up before the loop looks at signals again.
 const BATCH: usize = 256;
+
+/// What the supervisor must do to the target after a `tick`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Relay SIGTERM (the `--duration` deadline).
+    Terminate,
+    /// SIGKILL (the grace period after SIGTERM is over).
+    Kill,
+}
 
 /// The run must stop; the reason is kept in the session for `finish`.
 #[derive(Debug)]
@@ -167,8 +175,8 @@ impl Session {
         }
     }
 
-    /// Progress, the deadline and the grace period.
-    pub fn tick(&mut self, reaper: &Reaper) {
+    /// Progress, the deadline and the grace period: what to do to the target, if anything.
+    pub fn tick(&mut self) -> Option<Action> {
         let now = Instant::now();
         if now >= self.next_progress {
             self.next_progress = now + PROGRESS;
@@ -184,14 +192,15 @@ impl Session {
         if self.deadline.is_some_and(|d| now >= d) && self.kill_at.is_none() {
             self.ended_by = Some("--duration".into());
             eprintln!("clawjail learn: --duration reached: SIGTERM to the target");
-            reaper.relay(Signal::SIGTERM);
             self.kill_at = Some(now + GRACE);
+            return Some(Action::Terminate);
         }
         if self.kill_at.is_some_and(|k| now >= k) {
-            reaper.kill_child();
             self.kill_at = None;
             self.deadline = None;
+            return Some(Action::Kill);
         }
+        None
     }
 
     /// A stop signal reached the supervisor (Ctrl-C, SIGTERM): it is relayed; make sure

@@ -23,8 +23,7 @@ use std::os::fd::OwnedFd;
 
 use super::bpf::{self, Block, Leaf, Span};
 use super::rules::{Cond, Rule};
-use super::{syscalls, SeccompPlan, Verdict};
-use crate::plan::PlanError;
+use super::{syscalls, SeccompError, SeccompPlan, Verdict};
 
 /// Allowed calls the supervisor decodes: every call Landlock checks by path (open, exec,
 /// create, remove, rename, link, truncate), and TCP bind/connect (ports).
@@ -61,8 +60,8 @@ impl SeccompPlan {
     /// target sends the listener on right after install: when the base does not list
     /// `sendmsg`, that one call (arg0 == handoff_fd) is allowed unobserved, since a notified
     /// call made before the supervisor holds the listener would block for ever.
-    pub fn for_learning(&self, handoff_fd: i32) -> Result<SeccompPlan, PlanError> {
-        let refuse = |e: bpf::EmitError| PlanError::Refused(format!("seccomp (learn): {e}"));
+    pub fn for_learning(&self, handoff_fd: i32) -> Result<SeccompPlan, SeccompError> {
+        let refuse = |e: bpf::EmitError| SeccompError::Refused(format!("seccomp (learn): {e}"));
         let observed: Vec<u32> = OBSERVED
             .iter()
             .filter_map(|n| syscalls::number(n))

@@ -263,7 +263,11 @@ fn serve(
             if learn_ready && l.on_ready().is_err() {
                 return fail(reaper, relay.as_mut());
             }
-            l.tick(reaper);
+            match l.tick() {
+                Some(crate::learn::notify::Action::Terminate) => reaper.relay(Signal::SIGTERM),
+                Some(crate::learn::notify::Action::Kill) => reaper.kill_child(),
+                None => {}
+            }
         }
         if status_ready && !on_status(&mut status, reaper, relay.as_mut()) {
             status = None;
