@@ -631,3 +631,62 @@ fn learned_gateway_policy_serves_another_instance_and_is_no_broader_than_the_tie
         broader.join("\n")
     );
 }
+
+/// A target the supervisor may not read (an execute-only program makes its process
+/// non-dumpable, and an unprivileged supervisor has no CAP_SYS_PTRACE): the run aborts
+/// with the reason and writes nothing, rather than a policy missing that program's
+/// accesses. Control: the same program readable is learned.
+#[test]
+fn learn_aborts_when_it_cannot_read_the_target() {
+    require_root!();
+    let (s, base) = workload_tree("learn-abort", NOBODY);
+    for (name, mode) in [("cat-xonly", 0o711), ("cat-readable", 0o755)] {
+        std::fs::copy("/bin/cat", s.join(name)).unwrap();
+        std::fs::set_permissions(
+            s.join(name),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .unwrap();
+    }
+    let learn_as_nobody = |prog: &str| {
+        let out = s.join(&format!("cache/{prog}.toml"));
+        let o = Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(clawjail_bin())
+            .args([
+                "learn",
+                "--policy",
+                base.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--",
+            ])
+            .arg(s.join(prog))
+            .arg(s.join("public"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (o, out.exists())
+    };
+    let (o, written) = learn_as_nobody("cat-xonly");
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("aborted, no policy written"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+    assert!(!written);
+    let (o, written) = learn_as_nobody("cat-readable");
+    assert!(o.status.success(), "control: {}", stderr(&o));
+    assert!(written);
+}
