@@ -111,6 +111,13 @@ pub struct LandlockPlan {
     prepared_by: u32,
 }
 
+impl LandlockPlan {
+    /// Replace the TCP connect ports (`[egress]`: the broker's capture ports and 53).
+    pub fn set_connect_ports(&mut self, ports: Vec<u16>) {
+        self.connect = ports;
+    }
+}
+
 /// What restrict_self achieved.
 #[derive(Debug, Clone)]
 pub struct LandlockOutcome {

@@ -38,6 +38,9 @@ pub struct SupervisorPlan {
     /// Die with the parent (PR_SET_PDEATHSIG, set after the drop, which clears it): the
     /// PID namespace's init, whose death takes the target with it (src/namespaces.rs).
     pub die_with_parent: bool,
+    /// `[egress]`: the child makes the target's network namespace and hands its sockets
+    /// over; this supervisor serves the broker (src/egress/wire.rs).
+    pub egress: Option<crate::egress::wire::EgressJob>,
 }
 
 /// The supervisor's own setup, in order (docs/terminal.md lists it; a test pins it).
@@ -47,16 +50,18 @@ pub enum SupervisorStep {
     DropPrivileges,
     NoNewPrivs,
     NotDumpable,
+    EgressBroker,
     SignalFd,
     Ready,
 }
 
 impl SupervisorStep {
-    pub const ALL: [SupervisorStep; 6] = [
+    pub const ALL: [SupervisorStep; 7] = [
         SupervisorStep::CloseTargetSide,
         SupervisorStep::DropPrivileges,
         SupervisorStep::NoNewPrivs,
         SupervisorStep::NotDumpable,
+        SupervisorStep::EgressBroker,
         SupervisorStep::SignalFd,
         SupervisorStep::Ready,
     ];
@@ -67,6 +72,7 @@ impl SupervisorStep {
             SupervisorStep::DropPrivileges => "drop-privileges",
             SupervisorStep::NoNewPrivs => "no-new-privs",
             SupervisorStep::NotDumpable => "not-dumpable",
+            SupervisorStep::EgressBroker => "egress-broker",
             SupervisorStep::SignalFd => "signalfd",
             SupervisorStep::Ready => "ready",
         }
@@ -79,6 +85,7 @@ impl SupervisorStep {
             SupervisorStep::DropPrivileges => "root start: bounding set (needs CAP_SETPCAP, so first), then the target's uid/gid/groups (it may still signal the child); then no capability in any set",
             SupervisorStep::NoNewPrivs => "PR_SET_NO_NEW_PRIVS: nothing the supervisor could exec gains privileges",
             SupervisorStep::NotDumpable => "PR_SET_DUMPABLE 0, after the id switch (which resets it): the target, same uid, cannot ptrace the supervisor or open /proc/<pid>/fd (the caller's terminal)",
+            SupervisorStep::EgressBroker => "[egress] only: receive the capture and DNS sockets the child made inside the target's network namespace (SCM_RIGHTS) and serve the broker on one thread, started after the drop so it inherits no privilege; if the broker stops, the target is killed (fail closed)",
             SupervisorStep::SignalFd => "signalfd over the signals blocked before fork: none is lost, and they join the one poll loop",
             SupervisorStep::Ready => "one byte to the child, which waits for it before continuing its launch: if any step above failed, the child is killed before it execs (fail closed)",
         }
@@ -93,6 +100,7 @@ pub fn run(
     plan: &SupervisorPlan,
     relay: Option<((crate::terminal::Opened, bool), OwnedFd)>,
     ready: Option<OwnedFd>,
+    egress: Option<OwnedFd>,
 ) -> ! {
     let job_control = relay.is_some();
     let mut reaper = Reaper::new(child, job_control);
@@ -100,7 +108,7 @@ pub fn run(
         Some(((opened, input), status)) => (pty::Relay::new(opened, input), Some(status)),
         None => (None, None),
     };
-    let sigfd = match set_up(plan, job_control, ready) {
+    let sigfd = match set_up(plan, child, job_control, ready, egress) {
         Ok(fd) => fd,
         Err((step, call, e)) => {
             // The child is blocked before its exec waiting for `ready`: it never runs.
@@ -124,10 +132,23 @@ type StepError = (SupervisorStep, String, io::Error);
 /// in `pty::Relay::new`.
 fn set_up(
     plan: &SupervisorPlan,
+    child: libc::pid_t,
     job_control: bool,
     ready: Option<OwnedFd>,
+    egress: Option<OwnedFd>,
 ) -> Result<SignalFd, StepError> {
     let at = |step: SupervisorStep| move |(call, e): (String, io::Error)| (step, call, e);
+    if plan.egress.is_some() && egress.is_some() {
+        // The broker is a thread; a supervisor that made a PID namespace needs this first
+        // (and CAP_SYS_ADMIN for it, so before the drop).
+        crate::egress::wire::allow_threads().map_err(|e| {
+            (
+                SupervisorStep::EgressBroker,
+                "setns(own PID namespace)".to_string(),
+                e,
+            )
+        })?;
+    }
     if let Some(ids) = &plan.ids {
         crate::caps::drop_bounding_set(plan.last_cap, &[])
             .map_err(at(SupervisorStep::DropPrivileges))?;
@@ -142,6 +163,14 @@ fn set_up(
             io::Error::from(e),
         )
     })?;
+    if let (Some(job), Some(chan)) = (&plan.egress, egress) {
+        let step = |call: &str| {
+            let call = call.to_string();
+            move |e: io::Error| (SupervisorStep::EgressBroker, call, e)
+        };
+        let sockets = crate::egress::wire::receive(job, &chan).map_err(step("receive"))?;
+        crate::egress::wire::start_broker(job, sockets, child).map_err(step("spawn"))?;
+    }
     let sigfd = SignalFd::with_flags(
         &reaper::wait_set(job_control),
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,

@@ -200,11 +200,11 @@ fn prepare_plan(
 
 /// Run the whole battery.
 pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, VerifyError> {
-    // Rows run under the plan `run` applies; without the egress mechanism their network
-    // results would describe a jail that `run` refuses to start.
+    // Rows run under the plan `run` applies; without egress rows the network results
+    // would not describe the jail `run` makes for this policy.
     if loaded.egress.is_some() {
         return Err(PlanError::Refused(format!(
-            "{}; verify cannot attempt the egress rows, and `run` refuses this policy",
+            "{}; verify cannot attempt the egress rows (tests/it/egress.rs attempts them against `run`)",
             crate::egress::NOT_WIRED
         ))
         .into());

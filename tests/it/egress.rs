@@ -1,7 +1,8 @@
-//! Egress by destination (issue 13), as far as this build goes: the policy section, `check`'s
-//! egress plan, and `run`/`verify` refusing a policy with `[egress]` until the namespace and
-//! broker are wired in (fail closed). The pure parts (address ranges, DNS responder, relay
-//! decisions) are unit-tested beside their code in src/egress/.
+//! Egress by destination (issue 13): the policy section, `check`'s egress plan, the
+//! mechanism in test-made namespaces, and `clawjail run` itself (supervisor included)
+//! inside a network and mount namespace each test makes, with its own "internet"
+//! (`run_*` tests below). The pure parts (address ranges, DNS responder, relay decisions)
+//! are unit-tested beside their code in src/egress/.
 
 use std::process::Command;
 
@@ -9,10 +10,11 @@ use crate::util::*;
 
 const EGRESS: &str = "\n[egress]\ndomains = [\"api.example.com\", \"*.discord.gg\"]\nports = [443]\nhost_services = [\"127.0.0.1:11434\"]\n";
 
-/// The target must never run without the control the policy asks for; the control run
-/// (same policy, no [egress]) shows the probe does run.
+/// The target must never run without the control the policy asks for: `inbound` is not
+/// wired in this build, so a policy listing it is refused; the control run (same policy,
+/// no [egress]) shows the probe does run.
 #[test]
-fn run_refuses_a_policy_with_egress_and_the_target_never_runs() {
+fn run_refuses_egress_inbound_and_the_target_never_runs() {
     let s = Scratch::new("egress-refuse");
     s.dir("out", 0o777, None);
     let marker = s.join("out/ran");
@@ -25,11 +27,15 @@ fn run_refuses_a_policy_with_egress_and_the_target_never_runs() {
     assert!(marker.exists(), "control: the probe did not run");
     std::fs::remove_file(&marker).unwrap();
 
-    let pol = s.file("egress.toml", &format!("{base}{EGRESS}"), 0o644);
+    let pol = s.file(
+        "egress.toml",
+        &format!("{base}{EGRESS}inbound = [\"127.0.0.1:18789\"]\n"),
+        0o644,
+    );
     let o = run_probe(&pol, "touch", &[m]);
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("egress is not implemented yet in this build"),
+        stderr(&o).contains("egress.inbound is not wired into run yet"),
         "{}",
         stderr(&o)
     );
@@ -60,7 +66,7 @@ fn verify_refuses_a_policy_with_egress() {
         .unwrap();
     assert_ne!(o.status.code(), Some(0));
     assert!(
-        stderr(&o).contains("egress is not implemented yet in this build"),
+        stderr(&o).contains("verify has no egress rows yet in this build"),
         "{}",
         stderr(&o)
     );

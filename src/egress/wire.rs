@@ -1,0 +1,174 @@
+//! `[egress]` wired into `run`: the target's side (network namespace, capture sockets) and
+//! the supervisor's side (receive them, serve the broker).
+//!
+//! One path for both starts (docs/egress.md "Mechanism"): the child forked at the session
+//! step, before the target exists and while still single-threaded, makes the namespace
+//! (root: `CLONE_NEWNET`; unprivileged: `CLONE_NEWUSER|CLONE_NEWNET` mapping its one uid
+//! and gid), sets `lo` up with AnyIP routes, makes the capture and DNS sockets there and
+//! sends them to the supervisor over a socketpair made before the fork (SCM_RIGHTS,
+//! unix(7)). The supervisor never enters the namespace, so it needs no `setns` back (which
+//! an unprivileged start could not do: research E1, EPERM), and both starts share one
+//! code path. The child then closes its copies: only the broker holds the listeners, so if
+//! the broker dies they close with it and every connection inside is refused (fail
+//! closed: no network, never an open one).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use super::broker::{self, BrokerSockets};
+use super::netns;
+use super::relay::SystemUpstream;
+use super::rules::EgressRules;
+
+/// Tag of the one message child -> supervisor.
+const SOCKETS_TAG: u8 = 0xE5;
+
+/// Prefix of every error the child-side step reports, so `launch` names the step.
+pub const CALL_PREFIX: &str = "egress namespace: ";
+
+/// What the session fork needs for egress, resolved in `plan::prepare`.
+#[derive(Debug, Clone)]
+pub struct EgressJob {
+    pub rules: EgressRules,
+    /// Root start: `CLONE_NEWNET` alone; otherwise a user namespace too.
+    pub privileged: bool,
+    /// The caller's ids, mapped to themselves in the user namespace (unprivileged start).
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl EgressJob {
+    /// Capture listeners, in the order they are sent: `ports` and host-service ports.
+    pub fn capture_ports(&self) -> Vec<u16> {
+        self.rules.capture_ports().into_iter().collect()
+    }
+
+    /// The ports the target may connect to under Landlock: the capture ports and 53 (DNS
+    /// over TCP to the broker). Nothing else is reachable inside the namespace anyway;
+    /// Landlock makes the same promise a second time, in a different kernel mechanism.
+    pub fn landlock_connect_ports(&self) -> Vec<u16> {
+        let mut p = self.capture_ports();
+        p.push(netns::DNS_PORT);
+        p.sort_unstable();
+        p.dedup();
+        p
+    }
+}
+
+/// The socketpair made before the session fork: the child's end and the supervisor's.
+pub fn channel() -> Result<(OwnedFd, OwnedFd), (String, io::Error)> {
+    nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| ("socketpair(egress)".to_string(), io::Error::from(e)))
+}
+
+fn child_err(e: netns::NetnsError, fix: Option<&str>) -> (String, io::Error) {
+    let source = match fix {
+        Some(f) => io::Error::new(e.source.kind(), format!("{}; fix: {f}", e.source)),
+        None => e.source,
+    };
+    (format!("{CALL_PREFIX}{}", e.call), source)
+}
+
+/// Child side, in the forked child before the target exists: enter the namespace, make
+/// the sockets, hand them to the supervisor, keep none. The caller is single-threaded
+/// (unshare(2): CLONE_NEWUSER needs it).
+pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io::Error)> {
+    let fix = |e: &netns::NetnsError| netns::fix_for(job.privileged, &e.to_string());
+    if job.privileged {
+        netns::unshare_net()
+    } else {
+        netns::unshare_user_and_net(job.uid, job.gid)
+    }
+    .map_err(|e| {
+        let f = fix(&e);
+        child_err(e, Some(f))
+    })?;
+    netns::set_up_loopback().map_err(|e| {
+        let f = fix(&e);
+        child_err(e, Some(f))
+    })?;
+    let s = netns::make_broker_sockets(&job.capture_ports()).map_err(|e| child_err(e, None))?;
+    let mut fds = vec![s.dns_udp[0].as_raw_fd(), s.dns_tcp[0].as_raw_fd()];
+    fds.extend(s.capture.iter().map(AsRawFd::as_raw_fd));
+    netns::send_fds(chan.as_raw_fd(), SOCKETS_TAG, &fds).map_err(|e| child_err(e, None))?;
+    // `s` and `chan` close here: the broker holds the only listeners.
+    Ok(())
+}
+
+/// Supervisor side: the sockets the child made, in the order [`enter_namespace`] sent them.
+/// EOF (the child failed before sending) is an error: the launch is aborted.
+pub fn receive(job: &EgressJob, chan: &OwnedFd) -> io::Result<BrokerSockets> {
+    let want = 2 + job.capture_ports().len();
+    let (tag, fds) = netns::recv_fds(chan.as_raw_fd(), want).map_err(|e| {
+        io::Error::new(
+            e.source.kind(),
+            format!("{}: {} (the child failed before sending)", e.call, e.source),
+        )
+    })?;
+    if tag != SOCKETS_TAG || fds.len() != want {
+        return Err(io::Error::other(format!(
+            "expected {want} sockets with tag {SOCKETS_TAG:#x}, got {} with {tag:#x}",
+            fds.len()
+        )));
+    }
+    let mut it = fds.into_iter();
+    let mut s = BrokerSockets::default();
+    s.dns_udp.extend(it.next().map(std::net::UdpSocket::from));
+    s.dns_tcp.extend(it.next().map(std::net::TcpListener::from));
+    s.capture.extend(it.map(std::net::TcpListener::from));
+    Ok(s)
+}
+
+/// The supervisor that made the target's PID namespace (`unshare(CLONE_NEWPID)` in step
+/// new-namespaces) cannot create threads: clone(2) gives EINVAL for CLONE_THREAD once the
+/// caller's namespace for children differs from its own. Pointing it back at its own PID
+/// namespace (setns(2) CLONE_NEWPID to an ancestor-or-self namespace; needs CAP_SYS_ADMIN,
+/// so before the drop) lifts that; the namespace's init and the target are already forked
+/// and stay inside. A no-op when no PID namespace was made.
+pub fn allow_threads() -> io::Result<()> {
+    let own = std::fs::read_link("/proc/self/ns/pid")?;
+    let children = std::fs::read_link("/proc/self/ns/pid_for_children")?;
+    if own == children {
+        return Ok(());
+    }
+    let fd = std::fs::File::open("/proc/self/ns/pid")?;
+    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWPID).map_err(io::Error::from)
+}
+
+/// Serve the broker on its own thread (the supervisor's poll loop keeps the main one).
+/// Started after the supervisor dropped its privileges, so the thread inherits none.
+/// If the broker stops for any reason the target is killed and the supervisor exits 125:
+/// the policy asked for a control that is no longer there (fail closed).
+pub fn start_broker(job: &EgressJob, sockets: BrokerSockets, child: libc::pid_t) -> io::Result<()> {
+    let rules = job.rules.clone();
+    std::thread::Builder::new()
+        .name("egress-broker".into())
+        .spawn(move || {
+            let b = broker::Broker::new(rules, SystemUpstream);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                broker::run_blocking(&b, sockets)
+            }));
+            let why = match r {
+                Ok(Ok(())) => "stopped".to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "panicked".to_string(),
+            };
+            tracing::error!(event = "egress-broker", verdict = "failed", why = %why,
+                "egress broker {why}: stopping the target (fail closed)");
+            if nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .is_err()
+            {
+                tracing::debug!("target already gone");
+            }
+            std::process::exit(125);
+        })
+        .map(drop)
+}
