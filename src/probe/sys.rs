@@ -606,6 +606,13 @@ fn isolation(action: &str, args: &[String]) -> Option<Outcome> {
         // getpriority(PRIO_PROCESS, PID), then setpriority to the same value.
         "renice" => pid().map_or_else(|o| o, renice_same),
         "renice-parent" => renice_same(nix::unistd::getppid().as_raw()),
+        // kill(getppid(), 0): may this process signal its parent at all (the supervisor,
+        // which serves the egress broker)? Signal 0 checks permission and sends nothing.
+        "kill-parent" => {
+            Outcome::from_nix(nix::sys::signal::kill(nix::unistd::getppid(), None), |_| {
+                String::new()
+            })
+        }
         // getpriority(PRIO_USER, 0): every process of the caller's uid.
         "prio-user" => prio(i64::from(libc::PRIO_USER), 0)
             .map_or_else(Outcome::Errno, |n| Outcome::Ok(format!("nice {n}"))),

@@ -524,3 +524,60 @@ fn run_egress_unprivileged_start_forbidden_destinations_fail_with_controls() {
     require_root!();
     forbidden_destinations_fail_and_allowed_ones_work(true);
 }
+
+/// Unprivileged start: the broker lives in the supervisor, which has the target's uid. The
+/// target (the probe, whose parent is the supervisor) must not signal it (Landlock signal
+/// scope), lower its limits (prlimit guard), renice it (setpriority guard) or trace or read
+/// it (ptrace denied by seccomp; the supervisor is not dumpable, so /proc/<pid>/mem and
+/// ptrace need CAP_SYS_PTRACE, which the target lacks in the supervisor's user namespace).
+/// CONTROL: the same probe under a same-uid parent that is not clawjail succeeds.
+#[test]
+fn run_egress_unprivileged_broker_is_out_of_the_targets_reach() {
+    require_root!();
+    let s = Scratch::new("egress-sup-reach");
+    let pol = s.policy(&format!(
+        "{}\n[egress]\ndomains = [\"api.example.com\"]\nports = [443]\n",
+        base_policy(&[], &[])
+    ));
+    for action in ["prlimit-parent", "renice-parent", "kill-parent"] {
+        let control = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ])
+            .arg(format!("{} {action}; true", probe().display()))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap();
+        assert_answer(&control, "ok");
+    }
+    for action in [
+        "prlimit-parent",
+        "renice-parent",
+        "kill-parent",
+        "ptrace-parent",
+    ] {
+        let o = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                clawjail_bin(),
+            ])
+            .args(["run", "--policy"])
+            .arg(&pol)
+            .arg("--")
+            .arg(probe())
+            .arg(action)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_answer(&o, "errno EPERM");
+    }
+}
