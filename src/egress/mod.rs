@@ -14,8 +14,8 @@
 //! ([`inbound`]: a socket factory inside, the client's address kept) are implemented and tested,
 //! end to end in test-made namespaces (tests/it/egress.rs). [`wire`] puts them into `run`:
 //! the target in the namespace, the broker in the supervisor, Landlock connect limited to
-//! the capture ports. Not yet wired: `inbound` (run refuses it) and `verify`'s egress rows
-//! (verify refuses the policy) — [`refuse_run_unless_enforceable`].
+//! the capture ports, inbound forwarding. Not yet wired: `verify`'s egress rows (verify
+//! refuses the policy).
 
 pub mod broker;
 pub mod dns;
@@ -36,9 +36,6 @@ pub use rules::{DomainPattern, EgressRules, LogLevel};
 
 /// Why `verify` refuses a policy with `[egress]` in this build (it has no egress rows yet).
 pub const NOT_WIRED: &str = "verify has no egress rows yet in this build";
-
-/// Why `run` refuses inbound forwarding in this build.
-pub const INBOUND_NOT_WIRED: &str = "egress.inbound is not wired into run yet in this build";
 
 /// Where synthetic DNS answers come from: 198.18.0.0/15, reserved for benchmarking
 /// (RFC 2544), so no real destination is ever shadowed, and refused by [`ranges`] as a
@@ -93,10 +90,9 @@ impl EgressPlan {
         let r = &self.rules;
         json!({
             "controlled": true,
-            "status": match (&self.namespace.result, self.inbound.is_empty()) {
-                (Err(_), _) => "the network namespace cannot be made here: `run` refuses this policy (exit 125); see namespace.fix".to_string(),
-                (Ok(_), false) => format!("{INBOUND_NOT_WIRED}: `run` refuses this policy (exit 125)"),
-                (Ok(_), true) => "enforced by `run`: the target runs in its own network namespace, the broker in the supervisor".to_string(),
+            "status": match &self.namespace.result {
+                Err(_) => "the network namespace cannot be made here: `run` refuses this policy (exit 125); see namespace.fix",
+                Ok(_) => "enforced by `run`: the target runs in its own network namespace, the broker in the supervisor",
             },
             "domains": r.domains.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "ports": r.ports.iter().collect::<Vec<_>>(),
@@ -126,7 +122,7 @@ pub fn describe_absent() -> Value {
 
 /// Fail closed before the first irreversible step: a policy that asks for egress control
 /// never runs without it. Refused when the namespace cannot be made here (the cause and
-/// the fix are named) and, in this build, when `inbound` is set.
+/// the fix are named).
 pub fn refuse_run_unless_enforceable(plan: Option<&EgressPlan>) -> Result<(), String> {
     let Some(p) = plan else { return Ok(()) };
     if let Err(e) = &p.namespace.result {
@@ -134,12 +130,6 @@ pub fn refuse_run_unless_enforceable(plan: Option<&EgressPlan>) -> Result<(), St
             "refusing to start: the policy's [egress] section needs the target in its own network namespace ({}), and it cannot be made here: {e}; fix: {}",
             p.namespace.kind,
             p.namespace.fix.unwrap_or("see docs/egress.md")
-        ));
-    }
-    if !p.inbound.is_empty() {
-        return Err(format!(
-            "{INBOUND_NOT_WIRED}; refusing to start: the listeners {} would not reach the target inside its namespace (remove egress.inbound)",
-            p.inbound.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         ));
     }
     Ok(())

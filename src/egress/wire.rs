@@ -13,7 +13,10 @@
 //! closed: no network, never an open one).
 
 use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 
 use super::broker::{self, BrokerSockets};
 use super::netns;
@@ -35,6 +38,11 @@ pub struct EgressJob {
     /// The caller's ids, mapped to themselves in the user namespace (unprivileged start).
     pub uid: u32,
     pub gid: u32,
+    /// Root start: the ids the socket factory switches to (the supervisor's).
+    pub factory_ids: Option<crate::identity::Ids>,
+    /// `inbound`: host listeners, bound in `plan::prepare` (a taken port refuses the
+    /// launch there, exit 125), forwarded to 127.0.0.1:PORT inside.
+    pub inbound: Vec<(SocketAddr, Arc<std::net::TcpListener>)>,
 }
 
 impl EgressJob {
@@ -95,15 +103,68 @@ pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io
     let s = netns::make_broker_sockets(&job.capture_ports()).map_err(|e| child_err(e, None))?;
     let mut fds = vec![s.dns_udp[0].as_raw_fd(), s.dns_tcp[0].as_raw_fd()];
     fds.extend(s.capture.iter().map(AsRawFd::as_raw_fd));
+    let factory = match job.inbound.is_empty() {
+        true => None,
+        false => Some(fork_socket_factory(job)?),
+    };
+    fds.extend(factory.as_ref().map(AsRawFd::as_raw_fd));
     netns::send_fds(chan.as_raw_fd(), SOCKETS_TAG, &fds).map_err(|e| child_err(e, None))?;
-    // `s` and `chan` close here: the broker holds the only listeners.
+    // `s`, `factory` and `chan` close here: the broker holds the only listeners.
     Ok(())
+}
+
+/// Inbound: a single-threaded socket factory that stays in the target's namespace and
+/// answers the broker's requests for sockets bound to a client's address
+/// ([`super::inbound::serve_factory`]; the broker cannot `setns` in on an unprivileged
+/// start, research E3). Double-forked so that it is nobody's child in the target's tree
+/// (the target must not inherit a child it did not make); it keeps no capability, is not
+/// dumpable, and exits when the broker closes its end. Returns the broker's end.
+fn fork_socket_factory(job: &EgressJob) -> Result<UnixStream, (String, io::Error)> {
+    let e = |call: &str| {
+        let call = format!("{CALL_PREFIX}{call}");
+        move |e: io::Error| (call, e)
+    };
+    let (broker_end, factory_end) = UnixStream::pair().map_err(e("socketpair(factory)"))?;
+    let mid = crate::sys::fork().map_err(e("fork(factory)"))?;
+    if mid == 0 {
+        drop(broker_end);
+        let code = match crate::sys::fork() {
+            Ok(0) => {
+                let ok = drop_factory_privileges(job).is_ok()
+                    && super::inbound::serve_factory(factory_end).is_ok();
+                i32::from(!ok)
+            }
+            Ok(_) => 0,
+            Err(_) => 1,
+        };
+        crate::sys::exit_now(code);
+    }
+    drop(factory_end);
+    match crate::sys::waitpid(mid, 0) {
+        Ok((_, st)) if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 => Ok(broker_end),
+        r => Err((
+            format!("{CALL_PREFIX}fork(factory)"),
+            io::Error::other(format!("the socket factory did not start: {r:?}")),
+        )),
+    }
+}
+
+/// The factory makes sockets only: no capability (binding a client's address over AnyIP
+/// with port 0 needs none), the supervisor's ids on a root start, not dumpable.
+fn drop_factory_privileges(job: &EgressJob) -> Result<(), (String, io::Error)> {
+    if let Some(ids) = &job.factory_ids {
+        crate::identity::set_res_ids(ids)?;
+    }
+    crate::caps::set_process_sets(&[])?;
+    crate::nnp::set_no_new_privs()?;
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| ("prctl(PR_SET_DUMPABLE, 0)".to_string(), io::Error::from(e)))
 }
 
 /// Supervisor side: the sockets the child made, in the order [`enter_namespace`] sent them.
 /// EOF (the child failed before sending) is an error: the launch is aborted.
-pub fn receive(job: &EgressJob, chan: &OwnedFd) -> io::Result<BrokerSockets> {
-    let want = 2 + job.capture_ports().len();
+pub fn receive(job: &EgressJob, chan: &OwnedFd) -> io::Result<Received> {
+    let want = 2 + job.capture_ports().len() + usize::from(!job.inbound.is_empty());
     let (tag, fds) = netns::recv_fds(chan.as_raw_fd(), want).map_err(|e| {
         io::Error::new(
             e.source.kind(),
@@ -120,8 +181,83 @@ pub fn receive(job: &EgressJob, chan: &OwnedFd) -> io::Result<BrokerSockets> {
     let mut s = BrokerSockets::default();
     s.dns_udp.extend(it.next().map(std::net::UdpSocket::from));
     s.dns_tcp.extend(it.next().map(std::net::TcpListener::from));
-    s.capture.extend(it.map(std::net::TcpListener::from));
-    Ok(s)
+    s.capture.extend(
+        (&mut it)
+            .take(job.capture_ports().len())
+            .map(std::net::TcpListener::from),
+    );
+    let factory = it.next().map(UnixStream::from);
+    Ok(Received {
+        sockets: s,
+        factory,
+    })
+}
+
+/// What the supervisor receives from the child.
+#[derive(Debug)]
+pub struct Received {
+    pub sockets: BrokerSockets,
+    /// The socket factory's channel, when `inbound` is set.
+    pub factory: Option<UnixStream>,
+}
+
+/// Accept on one host listener and forward each connection to `127.0.0.1:PORT` inside,
+/// from the client's own address (src/egress/inbound.rs). One line per connection.
+async fn serve_inbound(
+    l: std::net::TcpListener,
+    factory: Arc<std::sync::Mutex<UnixStream>>,
+) -> io::Result<()> {
+    l.set_nonblocking(true)?;
+    let host = l.local_addr()?;
+    let inside = SocketAddr::from((Ipv4Addr::LOCALHOST, host.port()));
+    let l = tokio::net::TcpListener::from_std(l)?;
+    loop {
+        let (c, peer) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "egress inbound: accept failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let factory = factory.clone();
+        tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            match super::inbound::forward(c, peer, inside, factory).await {
+                Ok((o, i)) => tracing::info!(event = "egress-inbound", verdict = "forwarded",
+                    peer = %peer, listener = %host, inside = %inside, bytes_in = o, bytes_out = i,
+                    duration_ms = t.elapsed().as_millis() as u64,
+                    "egress inbound: {peer} -> {host} -> {inside} inside"),
+                Err(e) => tracing::warn!(event = "egress-inbound", verdict = "failed",
+                    peer = %peer, listener = %host, inside = %inside, why = %e,
+                    "egress inbound: {peer} -> {host}: {e}"),
+            }
+        });
+    }
+}
+
+/// The broker and the inbound forwards on one single-threaded runtime, until one fails.
+fn serve_all(
+    b: &broker::Broker<SystemUpstream>,
+    got: Received,
+    inbound: Vec<std::net::TcpListener>,
+) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let mut set = tokio::task::JoinSet::new();
+        if let Some(f) = got.factory {
+            let f = Arc::new(std::sync::Mutex::new(f));
+            for l in inbound {
+                set.spawn(serve_inbound(l, f.clone()));
+            }
+        }
+        tokio::select! {
+            r = b.serve(got.sockets) => r,
+            Some(r) = set.join_next() => r.map_err(io::Error::other)?,
+        }
+    })
 }
 
 /// The supervisor that made the target's PID namespace (`unshare(CLONE_NEWPID)` in step
@@ -144,14 +280,18 @@ pub fn allow_threads() -> io::Result<()> {
 /// Started after the supervisor dropped its privileges, so the thread inherits none.
 /// If the broker stops for any reason the target is killed and the supervisor exits 125:
 /// the policy asked for a control that is no longer there (fail closed).
-pub fn start_broker(job: &EgressJob, sockets: BrokerSockets, child: libc::pid_t) -> io::Result<()> {
+pub fn start_broker(job: &EgressJob, got: Received, child: libc::pid_t) -> io::Result<()> {
     let rules = job.rules.clone();
+    let mut inbound = Vec::new();
+    for (_, l) in &job.inbound {
+        inbound.push(l.try_clone()?);
+    }
     std::thread::Builder::new()
         .name("egress-broker".into())
         .spawn(move || {
             let b = broker::Broker::new(rules, SystemUpstream);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                broker::run_blocking(&b, sockets)
+                serve_all(&b, got, inbound)
             }));
             let why = match r {
                 Ok(Ok(())) => "stopped".to_string(),
@@ -171,4 +311,23 @@ pub fn start_broker(job: &EgressJob, sockets: BrokerSockets, child: libc::pid_t)
             std::process::exit(125);
         })
         .map(drop)
+}
+
+/// Bind the host side of every `inbound` entry now, before the first irreversible step.
+/// A taken port refuses the launch (exit 125): with the gateway in its own namespace, its
+/// own bind no longer fails when another instance holds the host port, so this bind is
+/// the lock between instances.
+pub fn bind_inbound(
+    addrs: &[SocketAddr],
+) -> Result<Vec<(SocketAddr, Arc<std::net::TcpListener>)>, String> {
+    addrs
+        .iter()
+        .map(|a| {
+            std::net::TcpListener::bind(a)
+                .map(|l| (*a, Arc::new(l)))
+                .map_err(|e| {
+                    format!("egress.inbound: cannot listen on {a} on the host: {e} (another instance or service holds it; stop it or change the port)")
+                })
+        })
+        .collect()
 }

@@ -312,6 +312,12 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
             privileged,
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
+            factory_ids: supervisor.ids.clone(),
+            inbound: if opts.apply {
+                crate::egress::wire::bind_inbound(&e.inbound).map_err(PlanError::Refused)?
+            } else {
+                Vec::new()
+            },
         };
         // Inside the namespace every TCP destination is a capture listener or nothing;
         // Landlock's connect rule says the same in a second mechanism: the capture ports

@@ -168,8 +168,8 @@ fn set_up(
             let call = call.to_string();
             move |e: io::Error| (SupervisorStep::EgressBroker, call, e)
         };
-        let sockets = crate::egress::wire::receive(job, &chan).map_err(step("receive"))?;
-        crate::egress::wire::start_broker(job, sockets, child).map_err(step("spawn"))?;
+        let got = crate::egress::wire::receive(job, &chan).map_err(step("receive"))?;
+        crate::egress::wire::start_broker(job, got, child).map_err(step("spawn"))?;
     }
     let sigfd = SignalFd::with_flags(
         &reaper::wait_set(job_control),

@@ -10,11 +10,12 @@ use crate::util::*;
 
 const EGRESS: &str = "\n[egress]\ndomains = [\"api.example.com\", \"*.discord.gg\"]\nports = [443]\nhost_services = [\"127.0.0.1:11434\"]\n";
 
-/// The target must never run without the control the policy asks for: `inbound` is not
-/// wired in this build, so a policy listing it is refused; the control run (same policy,
-/// no [egress]) shows the probe does run.
+/// `inbound`'s host port is the lock between instances (each gateway has its own
+/// namespace, so its own bind no longer fails): a taken host port refuses the launch with
+/// exit 125 and the target never runs. The control run (same policy, no [egress]) shows
+/// the probe does run.
 #[test]
-fn run_refuses_egress_inbound_and_the_target_never_runs() {
+fn run_refuses_a_taken_inbound_port_and_the_target_never_runs() {
     let s = Scratch::new("egress-refuse");
     s.dir("out", 0o777, None);
     let marker = s.join("out/ran");
@@ -27,15 +28,19 @@ fn run_refuses_egress_inbound_and_the_target_never_runs() {
     assert!(marker.exists(), "control: the probe did not run");
     std::fs::remove_file(&marker).unwrap();
 
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
     let pol = s.file(
         "egress.toml",
-        &format!("{base}{EGRESS}inbound = [\"127.0.0.1:18789\"]\n"),
+        &format!("{base}{EGRESS}inbound = [\"127.0.0.1:{port}\"]\n"),
         0o644,
     );
     let o = run_probe(&pol, "touch", &[m]);
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("egress.inbound is not wired into run yet"),
+        stderr(&o).contains(&format!(
+            "egress.inbound: cannot listen on 127.0.0.1:{port}"
+        )),
         "{}",
         stderr(&o)
     );
@@ -44,15 +49,7 @@ fn run_refuses_egress_inbound_and_the_target_never_runs() {
         "the target ran without the egress control"
     );
 
-    // --dry-run says the same: run would refuse.
-    let o = Command::new(clawjail_bin())
-        .args(["run", "--dry-run", "--policy"])
-        .arg(&pol)
-        .arg("--")
-        .arg(probe())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    drop(taken);
 }
 
 #[test]
@@ -111,7 +108,7 @@ fn check_prints_the_egress_plan_or_says_destinations_are_not_controlled() {
     assert_eq!(e["ports"], serde_json::json!([443]));
     assert_eq!(e["host_services"], serde_json::json!(["127.0.0.1:11434"]));
     assert_eq!(e["inbound"][0], "127.0.0.1:18789 -> 127.0.0.1:18789 inside");
-    assert!(e["status"].as_str().unwrap().contains("refuses"));
+    assert!(e["status"].as_str().unwrap().contains("enforced by `run`"));
     // The text form has the section too.
     let o = Command::new(clawjail_bin())
         .args(["check", "--policy"])

@@ -581,3 +581,96 @@ fn run_egress_unprivileged_broker_is_out_of_the_targets_reach() {
         assert_answer(&o, "errno EPERM");
     }
 }
+
+/// Inbound: the host's listeners forward into the target's namespace, and the "gateway"
+/// there sees each client's real address: a client from 192.0.2.77 is seen as 192.0.2.77
+/// (not loopback, which OpenClaw would trust for pairing), a host-loopback client as
+/// 127.0.0.1. The control for the address (a loopback-bound forward makes the same client
+/// look local) is `egress::inbound_forward_preserves_the_client_address`.
+#[test]
+fn run_egress_inbound_forwards_with_the_clients_real_address() {
+    require_root!();
+    for unprivileged in [false, true] {
+        let s = Scratch::new("egress-inbound");
+        let port = free_port();
+        let server = s.file(
+            "gw.py",
+            &format!(
+                "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', {port}))\ns.listen()\nprint('listening', flush=True)\nfor _ in range(2):\n    c, a = s.accept()\n    c.sendall(a[0].encode())\n    c.close()\n"
+            ),
+            0o644,
+        );
+        let pol = s.policy(&format!(
+            "{}\n[network]\nbind = [{port}]\n[egress]\ninbound = [\"127.0.0.1:{port}\", \"198.51.100.1:{port}\"]\n",
+            base_policy(&["/usr", "/lib", "/etc", s.path.to_str().unwrap()], &[])
+                .replace(
+                    &format!("exec = [{:?}]", probe_dir().display().to_string()),
+                    "exec = [\"/usr/bin\", \"/usr/lib\", \"/lib\"]"
+                )
+        ));
+        let dir = s.path.clone();
+        let (local, remote, out) = in_internet(dir, move |_| {
+            let mut c = if unprivileged {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    clawjail_bin(),
+                ]);
+                c
+            } else {
+                Command::new(clawjail_bin())
+            };
+            let mut child = c
+                .args(["run", "--policy"])
+                .arg(&pol)
+                .args(["--", "/usr/bin/python3"])
+                .arg(&server)
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut first = [0u8; 10];
+            std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+            let ask = |src: &str, to: &str| -> String {
+                let to: std::net::SocketAddrV4 = to.parse().unwrap();
+                let src: std::net::SocketAddrV4 = format!("{src}:0").parse().unwrap();
+                use nix::sys::socket::*;
+                let fd = socket(
+                    AddressFamily::Inet,
+                    SockType::Stream,
+                    SockFlag::empty(),
+                    None,
+                )
+                .unwrap();
+                bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(src)).unwrap();
+                connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(to)).unwrap();
+                let mut s = TcpStream::from(fd);
+                let mut got = String::new();
+                std::io::Read::read_to_string(&mut s, &mut got).unwrap();
+                got
+            };
+            let local = ask("127.0.0.1", &format!("127.0.0.1:{port}"));
+            let remote = ask("192.0.2.77", &format!("198.51.100.1:{port}"));
+            let out = child.wait_with_output().unwrap();
+            (local, remote, out)
+        });
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(local, "127.0.0.1", "unprivileged={unprivileged}");
+        assert_eq!(
+            remote,
+            "192.0.2.77",
+            "unprivileged={unprivileged}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("event=\"egress-inbound\" verdict=\"forwarded\""),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
