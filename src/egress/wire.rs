@@ -38,7 +38,7 @@ pub struct EgressJob {
     /// The caller's ids, mapped to themselves in the user namespace (unprivileged start).
     pub uid: u32,
     pub gid: u32,
-    /// Root start: the ids the socket factory switches to (the supervisor's).
+    /// Root start: the ids the socket factory switches to (the supervisor's, the target's).
     pub factory_ids: Option<crate::identity::Ids>,
     /// `inbound`: host listeners, bound in `plan::prepare` (a taken port refuses the
     /// launch there, exit 125), forwarded to 127.0.0.1:PORT inside.
@@ -103,50 +103,63 @@ pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io
     let s = netns::make_broker_sockets(&job.capture_ports()).map_err(|e| child_err(e, None))?;
     let mut fds = vec![s.dns_udp[0].as_raw_fd(), s.dns_tcp[0].as_raw_fd()];
     fds.extend(s.capture.iter().map(AsRawFd::as_raw_fd));
-    let factory = match job.inbound.is_empty() {
-        true => None,
-        false => Some(fork_socket_factory(job)?),
+    // Inbound: the supervisor forks a socket factory into this namespace
+    // ([`fork_socket_factory`]); it needs the namespace fds to get in.
+    let ns = if job.inbound.is_empty() {
+        Vec::new()
+    } else {
+        namespace_fds(job.privileged)?
     };
-    fds.extend(factory.as_ref().map(AsRawFd::as_raw_fd));
+    fds.extend(ns.iter().map(AsRawFd::as_raw_fd));
     netns::send_fds(chan.as_raw_fd(), SOCKETS_TAG, &fds).map_err(|e| child_err(e, None))?;
-    // `s`, `factory` and `chan` close here: the broker holds the only listeners.
+    // `s`, `ns` and `chan` close here: the broker holds the only listeners.
     Ok(())
 }
 
-/// Inbound: a single-threaded socket factory that stays in the target's namespace and
-/// answers the broker's requests for sockets bound to a client's address
-/// ([`super::inbound::serve_factory`]; the broker cannot `setns` in on an unprivileged
-/// start, research E3). Double-forked so that it is nobody's child in the target's tree
-/// (the target must not inherit a child it did not make); it keeps no capability, is not
-/// dumpable, and exits when the broker closes its end. Returns the broker's end.
-fn fork_socket_factory(job: &EgressJob) -> Result<UnixStream, (String, io::Error)> {
-    let e = |call: &str| {
-        let call = format!("{CALL_PREFIX}{call}");
-        move |e: io::Error| (call, e)
+/// This process's network namespace (and, unprivileged, its user namespace first: setns
+/// into the network namespace needs CAP_SYS_ADMIN in its owning user namespace).
+fn namespace_fds(privileged: bool) -> Result<Vec<OwnedFd>, (String, io::Error)> {
+    let open = |p: &str| {
+        std::fs::File::open(p)
+            .map(OwnedFd::from)
+            .map_err(|e| (format!("{CALL_PREFIX}open({p})"), e))
     };
-    let (broker_end, factory_end) = UnixStream::pair().map_err(e("socketpair(factory)"))?;
-    let mid = crate::sys::fork().map_err(e("fork(factory)"))?;
-    if mid == 0 {
+    let mut v = Vec::new();
+    if !privileged {
+        v.push(open("/proc/self/ns/user")?);
+    }
+    v.push(open("/proc/self/ns/net")?);
+    Ok(v)
+}
+
+/// Inbound: a single-threaded socket factory in the target's network namespace that
+/// answers the broker's requests for sockets bound to a client's address
+/// ([`super::inbound::serve_factory`]). Forked by the supervisor, not by the target's
+/// tree: it is not in the target's PID namespace and not the target's child. It enters
+/// the namespaces with setns(2) (single-threaded, as CLONE_NEWUSER requires; unprivileged,
+/// the caller owns the user namespace and so holds CAP_SYS_ADMIN in it, user_namespaces(7)),
+/// then keeps no capability, is not dumpable, dies with the supervisor, and exits when the
+/// broker closes its end. Returns the broker's end. Called before the supervisor drops
+/// its privileges (a root start needs CAP_SYS_ADMIN for setns) and before any thread.
+pub fn fork_socket_factory(job: &EgressJob, ns: Vec<OwnedFd>) -> io::Result<UnixStream> {
+    let (broker_end, factory_end) = UnixStream::pair()?;
+    let supervisor = nix::unistd::getpid();
+    let pid = crate::sys::fork()?;
+    if pid == 0 {
         drop(broker_end);
-        let code = match crate::sys::fork() {
-            Ok(0) => {
-                let ok = drop_factory_privileges(job).is_ok()
-                    && super::inbound::serve_factory(factory_end).is_ok();
-                i32::from(!ok)
-            }
-            Ok(_) => 0,
-            Err(_) => 1,
-        };
-        crate::sys::exit_now(code);
+        let entered = ns.into_iter().try_for_each(|fd| {
+            nix::sched::setns(fd, nix::sched::CloneFlags::empty())
+                .map_err(|e| ("setns".to_string(), io::Error::from(e)))
+        });
+        let ok = entered.is_ok()
+            && drop_factory_privileges(job).is_ok()
+            && crate::sys::set_pdeathsig(libc::SIGKILL).is_ok()
+            && nix::unistd::getppid() == supervisor
+            && super::inbound::serve_factory(factory_end).is_ok();
+        crate::sys::exit_now(i32::from(!ok));
     }
     drop(factory_end);
-    match crate::sys::waitpid(mid, 0) {
-        Ok((_, st)) if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 => Ok(broker_end),
-        r => Err((
-            format!("{CALL_PREFIX}fork(factory)"),
-            io::Error::other(format!("the socket factory did not start: {r:?}")),
-        )),
-    }
+    Ok(broker_end)
 }
 
 /// The factory makes sockets only: no capability (binding a client's address over AnyIP
@@ -161,10 +174,16 @@ fn drop_factory_privileges(job: &EgressJob) -> Result<(), (String, io::Error)> {
         .map_err(|e| ("prctl(PR_SET_DUMPABLE, 0)".to_string(), io::Error::from(e)))
 }
 
-/// Supervisor side: the sockets the child made, in the order [`enter_namespace`] sent them.
-/// EOF (the child failed before sending) is an error: the launch is aborted.
+/// Supervisor side: the sockets the child made, in the order [`enter_namespace`] sent them,
+/// and with `inbound` the socket factory forked into the namespace. EOF (the child failed
+/// before sending) is an error: the launch is aborted. Before the privilege drop.
 pub fn receive(job: &EgressJob, chan: &OwnedFd) -> io::Result<Received> {
-    let want = 2 + job.capture_ports().len() + usize::from(!job.inbound.is_empty());
+    let ns = match (job.inbound.is_empty(), job.privileged) {
+        (true, _) => 0,
+        (false, true) => 1,
+        (false, false) => 2,
+    };
+    let want = 2 + job.capture_ports().len() + ns;
     let (tag, fds) = netns::recv_fds(chan.as_raw_fd(), want).map_err(|e| {
         io::Error::new(
             e.source.kind(),
@@ -186,14 +205,18 @@ pub fn receive(job: &EgressJob, chan: &OwnedFd) -> io::Result<Received> {
             .take(job.capture_ports().len())
             .map(std::net::TcpListener::from),
     );
-    let factory = it.next().map(UnixStream::from);
+    let ns: Vec<OwnedFd> = it.collect();
+    let factory = match ns.is_empty() {
+        true => None,
+        false => Some(fork_socket_factory(job, ns)?),
+    };
     Ok(Received {
         sockets: s,
         factory,
     })
 }
 
-/// What the supervisor receives from the child.
+/// What the supervisor receives from the child (and the socket factory it forked).
 #[derive(Debug)]
 pub struct Received {
     pub sockets: BrokerSockets,
