@@ -208,6 +208,13 @@ expect Groups ""
 for cap in CapInh CapPrm CapEff CapBnd CapAmb; do expect "$cap" 0000000000000000; done
 expect NoNewPrivs 1
 expect Seccomp 2
+# The policy's [egress]: the main pid is clawjail's supervisor (it serves the broker), the
+# gateway under it runs in a network namespace of its own (docs/egress.md).
+gw="$(in_ct cat "/proc/$pid/task/$pid/children" | awk '{print $1}')"
+[ -n "$gw" ] || fail "no gateway process under the supervisor (pid $pid)"
+[ "$(in_ct readlink "/proc/$pid/ns/net")" != "$(in_ct readlink "/proc/$gw/ns/net")" ] \
+    || fail "the gateway shares the host's network namespace: [egress] not applied"
+say "egress: gateway (pid $gw) in its own network namespace; supervisor $pid serves the broker"
 # The unit's mount sandbox is really there (not skipped as in an unprivileged container):
 # ProtectSystem=strict makes / read-only, ReadWritePaths= keeps the home writable.
 mounts="$(in_ct cat "/proc/$pid/mountinfo")"
