@@ -100,6 +100,9 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 #   RLIMIT_NPROC at most 8192 (runc could not set this VM's hard limit, 96362, either; the
 #   cause was not pinned down, and a lower value always works).
 # - --network none: its own loopback only; /healthz is checked from inside.
+# - --cap-add SYS_ADMIN NET_ADMIN: what root has on a host and the unit's bounding set keeps
+#   for clawjail (the policy's [egress]: unshare(CLONE_NEWNET), lo up and AnyIP routes in the
+#   gateway's namespace; docs/egress.md). podman's default set lacks both.
 # - the repository read-only at /clawjail-src (the checkout may live on another mount), the
 #   binary at /clawjail-bin, the openclaw cache as an overlay at /opt/openclaw (the unit's
 #   path; install.sh's installer run finds it complete and writes only to the overlay).
@@ -107,7 +110,7 @@ nofile="$(ulimit -Hn)"
 nproc="$(ulimit -Hu)"
 if [ "$nproc" = unlimited ] || [ "$nproc" -gt 8192 ]; then nproc=8192; fi
 opts=(--runtime "$runc" run -d --name "$name" --systemd=always --network none
-    --cap-add SYS_ADMIN
+    --cap-add SYS_ADMIN --cap-add NET_ADMIN
     --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc"
     --tmpfs /run:rw,notmpcopyup,shared --tmpfs /run/lock:rw,notmpcopyup
     --tmpfs /tmp:rw,notmpcopyup --tmpfs /var/log/journal:rw,notmpcopyup

@@ -268,7 +268,7 @@ pub fn probe_in_child(privileged: bool, uid: u32, gid: u32) -> Result<LoopbackOu
 /// What to do about a namespace that cannot be made, by the failing call.
 pub fn fix_for(privileged: bool, failure: &str) -> &'static str {
     if privileged {
-        "a root start needs CAP_SYS_ADMIN for unshare(CLONE_NEWNET): in a container, Docker's default seccomp profile and a missing CAP_SYS_ADMIN refuse it (docs/egress.md)"
+        "a root start needs CAP_SYS_ADMIN (unshare(CLONE_NEWNET)), CAP_NET_ADMIN (lo up, AnyIP routes) and CAP_NET_BIND_SERVICE (the broker's ports 53 and 443 inside); in a container, add them (Docker: --cap-add SYS_ADMIN --cap-add NET_ADMIN; its default seccomp profile also refuses unshare without CAP_SYS_ADMIN); under systemd, keep them in CapabilityBoundingSet= and allow RestrictNamespaces=net (docs/egress.md)"
     } else if failure.starts_with("unshare") {
         "unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0 or user.max_user_namespaces=0) or refused by a seccomp profile: enable them, or start clawjail as root (docs/egress.md)"
     } else {

@@ -22,6 +22,7 @@ use super::broker::{self, BrokerSockets};
 use super::netns;
 use super::relay::SystemUpstream;
 use super::rules::EgressRules;
+use nix::sched::CloneFlags;
 
 /// Tag of the one message child -> supervisor.
 const SOCKETS_TAG: u8 = 0xE5;
@@ -147,16 +148,40 @@ pub fn fork_socket_factory(job: &EgressJob, ns: Vec<OwnedFd>) -> io::Result<Unix
     let pid = crate::sys::fork()?;
     if pid == 0 {
         drop(broker_end);
-        let entered = ns.into_iter().try_for_each(|fd| {
-            nix::sched::setns(fd, nix::sched::CloneFlags::empty())
-                .map_err(|e| ("setns".to_string(), io::Error::from(e)))
-        });
-        let ok = entered.is_ok()
-            && drop_factory_privileges(job).is_ok()
-            && crate::sys::set_pdeathsig(libc::SIGKILL).is_ok()
-            && nix::unistd::getppid() == supervisor
-            && super::inbound::serve_factory(factory_end).is_ok();
-        crate::sys::exit_now(i32::from(!ok));
+        // Explicit namespace types (user first): setns(fd, 0) would be refused by
+        // systemd's RestrictNamespaces= filter, which cannot tell what 0 enters.
+        let kinds = if ns.len() == 2 {
+            [CloneFlags::CLONE_NEWUSER, CloneFlags::CLONE_NEWNET].as_slice()
+        } else {
+            [CloneFlags::CLONE_NEWNET].as_slice()
+        };
+        let r = ns
+            .into_iter()
+            .zip(kinds)
+            .try_for_each(|(fd, k)| {
+                nix::sched::setns(fd, *k).map_err(|e| (format!("setns({k:?})"), io::Error::from(e)))
+            })
+            .and_then(|()| drop_factory_privileges(job))
+            .and_then(|()| {
+                crate::sys::set_pdeathsig(libc::SIGKILL)
+                    .map_err(|e| ("prctl(PR_SET_PDEATHSIG)".to_string(), e))
+            })
+            .and_then(|()| match nix::unistd::getppid() == supervisor {
+                true => Ok(()),
+                false => Err((
+                    "getppid()".to_string(),
+                    io::Error::other("the supervisor exited"),
+                )),
+            })
+            .and_then(|()| {
+                super::inbound::serve_factory(factory_end).map_err(|e| ("serve".to_string(), e))
+            });
+        if let Err((call, e)) = &r {
+            // Inbound stops working (each forward then logs a failure); destinations stay
+            // controlled: the factory only makes sockets inside the namespace.
+            eprintln!("clawjail: egress socket factory: {call}: {e}");
+        }
+        crate::sys::exit_now(i32::from(r.is_err()));
     }
     drop(factory_end);
     Ok(broker_end)
