@@ -215,8 +215,12 @@ expect Seccomp 2
 # gateway under it runs in a network namespace of its own (docs/egress.md).
 gw="$(in_ct cat "/proc/$pid/task/$pid/children" | awk '{print $1}')"
 [ -n "$gw" ] || fail "no gateway process under the supervisor (pid $pid)"
-[ "$(in_ct readlink "/proc/$pid/ns/net")" != "$(in_ct readlink "/proc/$gw/ns/net")" ] \
-    || fail "the gateway shares the host's network namespace: [egress] not applied"
+# /proc/<pid>/ns needs ptrace access, which the container's root lacks for uid openclaw;
+# /proc/<pid>/net/tcp6 is readable and shows that process's namespace: the broker's capture
+# listener on [::]:443 (state 0A) exists in the gateway's namespace and not in the unit's.
+listens443() { in_ct cat "/proc/$1/net/tcp6" | awk '$4 == "0A" && $2 ~ /:01BB$/' | grep -q .; }
+listens443 "$gw" || fail "no capture listener on 443 in the gateway's namespace: [egress] not applied"
+if listens443 "$pid"; then fail "the supervisor shares the gateway's network namespace"; fi
 say "egress: gateway (pid $gw) in its own network namespace; supervisor $pid serves the broker"
 # The unit's mount sandbox is really there (not skipped as in an unprivileged container):
 # ProtectSystem=strict makes / read-only, ReadWritePaths= keeps the home writable.

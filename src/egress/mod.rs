@@ -74,10 +74,16 @@ impl NamespaceCheck {
     }
 
     fn describe(&self) -> Value {
-        match &self.result {
+        let mut v = match &self.result {
             Ok(v6) => json!({"kind": self.kind, "available": true, "ipv6": v6}),
             Err(e) => json!({"kind": self.kind, "available": false, "error": e, "fix": self.fix}),
+        };
+        // Ubuntu >= 23.10: shown whenever the kernel has the knob, so a root start that
+        // works today says what an unprivileged start of the same policy would meet.
+        if let Some(on) = netns::apparmor_restricts_userns() {
+            v["apparmor_restrict_unprivileged_userns"] = json!(on);
         }
+        v
     }
 }
 

@@ -272,8 +272,17 @@ pub fn fix_for(privileged: bool, failure: &str) -> &'static str {
     } else if failure.starts_with("unshare") {
         "unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0 or user.max_user_namespaces=0) or refused by a seccomp profile: enable them, or start clawjail as root (docs/egress.md)"
     } else {
-        "the user namespace was made but grants no capability inside it (Ubuntu >= 23.10: kernel.apparmor_restrict_unprivileged_userns=1): an AppArmor profile for clawjail with `userns,` is needed (docs/egress.md), or start clawjail as root"
+        "the user namespace was made but grants no capability inside it (Ubuntu >= 23.10: kernel.apparmor_restrict_unprivileged_userns=1): install the AppArmor profile shipped in examples/apparmor/clawjail (`userns,`; sudo install -m 0644 examples/apparmor/clawjail /etc/apparmor.d/clawjail && sudo apparmor_parser -r /etc/apparmor.d/clawjail, docs/egress.md), or start clawjail as root"
     }
+}
+
+/// `kernel.apparmor_restrict_unprivileged_userns` (Ubuntu >= 23.10), when the kernel has
+/// it: `Some(true)` means an unconfined process gets no capability in a user namespace it
+/// makes, which an unprivileged start with `[egress]` needs (lo up).
+pub fn apparmor_restricts_userns() -> Option<bool> {
+    std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+        .ok()
+        .map(|s| s.trim() == "1")
 }
 
 /// A dual-stack socket on `[::]:port` (IPV6_V6ONLY off: IPv4 destinations arrive as
