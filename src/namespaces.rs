@@ -209,7 +209,7 @@ pub fn fork_namespace_init(
         learn: None,
         ..sup.clone()
     };
-    crate::supervisor::run(pid, &inner, None, None)
+    crate::supervisor::run(pid, &inner, None, None, None)
 }
 
 /// unshare(CLONE_NEWNS), `mount --make-rprivate /`, `mount -t proc proc /proc`.

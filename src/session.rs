@@ -135,6 +135,12 @@ pub fn fork_with_supervisor(
     } else {
         None
     };
+    // [egress]: the child sends the sockets it makes inside the target's network namespace
+    // to the supervisor over this pair (src/egress/wire.rs).
+    let egress = match &sup.egress {
+        Some(_) => Some(crate::egress::wire::channel()?),
+        None => None,
+    };
     let parent = getpid().as_raw();
     let pid = crate::sys::fork().map_err(|e| ("fork()".to_string(), e))?;
     if pid == 0 {
@@ -149,6 +155,12 @@ pub fn fork_with_supervisor(
                 io::Error::from(e),
             )
         })?;
+        // Step egress-namespace (src/launch.rs): before the target (or the pty monitor that
+        // forks it) exists, so every process of the target's tree is born inside.
+        if let (Some(job), Some((child_end, sup_end))) = (&sup.egress, egress) {
+            drop(sup_end);
+            crate::egress::wire::enter_namespace(job, child_end)?;
+        }
         let slave = match terminal {
             Some(t) => crate::terminal::attach(t, true)?,
             None => None,
@@ -177,7 +189,11 @@ pub fn fork_with_supervisor(
             drop(w);
             r
         });
-        supervisor::run(pid, sup, opened.zip(status_r), Some(ready_w))
+        let egress = egress.map(|(child_end, sup_end)| {
+            drop(child_end);
+            sup_end
+        });
+        supervisor::run(pid, sup, opened.zip(status_r), Some(ready_w), egress)
     }
 }
 

@@ -12,10 +12,10 @@
 //! relay, the broker's event loop and the namespace pieces ([`netns`]: unshare, lo up and
 //! AnyIP routes over netlink, capture sockets, SCM_RIGHTS) and the inbound forward
 //! ([`inbound`]: a socket factory inside, the client's address kept) are implemented and tested,
-//! end to end in test-made namespaces (tests/it/egress.rs). They are not yet wired into
-//! `run` (target in the namespace, broker in the supervisor, Landlock connect limited to
-//! the capture ports), so `run` refuses a policy with `[egress]`
-//! ([`refuse_run_until_wired`]).
+//! end to end in test-made namespaces (tests/it/egress.rs). [`wire`] puts them into `run`:
+//! the target in the namespace, the broker in the supervisor, Landlock connect limited to
+//! the capture ports, inbound forwarding. Not yet: `verify`'s egress rows
+//! (src/verify/egress.rs says so in the report).
 
 pub mod broker;
 pub mod dns;
@@ -24,6 +24,7 @@ pub mod netns;
 pub mod ranges;
 pub mod relay;
 pub mod rules;
+pub mod wire;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -32,9 +33,6 @@ use ipnet::Ipv4Net;
 use serde_json::{json, Value};
 
 pub use rules::{DomainPattern, EgressRules, LogLevel};
-
-/// Why `run` refuses today. Kept as one constant so tests and docs quote it exactly.
-pub const NOT_WIRED: &str = "egress is not implemented yet in this build";
 
 /// Where synthetic DNS answers come from: 198.18.0.0/15, reserved for benchmarking
 /// (RFC 2544), so no real destination is ever shadowed, and refused by [`ranges`] as a
@@ -76,10 +74,16 @@ impl NamespaceCheck {
     }
 
     fn describe(&self) -> Value {
-        match &self.result {
+        let mut v = match &self.result {
             Ok(v6) => json!({"kind": self.kind, "available": true, "ipv6": v6}),
             Err(e) => json!({"kind": self.kind, "available": false, "error": e, "fix": self.fix}),
+        };
+        // Ubuntu >= 23.10: shown whenever the kernel has the knob, so a root start that
+        // works today says what an unprivileged start of the same policy would meet.
+        if let Some(on) = netns::apparmor_restricts_userns() {
+            v["apparmor_restrict_unprivileged_userns"] = json!(on);
         }
+        v
     }
 }
 
@@ -89,7 +93,10 @@ impl EgressPlan {
         let r = &self.rules;
         json!({
             "controlled": true,
-            "status": format!("{NOT_WIRED}: `run` refuses this policy (exit 125)"),
+            "status": match &self.namespace.result {
+                Err(_) => "the network namespace cannot be made here: `run` refuses this policy (exit 125); see namespace.fix",
+                Ok(_) => "enforced by `run`: the target runs in its own network namespace, the broker in the supervisor",
+            },
             "domains": r.domains.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "ports": r.ports.iter().collect::<Vec<_>>(),
             "ips": r.ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -116,19 +123,19 @@ pub fn describe_absent() -> Value {
     })
 }
 
-/// Until the namespace and broker are wired into `run`, a policy that asks for egress
-/// control must not run without it (fail closed).
-pub fn refuse_run_until_wired(plan: Option<&EgressPlan>) -> Result<(), String> {
+/// Fail closed before the first irreversible step: a policy that asks for egress control
+/// never runs without it. Refused when the namespace cannot be made here (the cause and
+/// the fix are named).
+pub fn refuse_run_unless_enforceable(plan: Option<&EgressPlan>) -> Result<(), String> {
     let Some(p) = plan else { return Ok(()) };
-    let mut m = format!(
-        "{NOT_WIRED}; refusing to start: the policy's [egress] section asks that the target reach only the hosts it names, and this build cannot enforce that yet (remove [egress] to run with Landlock's port rules only, which do not control destinations)"
-    );
-    if let (Err(e), Some(fix)) = (&p.namespace.result, p.namespace.fix) {
-        m.push_str(&format!(
-            "; also, the network namespace cannot be made here: {e}; fix: {fix}"
+    if let Err(e) = &p.namespace.result {
+        return Err(format!(
+            "refusing to start: the policy's [egress] section needs the target in its own network namespace ({}), and it cannot be made here: {e}; fix: {}",
+            p.namespace.kind,
+            p.namespace.fix.unwrap_or("see docs/egress.md")
         ));
     }
-    Err(m)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -149,15 +156,17 @@ mod tests {
     }
 
     #[test]
-    fn run_refuses_with_or_without_a_namespace_and_names_the_fix() {
-        assert_eq!(refuse_run_until_wired(None), Ok(()));
-        let m = refuse_run_until_wired(Some(&plan(Ok(true), true))).unwrap_err();
-        assert!(m.starts_with(NOT_WIRED) && !m.contains("fix:"), "{m}");
+    fn run_refuses_without_a_namespace_and_names_the_fix() {
+        assert_eq!(refuse_run_unless_enforceable(None), Ok(()));
+        assert_eq!(
+            refuse_run_unless_enforceable(Some(&plan(Ok(true), true))),
+            Ok(())
+        );
         let apparmor = plan(
             Err("RTM_NEWLINK lo up: EPERM: Operation not permitted".into()),
             false,
         );
-        let m = refuse_run_until_wired(Some(&apparmor)).unwrap_err();
+        let m = refuse_run_unless_enforceable(Some(&apparmor)).unwrap_err();
         assert!(
             m.contains("cannot be made here")
                 && m.contains("apparmor_restrict_unprivileged_userns"),

@@ -268,12 +268,21 @@ pub fn probe_in_child(privileged: bool, uid: u32, gid: u32) -> Result<LoopbackOu
 /// What to do about a namespace that cannot be made, by the failing call.
 pub fn fix_for(privileged: bool, failure: &str) -> &'static str {
     if privileged {
-        "a root start needs CAP_SYS_ADMIN for unshare(CLONE_NEWNET): in a container, Docker's default seccomp profile and a missing CAP_SYS_ADMIN refuse it (docs/egress.md)"
+        "a root start needs CAP_SYS_ADMIN (unshare(CLONE_NEWNET)), CAP_NET_ADMIN (lo up, AnyIP routes) and CAP_NET_BIND_SERVICE (the broker's ports 53 and 443 inside); in a container, add them (Docker: --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add NET_BIND_SERVICE, as examples/docker/compose.yaml does; its default seccomp profile allows unshare only with CAP_SYS_ADMIN); under systemd, keep them in CapabilityBoundingSet= and allow RestrictNamespaces=net (docs/egress.md)"
     } else if failure.starts_with("unshare") {
-        "unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0 or user.max_user_namespaces=0) or refused by a seccomp profile: enable them, or start clawjail as root (docs/egress.md)"
+        "unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0 or user.max_user_namespaces=0) or refused by a seccomp profile (in Docker without CAP_SYS_ADMIN: run with security_opt seccomp=examples/docker/seccomp-clawjail.json, Docker's default profile plus exactly unshare(CLONE_NEWUSER|CLONE_NEWNET) and its setns): enable them, or start clawjail as root (docs/egress.md)"
     } else {
-        "the user namespace was made but grants no capability inside it (Ubuntu >= 23.10: kernel.apparmor_restrict_unprivileged_userns=1): an AppArmor profile for clawjail with `userns,` is needed (docs/egress.md), or start clawjail as root"
+        "the user namespace was made but grants no capability inside it (Ubuntu >= 23.10: kernel.apparmor_restrict_unprivileged_userns=1): install the AppArmor profile shipped in examples/apparmor/clawjail (`userns,`; sudo install -m 0644 examples/apparmor/clawjail /etc/apparmor.d/clawjail && sudo apparmor_parser -r /etc/apparmor.d/clawjail, docs/egress.md), or start clawjail as root"
     }
+}
+
+/// `kernel.apparmor_restrict_unprivileged_userns` (Ubuntu >= 23.10), when the kernel has
+/// it: `Some(true)` means an unconfined process gets no capability in a user namespace it
+/// makes, which an unprivileged start with `[egress]` needs (lo up).
+pub fn apparmor_restricts_userns() -> Option<bool> {
+    std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+        .ok()
+        .map(|s| s.trim() == "1")
 }
 
 /// A dual-stack socket on `[::]:port` (IPV6_V6ONLY off: IPv4 destinations arrive as

@@ -130,6 +130,13 @@ pub struct LandlockPlan {
     tcp_open: bool,
 }
 
+impl LandlockPlan {
+    /// Replace the TCP connect ports (`[egress]`: the broker's capture ports and 53).
+    pub fn set_connect_ports(&mut self, ports: Vec<u16>) {
+        self.connect = ports;
+    }
+}
+
 /// What restrict_self achieved.
 #[derive(Debug, Clone)]
 pub struct LandlockOutcome {

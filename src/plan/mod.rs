@@ -273,12 +273,13 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         probe: !opts.apply,
     });
     degraded.extend(namespaces.not_used.iter().cloned());
-    let supervisor = SupervisorPlan {
+    let mut supervisor = SupervisorPlan {
         ids: matches!(identity, IdentityPlan::Switch { .. }).then(|| ids.clone()),
         last_cap,
         subreaper: opts.init,
         die_with_parent: false,
         learn: None,
+        egress: None,
     };
 
     // Terminal: decided from fds 0-2 now; `run` also opens the pty here, before the first
@@ -295,7 +296,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         tracing::info!("process.new_session = false does not apply: the target leads the session of its new pty");
     }
 
-    let landlock = landlock::prepare(&LandlockInputs {
+    let mut landlock = landlock::prepare(&LandlockInputs {
         src,
         fs: &p.filesystem,
         network: &p.network,
@@ -321,6 +322,25 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     })?;
 
     let egress = build_egress(loaded, &vars, privileged, &ids)?;
+    if let Some(e) = &egress {
+        let job = crate::egress::wire::EgressJob {
+            rules: e.rules.clone(),
+            privileged,
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            factory_ids: supervisor.ids.clone(),
+            inbound: if opts.apply {
+                crate::egress::wire::bind_inbound(&e.inbound).map_err(PlanError::Refused)?
+            } else {
+                Vec::new()
+            },
+        };
+        // Inside the namespace every TCP destination is a capture listener or nothing;
+        // Landlock's connect rule says the same in a second mechanism: the capture ports
+        // and DNS over TCP, whatever network.connect lists (docs/egress.md).
+        landlock.set_connect_ports(job.landlock_connect_ports());
+        supervisor.egress = Some(job);
+    }
 
     Ok(Plan {
         source: SourceInfo {

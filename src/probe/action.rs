@@ -105,6 +105,7 @@ actions! {
     PrlimitParent => "prlimit-parent",
     Renice => "renice",
     ReniceParent => "renice-parent",
+    KillParent => "kill-parent",
     PrioUser => "prio-user",
     ReniceUser => "renice-user",
     SchedSetaffinity => "sched-setaffinity",

@@ -607,6 +607,13 @@ fn isolation(action: Action, args: &[String]) -> Option<Outcome> {
         // getpriority(PRIO_PROCESS, PID), then setpriority to the same value.
         Action::Renice => pid().map_or_else(|o| o, renice_same),
         Action::ReniceParent => renice_same(nix::unistd::getppid().as_raw()),
+        // kill(getppid(), 0): may this process signal its parent at all (the supervisor,
+        // which serves the egress broker)? Signal 0 checks permission and sends nothing.
+        Action::KillParent => {
+            Outcome::from_nix(nix::sys::signal::kill(nix::unistd::getppid(), None), |_| {
+                String::new()
+            })
+        }
         // getpriority(PRIO_USER, 0): every process of the caller's uid.
         Action::PrioUser => prio(i64::from(libc::PRIO_USER), 0)
             .map_or_else(Outcome::Errno, |n| Outcome::Ok(format!("nice {n}"))),

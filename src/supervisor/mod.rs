@@ -40,6 +40,9 @@ pub struct SupervisorPlan {
     pub die_with_parent: bool,
     /// `clawjail learn`: the learn job (listener handoff, recorder, policy writer).
     pub learn: Option<std::sync::Arc<crate::learn::Job>>,
+    /// `[egress]`: the child makes the target's network namespace and hands its sockets
+    /// over; this supervisor serves the broker (src/egress/wire.rs).
+    pub egress: Option<crate::egress::wire::EgressJob>,
 }
 
 /// Capabilities the learn supervisor keeps on a root start (everything else is dropped):
@@ -57,19 +60,23 @@ const LEARN_CAPS: [caps::Capability; 4] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SupervisorStep {
     CloseTargetSide,
+    EgressSockets,
     DropPrivileges,
     NoNewPrivs,
     NotDumpable,
+    EgressBroker,
     SignalFd,
     Ready,
 }
 
 impl SupervisorStep {
-    pub const ALL: [SupervisorStep; 6] = [
+    pub const ALL: [SupervisorStep; 8] = [
         SupervisorStep::CloseTargetSide,
+        SupervisorStep::EgressSockets,
         SupervisorStep::DropPrivileges,
         SupervisorStep::NoNewPrivs,
         SupervisorStep::NotDumpable,
+        SupervisorStep::EgressBroker,
         SupervisorStep::SignalFd,
         SupervisorStep::Ready,
     ];
@@ -77,9 +84,11 @@ impl SupervisorStep {
     pub fn name(self) -> &'static str {
         match self {
             SupervisorStep::CloseTargetSide => "close-target-side",
+            SupervisorStep::EgressSockets => "egress-sockets",
             SupervisorStep::DropPrivileges => "drop-privileges",
             SupervisorStep::NoNewPrivs => "no-new-privs",
             SupervisorStep::NotDumpable => "not-dumpable",
+            SupervisorStep::EgressBroker => "egress-broker",
             SupervisorStep::SignalFd => "signalfd",
             SupervisorStep::Ready => "ready",
         }
@@ -92,6 +101,8 @@ impl SupervisorStep {
             SupervisorStep::DropPrivileges => "root start: bounding set (needs CAP_SETPCAP, so first), then the target's uid/gid/groups (it may still signal the child); then no capability in any set",
             SupervisorStep::NoNewPrivs => "PR_SET_NO_NEW_PRIVS: nothing the supervisor could exec gains privileges",
             SupervisorStep::NotDumpable => "PR_SET_DUMPABLE 0, after the id switch (which resets it): the target, same uid, cannot ptrace the supervisor or open /proc/<pid>/fd (the caller's terminal)",
+            SupervisorStep::EgressSockets => "[egress] only: receive the capture and DNS sockets the child made inside the target's network namespace (SCM_RIGHTS); with inbound, fork the socket factory into that namespace (setns needs CAP_SYS_ADMIN on a root start, so before the drop; no thread exists yet)",
+            SupervisorStep::EgressBroker => "[egress] only: serve the broker on one thread, started after the drop so it inherits no privilege; if the broker stops, the target is killed (fail closed)",
             SupervisorStep::SignalFd => "signalfd over the signals blocked before fork: none is lost, and they join the one poll loop",
             SupervisorStep::Ready => "one byte to the child, which waits for it before continuing its launch: if any step above failed, the child is killed before it execs (fail closed)",
         }
@@ -106,6 +117,7 @@ pub fn run(
     plan: &SupervisorPlan,
     relay: Option<((crate::terminal::Opened, bool), OwnedFd)>,
     ready: Option<OwnedFd>,
+    egress: Option<OwnedFd>,
 ) -> ! {
     let job_control = relay.is_some();
     let mut reaper = Reaper::new(child, job_control);
@@ -113,7 +125,7 @@ pub fn run(
         Some(((opened, input), status)) => (pty::Relay::new(opened, input), Some(status)),
         None => (None, None),
     };
-    let sigfd = match set_up(plan, job_control, ready) {
+    let sigfd = match set_up(plan, child, job_control, ready, egress) {
         Ok(fd) => fd,
         Err((step, call, e)) => {
             // The child is blocked before its exec waiting for `ready`: it never runs.
@@ -145,10 +157,26 @@ type StepError = (SupervisorStep, String, io::Error);
 /// in `pty::Relay::new`.
 fn set_up(
     plan: &SupervisorPlan,
+    child: libc::pid_t,
     job_control: bool,
     ready: Option<OwnedFd>,
+    egress: Option<OwnedFd>,
 ) -> Result<SignalFd, StepError> {
     let at = |step: SupervisorStep| move |(call, e): (String, io::Error)| (step, call, e);
+    let egress_step =
+        |step: SupervisorStep, call: &'static str| move |e: io::Error| (step, call.to_string(), e);
+    let mut egress = match (&plan.egress, egress) {
+        (Some(job), Some(chan)) => {
+            let at = |c| egress_step(SupervisorStep::EgressSockets, c);
+            // The broker is a thread and the factory must not land in the target's PID
+            // namespace: a supervisor that made one points its children back at its own
+            // first (CAP_SYS_ADMIN, so before the drop).
+            crate::egress::wire::allow_threads().map_err(at("setns(own PID namespace)"))?;
+            let got = crate::egress::wire::receive(job, &chan).map_err(at("receive"))?;
+            Some((job, got))
+        }
+        _ => None,
+    };
     // `clawjail learn` on a root start keeps uid 0 and LEARN_CAPS only (docs/learn.md).
     let keep: &[caps::Capability] = match (&plan.ids, &plan.learn) {
         (Some(_), Some(_)) => &LEARN_CAPS,
@@ -170,6 +198,10 @@ fn set_up(
             io::Error::from(e),
         )
     })?;
+    if let Some((job, got)) = egress.take() {
+        crate::egress::wire::start_broker(job, got, child)
+            .map_err(egress_step(SupervisorStep::EgressBroker, "spawn"))?;
+    }
     let sigfd = SignalFd::with_flags(
         &reaper::wait_set(job_control),
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,

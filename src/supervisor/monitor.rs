@@ -72,7 +72,7 @@ fn run(
         .map_err(|e| ("setpgid/tcsetpgrp(target)".to_string(), io::Error::from(e)));
     let parent = nix::unistd::getppid();
     let sigfd = match fg.and_then(|()| {
-        super::set_up(sup, true, Some(ready))
+        super::set_up(sup, child, true, Some(ready), None)
             .map_err(|(step, call, e)| (format!("{}: {call}", step.name()), e))
     }) {
         Ok(fd) => fd,
