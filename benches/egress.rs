@@ -119,6 +119,7 @@ fn rules_for(services: &[SocketAddr]) -> EgressRules {
         ips: vec![],
         host_services: services.to_vec(),
         log: LogLevel::Refused,
+        ..Default::default()
     }
 }
 

@@ -20,6 +20,7 @@
 pub mod broker;
 pub mod dns;
 pub mod inbound;
+pub mod inspect;
 pub mod netns;
 pub mod ranges;
 pub mod relay;
