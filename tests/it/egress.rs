@@ -267,6 +267,7 @@ fn netns_capture_dns_and_relay_end_to_end() {
             dns_udp: vec![std::net::UdpSocket::from(fds.next().unwrap())],
             dns_tcp: vec![std::net::TcpListener::from(fds.next().unwrap())],
             capture: vec![std::net::TcpListener::from(fds.next().unwrap())],
+            proxy: vec![],
         };
         let rules = EgressRules {
             domains: ["api.example.com", "rebind.example.com"]
