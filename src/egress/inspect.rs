@@ -414,6 +414,57 @@ pub async fn read_and_inspect<R: AsyncRead + Unpin>(
     }
 }
 
+/// A ClientHello as a TLS 1.3 client sends it (RFC 8446 §4.1.2), naming `sni` (or
+/// none), in one record. Built by hand, not by the parser under test: used by the probe's
+/// `tls-hello` action (verify's SNI row), the tests, the fuzz seeds and the benchmark.
+pub fn client_hello(sni: Option<&str>) -> Vec<u8> {
+    hello_with(&sni.map(sni_ext).unwrap_or_default())
+}
+
+/// A server_name extension with one host_name (RFC 6066 §3).
+pub fn sni_ext(name: &str) -> Vec<u8> {
+    let n = name.as_bytes();
+    let list_len = 3 + n.len();
+    let mut ext = vec![0, 0]; // server_name
+    ext.extend_from_slice(&((list_len + 2) as u16).to_be_bytes());
+    ext.extend_from_slice(&(list_len as u16).to_be_bytes());
+    ext.push(0); // host_name
+    ext.extend_from_slice(&(n.len() as u16).to_be_bytes());
+    ext.extend_from_slice(n);
+    ext
+}
+
+/// A ClientHello with `first` extensions, then supported_versions and an extension the
+/// parser does not know (ECH outer, 0xfe0d), in one record.
+pub fn hello_with(first: &[u8]) -> Vec<u8> {
+    let mut ext = first.to_vec();
+    ext.extend_from_slice(&[0, 43, 0, 3, 2, 3, 4]);
+    ext.extend_from_slice(&[0xfe, 0x0d, 0, 2, 0xaa, 0xbb]);
+    let mut body = Vec::new();
+    body.extend_from_slice(&[3, 3]); // legacy_version
+    body.extend_from_slice(&[7u8; 32]); // random
+    body.push(0); // session id
+    body.extend_from_slice(&[0, 2, 0x13, 0x01]); // TLS_AES_128_GCM_SHA256
+    body.extend_from_slice(&[1, 0]); // null compression
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    records(&hs, hs.len())
+}
+
+/// Wrap handshake bytes in handshake records of at most `size` bytes each.
+pub fn records(hs: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in hs.chunks(size.max(1)) {
+        out.extend_from_slice(&[0x16, 3, 1]);
+        out.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -421,52 +472,10 @@ pub(crate) mod tests {
     /// A ClientHello as a TLS 1.3 client sends it, with `sni` (or none), built by hand
     /// from RFC 8446 §4.1.2 so the tests do not depend on the parser under test.
     pub(crate) fn client_hello(sni: Option<&str>) -> Vec<u8> {
-        hello_with(&sni.map(sni_ext).unwrap_or_default())
+        super::client_hello(sni)
     }
 
-    /// A server_name extension with one host_name (RFC 6066 §3).
-    pub(crate) fn sni_ext(name: &str) -> Vec<u8> {
-        let n = name.as_bytes();
-        let list_len = 3 + n.len();
-        let mut ext = vec![0, 0]; // server_name
-        ext.extend_from_slice(&((list_len + 2) as u16).to_be_bytes());
-        ext.extend_from_slice(&(list_len as u16).to_be_bytes());
-        ext.push(0); // host_name
-        ext.extend_from_slice(&(n.len() as u16).to_be_bytes());
-        ext.extend_from_slice(n);
-        ext
-    }
-
-    /// A ClientHello with `first` extensions, then supported_versions and an extension
-    /// the parser does not know (ECH outer, 0xfe0d), in one record.
-    pub(crate) fn hello_with(first: &[u8]) -> Vec<u8> {
-        let mut ext = first.to_vec();
-        ext.extend_from_slice(&[0, 43, 0, 3, 2, 3, 4]);
-        ext.extend_from_slice(&[0xfe, 0x0d, 0, 2, 0xaa, 0xbb]);
-        let mut body = Vec::new();
-        body.extend_from_slice(&[3, 3]); // legacy_version
-        body.extend_from_slice(&[7u8; 32]); // random
-        body.push(0); // session id
-        body.extend_from_slice(&[0, 2, 0x13, 0x01]); // TLS_AES_128_GCM_SHA256
-        body.extend_from_slice(&[1, 0]); // null compression
-        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-        body.extend_from_slice(&ext);
-        let mut hs = vec![1];
-        hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-        hs.extend_from_slice(&body);
-        records(&hs, hs.len())
-    }
-
-    /// Wrap handshake bytes in records of at most `size` bytes each.
-    pub(crate) fn records(hs: &[u8], size: usize) -> Vec<u8> {
-        let mut out = Vec::new();
-        for chunk in hs.chunks(size) {
-            out.extend_from_slice(&[0x16, 3, 1]);
-            out.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
-            out.extend_from_slice(chunk);
-        }
-        out
-    }
+    pub(crate) use super::{hello_with, records, sni_ext};
 
     fn tls(buf: &[u8], e: Expect<'_>) -> Progress {
         inspect(PortKind::Tls, buf, e, 443)

@@ -75,8 +75,53 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             (Some(mode @ ("user" | "net")), Ok(host), Ok(port)) => netns_capture(mode, host, port),
             _ => Outcome::Broken("usage: netns-capture user|net HOST PORT".into()),
         },
+        // Connect to HOST PORT (a name goes through the resolver, so in the target's
+        // namespace it is the broker's synthetic address) and open with a ClientHello
+        // naming SNI ("-" for none). `ok accepted` when anything comes back (a
+        // ServerHello or an alert: the bytes reached a TLS server), `errno ECONNRESET`
+        // when the broker refused the name (docs/egress.md), `ok closed` on a bare EOF.
+        "tls-hello" => match (args.first(), arg::<u16>(args, 1), args.get(2)) {
+            (Some(host), Ok(port), Some(sni)) => tls_hello(host, port, sni),
+            _ => Outcome::Broken("usage: tls-hello HOST PORT SNI|-".into()),
+        },
         _ => return None,
     })
+}
+
+fn tls_hello(host: &str, port: u16, sni: &str) -> Outcome {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let addr = match (host, port).to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(a)) => a,
+        Ok(None) => return Outcome::Broken(format!("{host}: no address")),
+        Err(e) => return Outcome::from_io::<()>(Err(e), |_| String::new()),
+    };
+    let timeout = std::time::Duration::from_secs(15);
+    let mut s = match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(s) => s,
+        Err(e) => return Outcome::from_io::<()>(Err(e), |_| String::new()),
+    };
+    if let Err(e) = s.set_read_timeout(Some(timeout)) {
+        return Outcome::Broken(e.to_string());
+    }
+    let hello = crate::egress::inspect::client_hello((sni != "-").then_some(sni));
+    if let Err(e) = s.write_all(&hello) {
+        return Outcome::from_io::<()>(Err(e), |_| String::new());
+    }
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => Outcome::Ok("closed".into()),
+        // A ServerHello (0x16) or an alert (0x15: this minimal hello offers no key share):
+        // either way a TLS server saw the bytes.
+        Ok(_) => Outcome::Ok("accepted".into()),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            Outcome::Ok("no-answer".into())
+        }
+        Err(e) => Outcome::from_io::<()>(Err(e), |_| String::new()),
+    }
 }
 
 fn netns_capture(mode: &str, host: IpAddr, port: u16) -> Outcome {

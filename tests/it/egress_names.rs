@@ -412,6 +412,18 @@ fn egress_names_sni_and_host_must_match_the_name() {
     );
     assert_eq!(w.hits(), (2, 1), "a refused connection reached an upstream");
 
+    // The probe action verify's SNI row uses: same verdicts.
+    let p = probe().to_str().unwrap().to_string();
+    let o = w.target.cmd(&p, &["tls-hello", "api.example.com", "443", "evil.example"]);
+    assert_eq!(answer(&o), "errno ECONNRESET", "{}", out(&o));
+    let o = w.target.cmd(&p, &["tls-hello", "api.example.com", "443", "-"]);
+    assert_eq!(answer(&o), "errno ECONNRESET", "{}", out(&o));
+    let o = w.target.cmd(&p, &["tls-hello", "api.example.com", "443", "api.example.com"]);
+    assert_eq!(answer(&o), "ok accepted", "{}", out(&o));
+    let o = w.internet.cmd(&p, &["tls-hello", "93.184.216.34", "443", "evil.example"]);
+    assert_eq!(answer(&o), "ok accepted", "{}", out(&o));
+    assert_eq!(w.hits(), (4, 1));
+
     // Controls without the broker: the upstream serves the fronted names.
     let o = w.internet.cmd(
         "curl",
