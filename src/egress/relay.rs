@@ -803,6 +803,41 @@ pub(crate) mod tests {
         });
     }
 
+    /// A client that connects to an allowed name and never sends: timed out after
+    /// INSPECT_TIMEOUT (paused clock), reset, never dialed, logged with why.
+    #[test]
+    fn a_client_that_never_sends_is_timed_out_and_never_dialed() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let d = rt.block_on(async {
+            let echo = echo_server().await;
+            let (map, syn) = mapped();
+            let dialed = Arc::new(Mutex::new(Vec::new()));
+            let relay = relay_with(rules(), map, echo, dialed.clone());
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let la = l.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                let (s, _) = l.accept().await.unwrap();
+                relay.handle(s, SocketAddr::new(syn.into(), 443)).await
+            });
+            let _silent = TcpStream::connect(la).await.unwrap();
+            let d = server.await.unwrap();
+            assert!(dialed.lock().unwrap().is_empty());
+            d
+        });
+        assert_eq!(d.verdict, Err(Refused::Inspect(Mismatch::Timeout)));
+        let lines = captured_json(|| d.log(LogLevel::Refused));
+        assert_eq!(lines[0]["verdict"], "refused");
+        assert!(
+            lines[0]["why"].as_str().unwrap().contains("within 10s"),
+            "{}",
+            lines[0]
+        );
+    }
+
     #[test]
     fn literals_from_ips_may_omit_sni_but_must_speak_tls() {
         rt().block_on(async {

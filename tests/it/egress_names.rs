@@ -414,13 +414,22 @@ fn egress_names_sni_and_host_must_match_the_name() {
 
     // The probe action verify's SNI row uses: same verdicts.
     let p = probe().to_str().unwrap().to_string();
-    let o = w.target.cmd(&p, &["tls-hello", "api.example.com", "443", "evil.example"]);
+    let o = w
+        .target
+        .cmd(&p, &["tls-hello", "api.example.com", "443", "evil.example"]);
     assert_eq!(answer(&o), "errno ECONNRESET", "{}", out(&o));
-    let o = w.target.cmd(&p, &["tls-hello", "api.example.com", "443", "-"]);
+    let o = w
+        .target
+        .cmd(&p, &["tls-hello", "api.example.com", "443", "-"]);
     assert_eq!(answer(&o), "errno ECONNRESET", "{}", out(&o));
-    let o = w.target.cmd(&p, &["tls-hello", "api.example.com", "443", "api.example.com"]);
+    let o = w.target.cmd(
+        &p,
+        &["tls-hello", "api.example.com", "443", "api.example.com"],
+    );
     assert_eq!(answer(&o), "ok accepted", "{}", out(&o));
-    let o = w.internet.cmd(&p, &["tls-hello", "93.184.216.34", "443", "evil.example"]);
+    let o = w
+        .internet
+        .cmd(&p, &["tls-hello", "93.184.216.34", "443", "evil.example"]);
     assert_eq!(answer(&o), "ok accepted", "{}", out(&o));
     assert_eq!(w.hits(), (4, 1));
 
