@@ -239,9 +239,11 @@ async fn serve_capture<U: Upstream>(
     relay: Arc<Relay<U>>,
     log: LogLevel,
 ) -> io::Result<()> {
+    let mut reserve = super::shed::Reserve::new();
     loop {
         let s = match l.accept().await {
             Ok((s, _)) => s,
+            Err(e) if reserve.refuse_one(&l, &e, "captured").await => continue,
             Err(e) if per_connection_error(&e) => {
                 tracing::warn!(error = %e, "egress: accept failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;

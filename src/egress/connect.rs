@@ -138,9 +138,11 @@ pub async fn serve_proxy<U: Upstream>(
     relay: Arc<Relay<U>>,
     log: LogLevel,
 ) -> std::io::Result<()> {
+    let mut reserve = super::shed::Reserve::new();
     loop {
         let (s, _) = match l.accept().await {
             Ok(x) => x,
+            Err(e) if reserve.refuse_one(&l, &e, "proxy").await => continue,
             Err(e) if super::broker::per_connection_error(&e) => {
                 tracing::warn!(error = %e, "egress proxy: accept failed; retrying");
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -26,6 +26,7 @@ pub mod netns;
 pub mod ranges;
 pub mod relay;
 pub mod rules;
+pub mod shed;
 
 use std::net::{Ipv4Addr, SocketAddr};
 

@@ -84,8 +84,93 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             (Some(host), Ok(port), Some(sni)) => tls_hello(host, port, sni),
             _ => Outcome::Broken("usage: tls-hello HOST PORT SNI|-".into()),
         },
+        // A broker on loopback with RLIMIT_NOFILE set to LIMIT (this process only),
+        // relaying to an echo server in the same process; prints `listening PORT`, serves
+        // until stdin closes, logs JSON decisions on stderr. The fd-exhaustion test drives it.
+        "broker-fd-limit" => match arg::<u64>(args, 0) {
+            Ok(limit) => broker_fd_limit(limit),
+            Err(o) => o,
+        },
         _ => return None,
     })
+}
+
+/// The broker's way out for `broker-fd-limit`: every dial goes to one local echo server.
+struct Fixed(std::net::SocketAddr);
+
+impl crate::egress::relay::Upstream for Fixed {
+    async fn lookup(&self, _: &str, _: u16) -> std::io::Result<Vec<IpAddr>> {
+        Ok(vec![self.0.ip()])
+    }
+    async fn connect(&self, _: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+        tokio::net::TcpStream::connect(self.0).await
+    }
+}
+
+fn broker_fd_limit(limit: u64) -> Outcome {
+    use crate::egress::{broker, EgressRules};
+    use std::io::{Read, Write};
+    let sub = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(std::io::stderr)
+        .finish();
+    if tracing::subscriber::set_global_default(sub).is_err() {
+        return Outcome::Broken("tracing subscriber".into());
+    }
+    let (echo, capture) = match (
+        TcpListener::bind("127.0.0.1:0"),
+        TcpListener::bind("127.0.0.1:0"),
+    ) {
+        (Ok(e), Ok(c)) => (e, c),
+        (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
+    };
+    let (echo_at, capture_at) = match (echo.local_addr(), capture.local_addr()) {
+        (Ok(e), Ok(c)) => (e, c),
+        (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
+    };
+    std::thread::spawn(move || {
+        for s in echo.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut b = [0u8; 512];
+                while let Ok(n) = s.read(&mut b) {
+                    if n == 0 || s.write_all(&b[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    // The capture listener's own address is the host service, so every connection is
+    // relayed (Fixed sends it to the echo server).
+    let rules = EgressRules {
+        host_services: vec![capture_at],
+        ..Default::default()
+    };
+    let b = broker::Broker::new(rules, Fixed(echo_at));
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(limit, |(_, h)| h);
+    if let Err(e) =
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, limit, hard)
+    {
+        return Outcome::Errno(e as i32);
+    }
+    std::thread::spawn(move || {
+        let r = broker::run_blocking(
+            &b,
+            broker::BrokerSockets {
+                capture: vec![capture],
+                ..Default::default()
+            },
+        );
+        println!("broker ended: {r:?}");
+    });
+    println!("listening {}", capture_at.port());
+    std::io::stdout().flush().ok();
+    let mut rest = Vec::new();
+    std::io::stdin().read_to_end(&mut rest).ok();
+    Outcome::Ok("stopped".into())
 }
 
 fn tls_hello(host: &str, port: u16, sni: &str) -> Outcome {

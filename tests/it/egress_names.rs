@@ -592,3 +592,67 @@ fn egress_names_connect_proxy_applies_the_same_rules() {
     );
     assert!(ok_tls(&o), "direct evil.example: {}", out(&o));
 }
+
+/// fd exhaustion: a broker limited to 64 descriptors (RLIMIT_NOFILE, in the probe's
+/// process only) holds as many relayed connections as fit; the next one is refused at
+/// once (reset, logged), the held ones keep relaying, and once some close, new ones are
+/// served again: the broker never stops. Control: below the limit every connection is
+/// served (the first ones).
+#[test]
+fn egress_broker_survives_fd_exhaustion() {
+    use std::io::BufRead;
+    let mut child = Command::new(probe())
+        .args(["broker-fd-limit", "64"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let port: u16 = first.strip_prefix("listening ").unwrap().parse().unwrap();
+    let round_trip = |s: &mut TcpStream| -> std::io::Result<()> {
+        s.set_read_timeout(Some(Duration::from_secs(3)))?;
+        s.write_all(b"x")?;
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b)
+    };
+    let mut held = Vec::new();
+    let mut refused = None;
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        match round_trip(&mut s) {
+            Ok(()) => held.push(s),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("64 fds never ran out");
+    assert_eq!(
+        refused.kind(),
+        std::io::ErrorKind::ConnectionReset,
+        "{refused}"
+    );
+    assert!(
+        held.len() >= 5,
+        "only {} connections before the limit",
+        held.len()
+    );
+    for (i, s) in held.iter_mut().enumerate() {
+        round_trip(s).unwrap_or_else(|e| panic!("held connection {i} broke: {e}"));
+    }
+    held.truncate(held.len() - 4);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    round_trip(&mut again).expect("the broker serves again once fds are free");
+    drop(child.stdin.take());
+    let o = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.contains("\"verdict\":\"refused\"") && log.contains("file descriptor limit"),
+        "refusal not logged: {log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
