@@ -59,6 +59,8 @@ pub enum Seen {
     Tls(Option<String>),
     /// An HTTP request head, with its Host if any.
     Http(Option<String>),
+    /// A `tcp` port: nothing read.
+    Raw,
 }
 
 /// Why the first bytes were refused.
@@ -126,7 +128,7 @@ pub enum Progress {
 /// Decide on the bytes received so far. Pure; never panics on any input (fuzzed).
 pub fn inspect(kind: PortKind, buf: &[u8], expect: Expect<'_>, port: u16) -> Progress {
     match kind {
-        PortKind::Tcp => Progress::Allowed(Seen::Http(None)),
+        PortKind::Tcp => Progress::Allowed(Seen::Raw),
         PortKind::Tls => inspect_tls(buf, expect),
         PortKind::Http => inspect_http(buf, expect, port),
     }
@@ -379,7 +381,7 @@ pub async fn read_and_inspect<R: AsyncRead + Unpin>(
     prefix: Vec<u8>,
 ) -> Result<(Vec<u8>, Seen), Mismatch> {
     if kind == PortKind::Tcp {
-        return Ok((prefix, Seen::Http(None)));
+        return Ok((prefix, Seen::Raw));
     }
     let limit = match kind {
         PortKind::Http => MAX_HTTP_HEAD,
