@@ -435,5 +435,7 @@ mod tests {
         let r = l.egress.unwrap();
         assert!(r.name_allowed("catalog.openclaw.ai"));
         assert!(r.ports.contains(&443));
+        assert_eq!(r.port_kind(443), crate::egress::rules::PortKind::Tls);
+        assert_eq!((r.proxy_env, r.proxy_port), (true, Some(3128)));
     }
 }
