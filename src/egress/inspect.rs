@@ -231,6 +231,24 @@ pub fn inspect_tls(buf: &[u8], expect: Expect<'_>) -> Progress {
     }
 }
 
+/// The fewest bytes `buf` must hold before [`inspect_tls`] can say more than it did: the
+/// end of the first incomplete record, or the next record header. Saturating: any input.
+pub fn tls_bytes_needed(buf: &[u8]) -> usize {
+    let mut pos = 0usize;
+    loop {
+        let Some(h) = buf.get(pos..pos.saturating_add(5)) else {
+            return pos.saturating_add(5);
+        };
+        let end = pos
+            .saturating_add(5)
+            .saturating_add(usize::from(u16::from_be_bytes([h[3], h[4]])));
+        if end > buf.len() {
+            return end;
+        }
+        pos = end;
+    }
+}
+
 /// The first handshake message's header and body are all in `hs`.
 fn hello_complete(hs: &[u8]) -> bool {
     hs.len() >= 4 && hs.len() - 4 >= u32::from_be_bytes([0, hs[1], hs[2], hs[3]]) as usize
@@ -388,11 +406,18 @@ pub async fn read_and_inspect<R: AsyncRead + Unpin>(
         _ => MAX_TLS_BYTES,
     };
     let mut buf = prefix;
+    // Re-parse only when the new bytes can change the answer (a client trickling one byte
+    // per segment must not make the broker parse the same prefix thousands of times):
+    // TLS once the record being read is complete, HTTP when a line ends.
+    let mut due = true;
+    let mut need = 0;
     let work = async {
         loop {
-            if !buf.is_empty() {
+            if !buf.is_empty() && due {
                 match inspect(kind, &buf, expect, port) {
-                    Progress::NeedMore => {}
+                    // Computed on bytes inspect judged incomplete, so they are all still
+                    // the hello's records.
+                    Progress::NeedMore => need = tls_bytes_needed(&buf).max(1),
                     Progress::Allowed(seen) => return Ok(seen),
                     Progress::Refused(m) => return Err(m),
                 }
@@ -404,7 +429,16 @@ pub async fn read_and_inspect<R: AsyncRead + Unpin>(
             let want = (limit - buf.len()).min(chunk.len());
             match r.read(&mut chunk[..want]).await {
                 Ok(0) => return Err(Mismatch::Eof),
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    // The first bytes are always looked at (garbage is refused at once).
+                    due = need == 0
+                        || match kind {
+                            PortKind::Http => chunk[..n].contains(&b'\n'),
+                            _ => buf.len() >= need,
+                        }
+                        || buf.len() >= limit;
+                }
                 Err(e) => return Err(Mismatch::Malformed(format!("reading the client: {e}"))),
             }
         }
@@ -551,6 +585,22 @@ pub(crate) mod tests {
                 Progress::Refused(Mismatch::Sni { .. })
             ));
         }
+    }
+
+    /// The re-parse hint never asks for fewer bytes than a decision needs: for every
+    /// prefix of a split hello, inspect needs more exactly while the hint is not met at a
+    /// record boundary.
+    #[test]
+    fn the_tls_hint_points_at_the_end_of_the_record_being_read() {
+        let split = records(&client_hello(Some("api.example.com"))[5..], 9);
+        for cut in 0..split.len() {
+            let need = tls_bytes_needed(&split[..cut]);
+            assert!(need > cut, "cut {cut}: need {need}");
+            assert!(need <= split.len(), "cut {cut}: need {need}");
+        }
+        assert_eq!(tls_bytes_needed(&[0x16, 3, 1, 0xff]), 5);
+        assert_eq!(tls_bytes_needed(&[0x16, 3, 1, 0, 3, 1]), 8);
+        assert_eq!(tls_bytes_needed(&[0x16, 3, 1, 0xff, 0xff]), 5 + 0xffff);
     }
 
     #[test]
