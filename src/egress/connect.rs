@@ -35,7 +35,6 @@ use tokio::net::{TcpListener, TcpStream};
 use super::dns::SyntheticMap;
 use super::relay::{classify, ConnDecision, Destination, Refused, Relay, Upstream};
 use super::rules::{normalize_name, EgressRules, LogLevel};
-use crate::env::{EnvFrom, EnvPlan};
 
 /// The longest CONNECT request head read (request line and headers).
 pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
@@ -288,24 +287,25 @@ async fn answer(client: &mut TcpStream, status: u16, why: &str) {
     client.shutdown().await.ok();
 }
 
-/// The proxy variables for the target (`egress.proxy_env = true`), set by clawjail over
-/// any the policy passes: HTTPS_PROXY and https_proxy (curl reads both cases for
+/// The proxy variables for the target (`egress.proxy_env = true`), which the plan sets
+/// over any the policy passes: HTTPS_PROXY and https_proxy (curl reads both cases for
 /// HTTPS; most libraries read one or the other), NODE_USE_ENV_PROXY=1 (Node >= 24's
 /// built-in fetch and http(s) honour the proxy variables only with it), and NO_PROXY for
 /// loopback (the gateway's own local calls). HTTP_PROXY is deliberately not set: the
 /// proxy offers CONNECT only, and plain HTTP is captured and inspected directly.
-pub fn proxy_env(rules: &EgressRules, env: &mut EnvPlan) {
+pub fn proxy_env(rules: &EgressRules) -> Vec<(&'static str, String)> {
     let Some(port) = rules.proxy_port.filter(|_| rules.proxy_env) else {
-        return;
+        return Vec::new();
     };
     let url = format!("http://127.0.0.1:{port}");
-    for name in ["HTTPS_PROXY", "https_proxy"] {
-        env.insert(name, url.clone(), EnvFrom::Clawjail);
-    }
-    env.insert("NODE_USE_ENV_PROXY", "1".into(), EnvFrom::Clawjail);
-    for name in ["NO_PROXY", "no_proxy"] {
-        env.insert(name, "localhost,127.0.0.1,::1".into(), EnvFrom::Clawjail);
-    }
+    let loopback = "localhost,127.0.0.1,::1".to_string();
+    vec![
+        ("HTTPS_PROXY", url.clone()),
+        ("https_proxy", url),
+        ("NODE_USE_ENV_PROXY", "1".into()),
+        ("NO_PROXY", loopback.clone()),
+        ("no_proxy", loopback),
+    ]
 }
 
 #[cfg(test)]
@@ -419,20 +419,15 @@ mod tests {
 
     #[test]
     fn proxy_variables_only_when_asked() {
-        let mut env = EnvPlan::default();
-        proxy_env(&rules(), &mut env);
-        assert_eq!(env.get("HTTPS_PROXY"), Some("http://127.0.0.1:3128"));
-        assert_eq!(env.get("https_proxy"), Some("http://127.0.0.1:3128"));
-        assert_eq!(env.get("NODE_USE_ENV_PROXY"), Some("1"));
-        assert_eq!(env.get("HTTP_PROXY"), None);
-        let mut env = EnvPlan::default();
-        proxy_env(
-            &EgressRules {
-                proxy_env: false,
-                ..rules()
-            },
-            &mut env,
-        );
-        assert!(env.vars.is_empty());
+        let vars: std::collections::BTreeMap<_, _> = proxy_env(&rules()).into_iter().collect();
+        assert_eq!(vars["HTTPS_PROXY"], "http://127.0.0.1:3128");
+        assert_eq!(vars["https_proxy"], "http://127.0.0.1:3128");
+        assert_eq!(vars["NODE_USE_ENV_PROXY"], "1");
+        assert!(!vars.contains_key("HTTP_PROXY"));
+        assert!(proxy_env(&EgressRules {
+            proxy_env: false,
+            ..rules()
+        })
+        .is_empty());
     }
 }
