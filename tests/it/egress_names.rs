@@ -656,3 +656,41 @@ fn egress_broker_survives_fd_exhaustion() {
     );
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// `egress.proxy_env = true` puts the proxy variables in the target's environment (names
+/// shown by `check`, values never); the control: without it, none of them.
+#[test]
+fn egress_proxy_env_sets_the_proxy_variables() {
+    let s = Scratch::new("egress-proxy-env");
+    let base = base_policy(&[], &[]);
+    let names = |extra: &str| -> String {
+        let pol = s.file(
+            "p.toml",
+            &format!("{base}\n[egress]\ndomains = [\"api.example.com\"]\nports = [443]\n{extra}"),
+            0o644,
+        );
+        let o = Command::new(clawjail_bin())
+            .args(["check", "--policy"])
+            .arg(&pol)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let with = names("proxy_env = true\n");
+    for n in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "NODE_USE_ENV_PROXY",
+        "NO_PROXY",
+    ] {
+        assert!(
+            with.contains(&format!("from=clawjail  name={n}\n")),
+            "{n} missing:\n{with}"
+        );
+    }
+    assert!(!with.contains("name=HTTP_PROXY"), "{with}");
+    assert!(with.contains("CONNECT proxy on 127.0.0.1:3128"), "{with}");
+    let without = names("");
+    assert!(!without.contains("PROXY"), "{without}");
+}
