@@ -1,16 +1,21 @@
 //! The first-bytes inspection (TLS ClientHello SNI, HTTP Host) on arbitrary bytes, as
 //! every port kind, in one piece and split at a fuzzer-chosen point (a hello arriving in
 //! two reads must decide the same way once whole). Never panics; an allowed name
-//! destination always carried that exact name.
+//! destination always carried that exact name; the TLS re-parse hint never stalls.
 #![no_main]
 
-use clawjail::egress::inspect::{inspect, same_name, Expect, Progress, Seen};
+use clawjail::egress::inspect::{inspect, same_name, tls_bytes_needed, Expect, Progress, Seen};
 use clawjail::egress::rules::PortKind;
 use libfuzzer_sys::fuzz_target;
 
 const NAME: &str = "api.example.com";
 
 fuzz_target!(|data: &[u8]| {
+    // The re-parse hint (read_and_inspect waits for it) must always ask for more than is
+    // there while TLS inspection needs more: otherwise a hello could stall until timeout.
+    if inspect(PortKind::Tls, data, Expect::Name(NAME), 443) == Progress::NeedMore {
+        assert!(tls_bytes_needed(data) > data.len());
+    }
     for kind in [PortKind::Tls, PortKind::Http] {
         for expect in [Expect::Name(NAME), Expect::Literal] {
             let whole = inspect(kind, data, expect, 443);
