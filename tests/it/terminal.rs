@@ -41,7 +41,8 @@ impl Term {
         // ignored, and the bare control would then ignore Ctrl-C (exec keeps ignored
         // signals, signal(7)).
         let mut c = Command::new("setsid");
-        c.args(["-c", "env", "--default-signal=INT,QUIT"]).args(argv);
+        c.args(["-c", "env", "--default-signal=INT,QUIT"])
+            .args(argv);
         c.env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("CLAWJAIL_LOG", "warn")
