@@ -417,6 +417,35 @@ mod tests {
         }
     }
 
+    /// A proxy client that never sends its request head is dropped after
+    /// REQUEST_TIMEOUT (paused clock) and logged as refused.
+    #[test]
+    fn a_silent_proxy_client_is_timed_out() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let d = rt.block_on(async {
+            let relay = Relay {
+                rules: Arc::new(rules()),
+                map: Arc::default(),
+                upstream: crate::egress::relay::SystemUpstream,
+                slots: Arc::new(tokio::sync::Semaphore::new(4)),
+            };
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let at = l.local_addr().unwrap();
+            let _silent = TcpStream::connect(at).await.unwrap();
+            let (s, _) = l.accept().await.unwrap();
+            handle(&relay, s, at).await
+        });
+        assert!(
+            matches!(&d.verdict, Err(Refused::Proxy(m)) if m.contains("timed out")),
+            "{:?}",
+            d.verdict
+        );
+    }
+
     #[test]
     fn proxy_variables_only_when_asked() {
         let vars: std::collections::BTreeMap<_, _> = proxy_env(&rules()).into_iter().collect();
