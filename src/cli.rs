@@ -48,6 +48,9 @@ pub enum Command {
     Man(ManArgs),
     /// Render the policy for systemd, an OCI runtime or Kubernetes (docs/export.md).
     Export(crate::export::args::ExportArgs),
+    /// Run the target once, confined but with its allowlists opened, and propose a policy
+    /// from what it did (files, TCP ports, syscalls); docs/learn.md.
+    Learn(LearnArgs),
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +128,25 @@ pub struct RunArgs {
     #[arg(long)]
     pub init: bool,
     /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `clawjail learn` (docs/learn.md).
+#[derive(Debug, Args)]
+pub struct LearnArgs {
+    /// The base policy (default: as for `run`): its identity, env, limits, deny list and
+    /// session handling apply while learning; the output keeps them.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Write the proposed policy here (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// End the run after this many seconds (SIGTERM, then SIGKILL 5 s later) and write
+    /// the policy. Without it the run ends when the target exits or on Ctrl-C.
+    #[arg(long, value_name = "S")]
+    pub duration: Option<f64>,
+    /// The command to learn.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
@@ -297,6 +319,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Man(a) => cmd_man(a),
         Command::Export(a) => crate::export::args::run(a),
+        Command::Learn(a) => cmd_learn(a),
     }
 }
 
@@ -380,6 +403,7 @@ fn cmd_check(a: CheckArgs) -> Result<i32, Failure> {
         command: (!a.command.is_empty()).then_some(a.command),
         init: false,
         apply: false,
+        ..Default::default()
     };
     let plan = plan::prepare(&loaded, &opts).map_err(|e| Failure::new(1, e))?;
     let mut v = crate::report::plan_json(&plan);
@@ -410,6 +434,7 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
         command: Some(a.command),
         init: a.init,
         apply: !a.dry_run,
+        ..Default::default()
     };
     let plan = plan::prepare(&loaded, &opts).map_err(|e| {
         let code = match &e {
@@ -434,6 +459,79 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
     }
     // Written while still root, so the record is root-owned; a failure is only a warning.
     crate::runrecord::leave_for_run(&plan, &loaded.policy);
+    let applied = crate::launch::apply(&plan).map_err(|e| Failure::new(125, e))?;
+    let e = crate::launch::exec(&plan, &applied);
+    let code = if e.source.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    Err(Failure::new(code, e))
+}
+
+/// `clawjail learn`: prepare like `run` (symlink trust from the base), swap in the learning
+/// Landlock (allow-all split around `deny`, TCP open) and seccomp (USER_NOTIF) plans,
+/// always fork the supervisor with the learn job, apply, exec. The supervisor writes the
+/// policy (src/learn/).
+fn cmd_learn(a: LearnArgs) -> Result<i32, Failure> {
+    init_logging(LogFormat::Text);
+    let base = load_policy(a.policy.policy.as_ref()).map_err(|e| Failure::new(125, e))?;
+    let duration = match a.duration {
+        Some(s) if s.is_finite() && s > 0.0 => Some(std::time::Duration::from_secs_f64(s)),
+        Some(s) => {
+            return Err(Failure::new(
+                2,
+                format!("--duration {s}: expected seconds > 0"),
+            ))
+        }
+        None => None,
+    };
+    let handoff = crate::learn::handoff::Handoff::new()
+        .map_err(|e| Failure::new(125, format!("socketpair(handoff): {e}")))?;
+    let opts = PrepareOptions {
+        cli_vars: a.policy.vars,
+        command: Some(a.command.clone()),
+        init: false,
+        apply: true,
+        link_trust_from: Some(base.clone()),
+    };
+    let mut plan = plan::prepare(&crate::learn::learning_policy(&base), &opts).map_err(|e| {
+        let code = match &e {
+            plan::PlanError::Target(plan::target::TargetError::NotFound { .. }) => 127,
+            _ => 125,
+        };
+        Failure::new(code, e)
+    })?;
+    let unlisted = (0..512u32)
+        .filter(|nr| plan.seccomp.unlisted(*nr))
+        .collect();
+    plan.seccomp = plan
+        .seccomp
+        .for_learning(handoff.target_fd())
+        .map_err(|e| Failure::new(125, e))?;
+    plan.landlock.open_network_for_learning();
+    // The supervisor must exist: fork even where `run` would exec in place.
+    plan.session = crate::session::SessionMode::Init;
+    let vars = plan.vars.clone();
+    let fs = &base.policy.filesystem;
+    let job = crate::learn::Job {
+        handoff,
+        out: a.out,
+        duration,
+        deny: crate::learn::expand_all(&vars, &fs.deny),
+        instance_dirs: crate::learn::expand_all(&vars, &fs.create),
+        home: vars.get("HOME").map(PathBuf::from),
+        uid: plan.identity.ids().uid,
+        vars,
+        base,
+        unlisted,
+        command: a.command,
+    };
+    plan.supervisor.learn = Some(std::sync::Arc::new(job));
+    eprintln!(
+        "clawjail learn: base policy {} ({}); deny entries enforced, allowlists opened",
+        plan.source.file, plan.source.selected_by
+    );
     let applied = crate::launch::apply(&plan).map_err(|e| Failure::new(125, e))?;
     let e = crate::launch::exec(&plan, &applied);
     let code = if e.source.kind() == std::io::ErrorKind::NotFound {

@@ -242,7 +242,20 @@ pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
     // Step 16/17: last, so clawjail itself needs nothing from the filter but execveat (and
     // write/exit_group on the error path). One combined program: stacked filters let the
     // most severe action win and break the clone3 ENOSYS and io_uring EPERM guards.
-    plan.seccomp.install().map_err(at(Step::SeccompFilter))?;
+    // `clawjail learn`: the same step with SECCOMP_FILTER_FLAG_NEW_LISTENER; the listener
+    // goes to the supervisor before exec (a notified call blocks until it holds it).
+    match &plan.supervisor.learn {
+        Some(job) => {
+            let listener = plan
+                .seccomp
+                .install_listener()
+                .map_err(at(Step::SeccompFilter))?;
+            job.handoff
+                .send_listener(listener)
+                .map_err(at(Step::SeccompFilter))?;
+        }
+        None => plan.seccomp.install().map_err(at(Step::SeccompFilter))?,
+    }
     Ok(applied)
 }
 

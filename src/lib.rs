@@ -15,6 +15,7 @@ pub mod fds;
 pub mod identity;
 pub mod landlock;
 pub mod launch;
+pub mod learn;
 pub mod limits;
 pub mod mount_ns;
 pub mod namespaces;

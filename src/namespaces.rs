@@ -205,6 +205,8 @@ pub fn fork_namespace_init(
     // kernel then SIGKILLs the target and everything else inside (pid_namespaces(7)).
     let inner = crate::supervisor::SupervisorPlan {
         die_with_parent: true,
+        // The outer supervisor holds the learn job; this init only reaps and relays.
+        learn: None,
         ..sup.clone()
     };
     crate::supervisor::run(pid, &inner, None, None)

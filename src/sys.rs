@@ -501,3 +501,122 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit takes an integer and never returns.
     unsafe { libc::_exit(code) }
 }
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER): install the filter
+/// and return its user-notification listener (seccomp_unotify(2), Linux 5.0). `clawjail
+/// learn` hands it to the supervisor before exec.
+pub fn seccomp_set_mode_filter_listener(
+    prog: &[libc::sock_filter],
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: as in `seccomp_set_mode_filter`; with NEW_LISTENER the kernel returns a new fd.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER as libc::c_long,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as libc::c_long,
+            &fprog as *const libc::sock_fprog,
+        )
+    })?;
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// One seccomp user notification (`struct seccomp_notif`), copied out of the kernel's type.
+#[derive(Debug, Clone, Copy)]
+pub struct Notif {
+    pub id: u64,
+    /// The thread's id, in the listener's PID namespace.
+    pub pid: u32,
+    pub nr: i32,
+    pub arch: u32,
+    pub args: [u64; 6],
+}
+
+/// SECCOMP_IOCTL_NOTIF_RECV: the next pending notification (blocks when none is; poll the
+/// listener for POLLIN first). ENOENT: the caller died before we received it.
+pub fn seccomp_notif_recv(listener: BorrowedFd<'_>) -> io::Result<Notif> {
+    // SAFETY: seccomp_notif is plain old data; the kernel requires it zeroed (EINVAL
+    // otherwise, seccomp_unotify(2)).
+    let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: `n` is a valid, writable seccomp_notif for the duration of the call.
+    check(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut n as *mut libc::seccomp_notif,
+        ) as libc::c_long
+    })?;
+    Ok(Notif {
+        id: n.id,
+        pid: n.pid,
+        nr: n.data.nr,
+        arch: n.data.arch,
+        args: n.data.args,
+    })
+}
+
+/// SECCOMP_IOCTL_NOTIF_ID_VALID: whether notification `id` is still pending (its thread
+/// has not died or been interrupted): memory read for it belongs to that call.
+pub fn seccomp_notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
+    // SAFETY: the kernel reads one u64 through the pointer.
+    unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &id as *const u64,
+        ) == 0
+    }
+}
+
+/// SECCOMP_IOCTL_NOTIF_SEND with SECCOMP_USER_NOTIF_FLAG_CONTINUE: let the call run as if
+/// the filter had allowed it (the supervisor only records; it decides nothing).
+pub fn seccomp_notif_continue(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+    };
+    // SAFETY: `resp` is a valid seccomp_notif_resp for the duration of the call.
+    check(unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut resp as *mut libc::seccomp_notif_resp,
+        ) as libc::c_long
+    })
+    .map(drop)
+}
+
+/// pidfd_open(tid, PIDFD_THREAD) then pidfd_getfd(pidfd, fd): a duplicate of another
+/// thread's fd (Linux 5.6; PIDFD_THREAD 6.9), to ask a socket its type. Needs ptrace
+/// access over the thread (PTRACE_MODE_ATTACH_REALCREDS).
+pub fn fd_of_thread(tid: u32, fd: i32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const PIDFD_THREAD: libc::c_long = libc::O_EXCL as libc::c_long;
+    // SAFETY: integer arguments; returns a new fd or -1.
+    let pidfd =
+        check(unsafe { libc::syscall(libc::SYS_pidfd_open, tid as libc::c_long, PIDFD_THREAD) })?;
+    let pidfd = i32::try_from(pidfd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just installed this descriptor for us.
+    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) };
+    // SAFETY: integer arguments; returns a new fd or -1.
+    let got = check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_getfd,
+            pidfd.as_raw_fd() as libc::c_long,
+            fd as libc::c_long,
+            0 as libc::c_long,
+        )
+    })?;
+    let got = i32::try_from(got).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just installed this descriptor for us.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(got) })
+}

@@ -126,6 +126,8 @@ pub struct LandlockPlan {
     report: Report,
     /// The pid that opened the rules: `/proc/self` resolved to `/proc/<this>`.
     prepared_by: u32,
+    /// `clawjail learn`: TCP is not handled (every port open, recorded by the supervisor).
+    tcp_open: bool,
 }
 
 /// What restrict_self achieved.
@@ -187,6 +189,12 @@ impl LandlockPlan {
             "notes": self.report.notes,
             "cannot_enforce": LIMITS,
         })
+    }
+
+    /// `clawjail learn`: handle no TCP access, so every bind/connect reaches the
+    /// supervisor's record instead of EACCES (src/learn/). Files and scopes are unchanged.
+    pub fn open_network_for_learning(&mut self) {
+        self.tcp_open = true;
     }
 
     /// What the rules grant on `path`, decided as Landlock decides: by inode, a rule on a
@@ -369,6 +377,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
         scopes,
         report,
         prepared_by: std::process::id(),
+        tcp_open: false,
     })
 }
 
@@ -678,7 +687,7 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(plan.handled_fs)
         .map_err(ll_err("landlock_create_ruleset(handled_access_fs)"))?;
-    if c.enforced(Feature::Tcp) {
+    if c.enforced(Feature::Tcp) && !plan.tcp_open {
         rs = rs
             .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
             .map_err(ll_err("landlock_create_ruleset(handled_access_net)"))?;
@@ -705,7 +714,7 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
             .add_rule(PathBeneath::new(fd, r.rights))
             .map_err(ll_err(format!("landlock_add_rule({})", r.path.display())))?;
     }
-    if c.enforced(Feature::Tcp) {
+    if c.enforced(Feature::Tcp) && !plan.tcp_open {
         for (ports, access) in [
             (&plan.bind, AccessNet::BindTcp),
             (&plan.connect, AccessNet::ConnectTcp),
@@ -813,6 +822,7 @@ mod granted_tests {
             scopes: BitFlags::empty(),
             report: Report::default(),
             prepared_by: std::process::id(),
+            tcp_open: false,
         };
         let read = AccessFs::ReadFile | AccessFs::ReadDir;
         assert!(plan.granted(&real.join("sub/missing-file")).any(read));

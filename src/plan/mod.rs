@@ -99,6 +99,9 @@ pub struct PrepareOptions {
     pub init: bool,
     /// false for `check`/`--dry-run`: create nothing on disk.
     pub apply: bool,
+    /// `clawjail learn`: decide which symlinks to trust from this policy's write/create
+    /// set (the base's), not from the one being prepared (write access to `/`).
+    pub link_trust_from: Option<Loaded>,
 }
 
 /// Where the policy came from, for the log.
@@ -192,7 +195,12 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
             "private_tmp: NOT applied, /tmp is the one clawjail was started with ({reason}); names clawjail creates there are refused when someone else owns them"
         ));
     }
-    let trust = link_trust(loaded, &vars, &ids, privileged);
+    let trust = link_trust(
+        opts.link_trust_from.as_ref().unwrap_or(loaded),
+        &vars,
+        &ids,
+        privileged,
+    );
 
     // Capabilities.
     let mut keep = Vec::new();
@@ -276,6 +284,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         last_cap,
         subreaper: opts.init,
         die_with_parent: false,
+        learn: None,
     };
 
     // Terminal: decided from fds 0-2 now; `run` also opens the pty here, before the first

@@ -25,6 +25,7 @@
 
 pub mod bpf;
 pub mod guards;
+pub mod learn;
 pub mod linear;
 pub mod profiles;
 pub mod rules;

@@ -38,7 +38,20 @@ pub struct SupervisorPlan {
     /// Die with the parent (PR_SET_PDEATHSIG, set after the drop, which clears it): the
     /// PID namespace's init, whose death takes the target with it (src/namespaces.rs).
     pub die_with_parent: bool,
+    /// `clawjail learn`: the learn job (listener handoff, recorder, policy writer).
+    pub learn: Option<std::sync::Arc<crate::learn::Job>>,
 }
+
+/// Capabilities the learn supervisor keeps on a root start (everything else is dropped):
+/// reading a target that switched uid (non-dumpable until its exec) needs CAP_SYS_PTRACE
+/// (ptrace(2) "Ptrace access mode checking"), resolving its paths the DAC ones, ending it
+/// CAP_KILL.
+const LEARN_CAPS: [caps::Capability; 4] = [
+    caps::Capability::CAP_SYS_PTRACE,
+    caps::Capability::CAP_DAC_READ_SEARCH,
+    caps::Capability::CAP_DAC_OVERRIDE,
+    caps::Capability::CAP_KILL,
+];
 
 /// The supervisor's own setup, in order (docs/terminal.md lists it; a test pins it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +127,15 @@ pub fn run(
         reaper.kill_child();
         std::process::exit(125);
     }
-    let code = serve(&sigfd, &mut reaper, relay, status);
+    let mut learn = plan
+        .learn
+        .as_ref()
+        .map(|job| crate::learn::notify::Session::new(job.clone()));
+    let code = serve(&sigfd, &mut reaper, relay, status, learn.as_mut());
+    let code = match learn {
+        Some(session) => session.finish(code),
+        None => code,
+    };
     std::process::exit(code);
 }
 
@@ -128,12 +149,19 @@ fn set_up(
     ready: Option<OwnedFd>,
 ) -> Result<SignalFd, StepError> {
     let at = |step: SupervisorStep| move |(call, e): (String, io::Error)| (step, call, e);
+    // `clawjail learn` on a root start keeps uid 0 and LEARN_CAPS only (docs/learn.md).
+    let keep: &[caps::Capability] = match (&plan.ids, &plan.learn) {
+        (Some(_), Some(_)) => &LEARN_CAPS,
+        _ => &[],
+    };
     if let Some(ids) = &plan.ids {
-        crate::caps::drop_bounding_set(plan.last_cap, &[])
+        crate::caps::drop_bounding_set(plan.last_cap, keep)
             .map_err(at(SupervisorStep::DropPrivileges))?;
-        crate::identity::set_res_ids(ids).map_err(at(SupervisorStep::DropPrivileges))?;
+        if plan.learn.is_none() {
+            crate::identity::set_res_ids(ids).map_err(at(SupervisorStep::DropPrivileges))?;
+        }
     }
-    crate::caps::set_process_sets(&[]).map_err(at(SupervisorStep::DropPrivileges))?;
+    crate::caps::set_process_sets(keep).map_err(at(SupervisorStep::DropPrivileges))?;
     crate::nnp::set_no_new_privs().map_err(at(SupervisorStep::NoNewPrivs))?;
     nix::sys::prctl::set_dumpable(false).map_err(|e| {
         (
@@ -177,18 +205,29 @@ fn serve(
     reaper: &mut Reaper,
     mut relay: Option<pty::Relay>,
     mut status: Option<OwnedFd>,
+    mut learn: Option<&mut crate::learn::notify::Session>,
 ) -> i32 {
     if let Some(r) = relay.as_mut() {
         r.resume();
     }
     loop {
-        let timeout = relay.as_ref().map_or(PollTimeout::NONE, |r| r.timeout());
-        let (sig_ready, status_ready, io_ready) = {
+        let mut timeout = relay.as_ref().map_or(PollTimeout::NONE, |r| r.timeout());
+        if let Some(l) = learn.as_deref() {
+            let t = l.timeout();
+            if timeout == PollTimeout::NONE || t < timeout {
+                timeout = t;
+            }
+        }
+        let (sig_ready, status_ready, io_ready, learn_ready) = {
             let entries = relay.as_ref().map(|r| r.poll_fds()).unwrap_or_default();
             let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(entries.len() + 2);
             fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
             let status_at = status.as_ref().map(|s| {
                 fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            let learn_at = learn.as_deref().map(|l| {
+                fds.push(PollFd::new(l.poll_fd(), PollFlags::POLLIN));
                 fds.len() - 1
             });
             let first_io = fds.len();
@@ -210,12 +249,24 @@ fn serve(
                 .map(|((w, _, _), f)| (*w, rev(f)))
                 .filter(|(_, r)| !r.is_empty())
                 .collect();
-            (sig_ready, status_ready, io_ready)
+            let learn_ready = learn_at.is_some_and(|i| !rev(&fds[i]).is_empty());
+            (sig_ready, status_ready, io_ready, learn_ready)
         };
         // Signals first: once the target has exited, no more input may reach its pty.
         if sig_ready {
-            if let Some(code) = on_signals(sigfd, reaper, relay.as_mut()) {
+            if let Some(code) = on_signals(sigfd, reaper, relay.as_mut(), learn.as_deref_mut()) {
                 return code;
+            }
+        }
+        if let Some(l) = learn.as_deref_mut() {
+            // An Err is kept by the session (`finish` reports it): stop the target.
+            if learn_ready && l.on_ready().is_err() {
+                return fail(reaper, relay.as_mut());
+            }
+            match l.tick() {
+                Some(crate::learn::notify::Action::Terminate) => reaper.relay(Signal::SIGTERM),
+                Some(crate::learn::notify::Action::Kill) => reaper.kill_child(),
+                None => {}
             }
         }
         if status_ready && !on_status(&mut status, reaper, relay.as_mut()) {
@@ -263,6 +314,7 @@ fn on_signals(
     sigfd: &SignalFd,
     reaper: &mut Reaper,
     mut relay: Option<&mut pty::Relay>,
+    mut learn: Option<&mut crate::learn::notify::Session>,
 ) -> Option<i32> {
     loop {
         let info = match sigfd.read_signal() {
@@ -313,7 +365,12 @@ fn on_signals(
             // target; when it stops, SIGCHLD suspends the supervisor with it.
             (Signal::SIGTSTP, Some(_)) => reaper.relay(Signal::SIGTSTP),
             (Signal::SIGTTIN | Signal::SIGTTOU, _) => {}
-            (s, _) => reaper.relay(s),
+            (s, _) => {
+                if let Some(l) = learn.as_deref_mut() {
+                    l.on_signal(s);
+                }
+                reaper.relay(s)
+            }
         }
     }
 }

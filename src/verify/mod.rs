@@ -179,6 +179,7 @@ fn prepare_plan(
         ]),
         init: false,
         apply: true,
+        ..Default::default()
     };
     match plan::prepare(loaded, &opts) {
         Ok(p) => Ok(p),

@@ -15,6 +15,7 @@ mod isolation;
 mod landlock;
 mod laptop;
 mod launch;
+mod learn;
 mod openclaw;
 mod planted;
 mod policy_errors;
