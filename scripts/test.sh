@@ -15,10 +15,11 @@ fi
 
 say "system packages"
 missing=()
+# openssl: the egress name-binding tests (tests/it/egress_names.rs) run a TLS upstream and s_client.
 # strace: the export test traces clawjail's own syscalls; podman + runc: the shipped systemd
 # unit runs under systemd as PID 1 in a container, the exported OCI seccomp profile is tried
 # in a real runtime, and the Docker example runs in a container.
-for tool in setpriv:util-linux gcc:gcc python3:python3 curl:curl systemd-analyze:systemd npm:npm strace:strace podman:podman runc:runc; do
+for tool in setpriv:util-linux gcc:gcc python3:python3 curl:curl openssl:openssl systemd-analyze:systemd npm:npm strace:strace podman:podman runc:runc; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 # python3-yaml: scripts/test-containers.sh translates examples/docker/compose.yaml for podman.

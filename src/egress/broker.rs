@@ -32,6 +32,8 @@ pub struct BrokerSockets {
     pub dns_udp: Vec<std::net::UdpSocket>,
     pub dns_tcp: Vec<std::net::TcpListener>,
     pub capture: Vec<std::net::TcpListener>,
+    /// The CONNECT proxy on 127.0.0.1:`egress.proxy_port` ([`super::connect`]), if any.
+    pub proxy: Vec<std::net::TcpListener>,
 }
 
 /// Shared state: the rules and the synthetic map (DNS writes it, the relay reads it).
@@ -76,6 +78,12 @@ impl<U: Upstream> Broker<U> {
             let l = TcpListener::from_std(l)?;
             let (relay, log) = (self.relay.clone(), self.log);
             set.spawn(async move { serve_capture(l, relay, log).await });
+        }
+        for l in sockets.proxy {
+            l.set_nonblocking(true)?;
+            let l = TcpListener::from_std(l)?;
+            let (relay, log) = (self.relay.clone(), self.log);
+            set.spawn(async move { super::connect::serve_proxy(l, relay, log).await });
         }
         match set.join_next().await {
             Some(Ok(r)) => r,
@@ -211,7 +219,7 @@ async fn dns_tcp_conn<U: Upstream>(
 
 /// accept(2) errors that concern one connection, or resource exhaustion the broker
 /// survives (EMFILE/ENFILE: back off briefly, keep the listener).
-fn per_connection_error(e: &io::Error) -> bool {
+pub(crate) fn per_connection_error(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(
@@ -231,9 +239,11 @@ async fn serve_capture<U: Upstream>(
     relay: Arc<Relay<U>>,
     log: LogLevel,
 ) -> io::Result<()> {
+    let mut reserve = super::shed::Reserve::new();
     loop {
         let s = match l.accept().await {
             Ok((s, _)) => s,
+            Err(e) if reserve.refuse_one(&l, &e, "captured").await => continue,
             Err(e) if per_connection_error(&e) => {
                 tracing::warn!(error = %e, "egress: accept failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -277,6 +287,7 @@ mod tests {
             ips: vec![],
             host_services: vec![],
             log: LogLevel::All,
+            ..Default::default()
         }
     }
 
@@ -301,6 +312,7 @@ mod tests {
                     dns_udp: vec![udp],
                     dns_tcp: vec![tcp],
                     capture: vec![],
+                    proxy: vec![],
                 },
             )
             .ok();

@@ -316,6 +316,7 @@ mod tests {
             ips: vec![],
             host_services: vec![],
             log: LogLevel::All,
+            ..Default::default()
         }
     }
 

@@ -18,12 +18,15 @@
 //! (src/verify/egress.rs says so in the report).
 
 pub mod broker;
+pub mod connect;
 pub mod dns;
 pub mod inbound;
+pub mod inspect;
 pub mod netns;
 pub mod ranges;
 pub mod relay;
 pub mod rules;
+pub mod shed;
 pub mod wire;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -103,6 +106,9 @@ impl EgressPlan {
             "host_services": r.host_services.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "inbound": self.inbound.iter().map(|a| format!("{a} -> 127.0.0.1:{} inside", a.port())).collect::<Vec<_>>(),
             "log": r.log,
+            "protocols": r.ports.iter().map(|p| (p.to_string(), Value::from(r.port_kind(*p).to_string()))).collect::<serde_json::Map<_, _>>(),
+            "names_bound_to_bytes": "before any upstream dial, a tls port's ClientHello must carry the destination's name as SNI (none: refused unless the address is in ips), an http port's request Host must be that name; tcp ports are not inspected (the address alone binds the name)",
+            "proxy": r.proxy_port.map(|p| format!("CONNECT proxy on 127.0.0.1:{p} inside the namespace (same rules; HTTPS_PROXY{} set for the target)", if r.proxy_env { "" } else { " not" })),
             "namespace": self.namespace.describe(),
             "dns": format!("only the names above are answered, with synthetic IPv4 addresses from {}; AAAA gets an empty answer; every other query gets NXDOMAIN and is never forwarded", SYNTHETIC_NET),
             "refused_always": "addresses that are not globally routable (IANA special-purpose registries: loopback, RFC 1918, CGNAT, link-local and metadata, ULA, documentation, benchmarking, multicast, NAT64, Teredo; IPv4-mapped and 6to4 by their IPv4), except host_services",

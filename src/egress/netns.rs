@@ -323,7 +323,34 @@ pub fn make_broker_sockets(capture_ports: &[u16]) -> Result<BrokerSockets, Netns
         dns_udp: vec![std::net::UdpSocket::from(udp)],
         dns_tcp: vec![std::net::TcpListener::from(tcp53)],
         capture,
+        proxy: vec![],
     })
+}
+
+/// The CONNECT proxy's listener (`egress.proxy_port`), made in the calling thread's
+/// network namespace on 127.0.0.1 only: under AnyIP a wildcard bind would also capture
+/// every destination on that port; bound to loopback it answers only the address the
+/// proxy variables name. Goes into [`BrokerSockets::proxy`].
+pub fn make_proxy_listener(port: u16) -> Result<std::net::TcpListener, NetnsError> {
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| errno("socket(AF_INET)", e))?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| errno("SO_REUSEADDR", e))?;
+    let lo = nix::sys::socket::SockaddrIn::from(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::LOCALHOST,
+        port,
+    ));
+    bind(fd.as_raw_fd(), &lo).map_err(|e| errno(&format!("bind(127.0.0.1:{port})"), e))?;
+    listen(
+        &fd,
+        Backlog::new(CAPTURE_BACKLOG).map_err(|e| errno("listen", e))?,
+    )
+    .map_err(|e| errno(&format!("listen(127.0.0.1:{port})"), e))?;
+    Ok(std::net::TcpListener::from(fd))
 }
 
 /// Send fds with a one-byte tag over a unix socket (SCM_RIGHTS, unix(7)).

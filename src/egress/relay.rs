@@ -1,7 +1,8 @@
 //! One captured connection: decide, resolve, check, dial the checked address, copy bytes.
 //!
-//! The decision is made once, here, whatever path led to the connection (issue 14's
-//! CONNECT port and SNI check plug in before [`classify`] and after it respectively):
+//! The decision is made once, here, whatever path led to the connection (the CONNECT
+//! proxy, src/egress/connect.rs, decides the destination from its request instead of
+//! [`classify`] and joins at [`Relay::relay_decided`]):
 //!
 //! 1. The original destination is the listener's local address (`getsockname()`: with
 //!    AnyIP routes the kernel accepts every destination on `lo` and keeps it as the local
@@ -17,6 +18,10 @@
 //!    in the resolver's order, and never re-resolves between check and dial (no DNS
 //!    rebinding window). Literals are checked the same way.
 //!
+//! 6. Before any dial, the first bytes must name the destination (TLS SNI, HTTP Host,
+//!    per `egress.protocols`; [`super::inspect`]); they are replayed to the upstream
+//!    unchanged. `host_services` and `tcp` ports are not inspected.
+//!
 //! Refused connections are reset (SO_LINGER 0), so clients fail at once with ECONNRESET
 //! instead of reading an empty response. One log line per connection ([`ConnDecision`]).
 
@@ -30,6 +35,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::dns::SyntheticMap;
+use super::inspect::{self, Expect, Mismatch};
 use super::ranges::{check_global, Refusal};
 use super::rules::{unmap, EgressRules, LogLevel};
 use super::SYNTHETIC_NET;
@@ -73,6 +79,11 @@ pub enum Refused {
     Connect(String),
     /// The broker is at its connection bound.
     Busy,
+    /// The first bytes do not name the destination (SNI, Host), or are not the port's
+    /// protocol.
+    Inspect(Mismatch),
+    /// A CONNECT request that could not be read or is not allowed as written.
+    Proxy(String),
 }
 
 impl std::fmt::Display for Refused {
@@ -90,6 +101,8 @@ impl std::fmt::Display for Refused {
             Refused::Lookup(e) => write!(f, "lookup failed: {e}"),
             Refused::Connect(e) => write!(f, "upstream connect failed: {e}"),
             Refused::Busy => f.write_str("connection limit reached"),
+            Refused::Inspect(m) => write!(f, "{m}"),
+            Refused::Proxy(m) => write!(f, "CONNECT: {m}"),
         }
     }
 }
@@ -258,14 +271,39 @@ impl<U: Upstream> Relay<U> {
             let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
             classify(&self.rules, &map, dst)
         };
+        self.relay_decided(client, dst.port(), decided, Vec::new(), &mut d)
+            .await;
+        d.duration = start.elapsed();
+        d
+    }
+
+    /// From a decided destination on: bind the name to the first bytes (`prefix`: bytes
+    /// already read from the client), dial, replay those bytes, copy both ways. Records
+    /// the outcome in `d`; a refused client is reset.
+    pub async fn relay_decided(
+        &self,
+        mut client: TcpStream,
+        port: u16,
+        decided: Result<Destination, Refused>,
+        prefix: Vec<u8>,
+        d: &mut ConnDecision,
+    ) {
         let upstream = match decided {
-            Ok(dest) => self.dial(dest, &mut d).await,
+            Ok(dest) => match self.bind_name(&mut client, &dest, port, prefix, d).await {
+                Ok(first) => self.dial(dest, d).await.map(|up| (up, first)),
+                Err(r) => Err(r),
+            },
             Err(r) => Err(r),
         };
         match upstream {
-            Ok(up) => {
+            Ok((mut up, first)) => {
+                if let Err(e) = up.write_all(&first).await {
+                    tracing::debug!(error = %e, "egress: replaying the first bytes failed");
+                    reset(client);
+                    return;
+                }
                 let (o, i) = copy_both(client, up).await;
-                d.bytes_out = o;
+                d.bytes_out = o + first.len() as u64;
                 d.bytes_in = i;
             }
             Err(r) => {
@@ -273,8 +311,31 @@ impl<U: Upstream> Relay<U> {
                 reset(client);
             }
         }
-        d.duration = start.elapsed();
-        d
+    }
+
+    /// Step 6: the first bytes must name the destination (none read for host services
+    /// and `tcp` ports). Returns the bytes read, to replay.
+    async fn bind_name(
+        &self,
+        client: &mut TcpStream,
+        dest: &Destination,
+        port: u16,
+        prefix: Vec<u8>,
+        d: &mut ConnDecision,
+    ) -> Result<Vec<u8>, Refused> {
+        let expect = match dest {
+            Destination::HostService(_) => return Ok(prefix),
+            Destination::Name { name, .. } => {
+                d.name = Some(name.clone());
+                Expect::Name(name)
+            }
+            Destination::Literal(_) => Expect::Literal,
+        };
+        let kind = self.rules.port_kind(port);
+        inspect::read_and_inspect(client, kind, expect, port, prefix)
+            .await
+            .map(|(bytes, _)| bytes)
+            .map_err(Refused::Inspect)
     }
 
     async fn dial(&self, dest: Destination, d: &mut ConnDecision) -> Result<TcpStream, Refused> {
@@ -348,7 +409,7 @@ where
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::egress::rules::DomainPattern;
+    use crate::egress::rules::{DomainPattern, PortKind};
     use std::collections::HashMap;
 
     fn rules() -> EgressRules {
@@ -358,6 +419,7 @@ pub(crate) mod tests {
             ips: vec!["8.8.8.0/24".parse().unwrap()],
             host_services: vec!["127.0.0.1:11434".parse().unwrap()],
             log: LogLevel::All,
+            ..Default::default()
         }
     }
 
@@ -575,13 +637,17 @@ pub(crate) mod tests {
                 },
                 slots: Arc::new(tokio::sync::Semaphore::new(8)),
             });
-            let (got, d) =
-                relay_once(relay, SocketAddr::new(syn.into(), 443), b"hello upstream").await;
-            assert_eq!(got.unwrap(), b"hello upstream");
+            // A ClientHello naming the name, then more bytes: replayed and relayed
+            // unchanged.
+            let mut payload = crate::egress::inspect::tests::client_hello(Some("api.example.com"));
+            payload.extend_from_slice(b"hello upstream");
+            let (got, d) = relay_once(relay, SocketAddr::new(syn.into(), 443), &payload).await;
+            assert_eq!(got.unwrap(), payload);
             assert_eq!(d.verdict, Ok(()));
             assert_eq!(d.name.as_deref(), Some("api.example.com"));
             assert_eq!(d.upstream, Some(sa("93.184.216.34:443")));
-            assert_eq!((d.bytes_out, d.bytes_in), (14, 14));
+            let n = payload.len() as u64;
+            assert_eq!((d.bytes_out, d.bytes_in), (n, n));
             assert_eq!(
                 *dialed.lock().unwrap(),
                 vec![sa("93.184.216.34:443")],
@@ -620,7 +686,8 @@ pub(crate) mod tests {
                 (sa("10.0.0.1:443"), "not in egress.ips"),
                 (sa("198.18.99.99:443"), "never handed out"),
             ] {
-                let (got, d) = relay_once(relay.clone(), dst, b"secret").await;
+                let hello = crate::egress::inspect::tests::client_hello(Some("api.example.com"));
+                let (got, d) = relay_once(relay.clone(), dst, &hello).await;
                 match got {
                     Err(e) => assert!(
                         matches!(
@@ -639,6 +706,153 @@ pub(crate) mod tests {
                 "dialed {:?}",
                 dialed.lock().unwrap()
             );
+        });
+    }
+
+    fn relay_with(
+        rules: EgressRules,
+        map: SyntheticMap,
+        echo: SocketAddr,
+        dialed: Arc<Mutex<Vec<SocketAddr>>>,
+    ) -> Arc<Relay<FakeUpstream>> {
+        Arc::new(Relay {
+            rules: Arc::new(rules),
+            map: Arc::new(Mutex::new(map)),
+            upstream: FakeUpstream {
+                names: [(
+                    "api.example.com".to_string(),
+                    vec!["93.184.216.34".parse().unwrap()],
+                )]
+                .into(),
+                routes: [
+                    (sa("93.184.216.34:443"), echo),
+                    (sa("93.184.216.34:80"), echo),
+                    (sa("8.8.8.8:443"), echo),
+                ]
+                .into(),
+                dialed,
+            },
+            slots: Arc::new(tokio::sync::Semaphore::new(8)),
+        })
+    }
+
+    /// Domain fronting: the allowed name's synthetic address, another name in the bytes.
+    /// Refused before any dial, reset, logged with why; the control (same relay, the
+    /// matching name) is relayed. `tcp` ports skip inspection; literals from `ips` may
+    /// omit SNI.
+    #[test]
+    fn the_first_bytes_must_name_the_destination_before_any_dial() {
+        rt().block_on(async {
+            let echo = echo_server().await;
+            let (map, syn) = mapped();
+            let mut r = rules();
+            r.ports.extend([80, 8443]);
+            r.protocols = [(80, PortKind::Http), (8443, PortKind::Tcp)].into();
+            let dialed = Arc::new(Mutex::new(Vec::new()));
+            let relay = relay_with(r, map, echo, dialed.clone());
+            let name443 = SocketAddr::new(syn.into(), 443);
+            let name80 = SocketAddr::new(syn.into(), 80);
+            let hello = crate::egress::inspect::tests::client_hello;
+            for (dst, payload, why) in [
+                (
+                    name443,
+                    hello(Some("evil.example")),
+                    "TLS SNI \"evil.example\" is not api.example.com",
+                ),
+                (name443, hello(None), "without a server name"),
+                (
+                    name443,
+                    b"GET / HTTP/1.1\r\nHost: api.example.com\r\n\r\n".to_vec(),
+                    "not a TLS handshake",
+                ),
+                (
+                    name80,
+                    b"GET / HTTP/1.1\r\nHost: evil.example\r\n\r\n".to_vec(),
+                    "HTTP Host \"evil.example\"",
+                ),
+                (
+                    name80,
+                    hello(Some("api.example.com")),
+                    "not an HTTP/1.x request",
+                ),
+            ] {
+                let (got, d) = relay_once(relay.clone(), dst, &payload).await;
+                assert!(got.map_or(true, |b| b.is_empty()), "{why}");
+                let text = d.verdict.as_ref().unwrap_err().to_string();
+                assert!(text.contains(why), "{text}");
+                assert_eq!(d.name.as_deref(), Some("api.example.com"));
+            }
+            assert!(
+                dialed.lock().unwrap().is_empty(),
+                "dialed {:?}",
+                dialed.lock().unwrap()
+            );
+            // Controls: the matching name on each kind, and raw bytes on a tcp port.
+            for (dst, payload) in [
+                (name443, hello(Some("API.example.com."))),
+                (
+                    name80,
+                    b"GET / HTTP/1.1\r\nHost: api.example.com:80\r\n\r\n".to_vec(),
+                ),
+            ] {
+                let (got, d) = relay_once(relay.clone(), dst, &payload).await;
+                assert_eq!(d.verdict, Ok(()));
+                assert_eq!(got.unwrap(), payload);
+            }
+            assert_eq!(dialed.lock().unwrap().len(), 2);
+        });
+    }
+
+    /// A client that connects to an allowed name and never sends: timed out after
+    /// INSPECT_TIMEOUT (paused clock), reset, never dialed, logged with why.
+    #[test]
+    fn a_client_that_never_sends_is_timed_out_and_never_dialed() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let d = rt.block_on(async {
+            let echo = echo_server().await;
+            let (map, syn) = mapped();
+            let dialed = Arc::new(Mutex::new(Vec::new()));
+            let relay = relay_with(rules(), map, echo, dialed.clone());
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let la = l.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                let (s, _) = l.accept().await.unwrap();
+                relay.handle(s, SocketAddr::new(syn.into(), 443)).await
+            });
+            let _silent = TcpStream::connect(la).await.unwrap();
+            let d = server.await.unwrap();
+            assert!(dialed.lock().unwrap().is_empty());
+            d
+        });
+        assert_eq!(d.verdict, Err(Refused::Inspect(Mismatch::Timeout)));
+        let lines = captured_json(|| d.log(LogLevel::Refused));
+        assert_eq!(lines[0]["verdict"], "refused");
+        assert!(
+            lines[0]["why"].as_str().unwrap().contains("within 10s"),
+            "{}",
+            lines[0]
+        );
+    }
+
+    #[test]
+    fn literals_from_ips_may_omit_sni_but_must_speak_tls() {
+        rt().block_on(async {
+            let echo = echo_server().await;
+            let (map, _) = mapped();
+            let relay = relay_with(rules(), map, echo, Arc::default());
+            let lit = sa("8.8.8.8:443");
+            let hello = crate::egress::inspect::tests::client_hello(None);
+            let (got, d) = relay_once(relay.clone(), lit, &hello).await;
+            assert_eq!((d.verdict, got.unwrap()), (Ok(()), hello));
+            let (_, d) = relay_once(relay, lit, b"plain bytes").await;
+            assert!(matches!(
+                d.verdict,
+                Err(Refused::Inspect(Mismatch::Malformed(_)))
+            ));
         });
     }
 

@@ -121,6 +121,46 @@ pub enum LogLevel {
     Refused,
 }
 
+/// What the broker expects as the first bytes on a relayed port (`egress.protocols`),
+/// checked before any upstream connect (src/egress/inspect.rs, docs/egress.md "Names
+/// bound to the bytes").
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Deserialize,
+    serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortKind {
+    /// A TLS ClientHello whose SNI is the name the destination stands for (the default).
+    #[default]
+    Tls,
+    /// An HTTP/1.x request whose Host (and absolute-form target) is that name.
+    Http,
+    /// Raw TCP: no inspection, the name is bound by the address only.
+    Tcp,
+}
+
+impl fmt::Display for PortKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PortKind::Tls => "tls",
+            PortKind::Http => "http",
+            PortKind::Tcp => "tcp",
+        })
+    }
+}
+
+/// The CONNECT proxy port used when `proxy_env = true` and no `proxy_port` is given
+/// (Squid's customary port).
+pub const DEFAULT_PROXY_PORT: u16 = 3128;
+
 /// The `[egress]` allowlist, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EgressRules {
@@ -133,6 +173,12 @@ pub struct EgressRules {
     /// service), matched exactly by address and port.
     pub host_services: Vec<SocketAddr>,
     pub log: LogLevel,
+    /// Per-port kind of the first bytes; ports not listed are [`PortKind::Tls`].
+    pub protocols: std::collections::BTreeMap<u16, PortKind>,
+    /// An HTTP CONNECT proxy on 127.0.0.1:PORT inside the namespace, if any.
+    pub proxy_port: Option<u16>,
+    /// Set HTTPS_PROXY/https_proxy and NODE_USE_ENV_PROXY=1 for the target.
+    pub proxy_env: bool,
 }
 
 impl EgressRules {
@@ -155,6 +201,11 @@ impl EgressRules {
     pub fn host_service(&self, dst: SocketAddr) -> Option<SocketAddr> {
         let dst = SocketAddr::new(unmap(dst.ip()), dst.port());
         self.host_services.iter().copied().find(|s| *s == dst)
+    }
+
+    /// What a relayed port must carry first (default TLS).
+    pub fn port_kind(&self, port: u16) -> PortKind {
+        self.protocols.get(&port).copied().unwrap_or_default()
     }
 
     /// Every port a capture listener is needed for: `ports` and host-service ports.
@@ -191,6 +242,7 @@ mod tests {
             ips: vec!["8.8.8.0/24".parse().unwrap()],
             host_services: vec!["127.0.0.1:11434".parse().unwrap()],
             log: LogLevel::All,
+            ..Default::default()
         }
     }
 

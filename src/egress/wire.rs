@@ -52,11 +52,18 @@ impl EgressJob {
         self.rules.capture_ports().into_iter().collect()
     }
 
-    /// The ports the target may connect to under Landlock: the capture ports and 53 (DNS
-    /// over TCP to the broker). Nothing else is reachable inside the namespace anyway;
-    /// Landlock makes the same promise a second time, in a different kernel mechanism.
+    /// The CONNECT proxy's port (`egress.proxy_port`), sent after the capture listeners.
+    pub fn proxy_ports(&self) -> Vec<u16> {
+        self.rules.proxy_port.into_iter().collect()
+    }
+
+    /// The ports the target may connect to under Landlock: the capture ports, the CONNECT
+    /// proxy's and 53 (DNS over TCP to the broker). Nothing else is reachable inside the
+    /// namespace anyway; Landlock makes the same promise a second time, in a different
+    /// kernel mechanism.
     pub fn landlock_connect_ports(&self) -> Vec<u16> {
         let mut p = self.capture_ports();
+        p.extend(self.proxy_ports());
         p.push(netns::DNS_PORT);
         p.sort_unstable();
         p.dedup();
@@ -104,6 +111,14 @@ pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io
     let s = netns::make_broker_sockets(&job.capture_ports()).map_err(|e| child_err(e, None))?;
     let mut fds = vec![s.dns_udp[0].as_raw_fd(), s.dns_tcp[0].as_raw_fd()];
     fds.extend(s.capture.iter().map(AsRawFd::as_raw_fd));
+    // The CONNECT proxy listens on the namespace's 127.0.0.1 only (see make_proxy_listener).
+    let proxy = job
+        .proxy_ports()
+        .into_iter()
+        .map(netns::make_proxy_listener)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| child_err(e, None))?;
+    fds.extend(proxy.iter().map(AsRawFd::as_raw_fd));
     // Inbound: the supervisor forks a socket factory into this namespace
     // ([`fork_socket_factory`]); it needs the namespace fds to get in.
     let ns = if job.inbound.is_empty() {
@@ -113,7 +128,7 @@ pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io
     };
     fds.extend(ns.iter().map(AsRawFd::as_raw_fd));
     netns::send_fds(chan.as_raw_fd(), SOCKETS_TAG, &fds).map_err(|e| child_err(e, None))?;
-    // `s`, `ns` and `chan` close here: the broker holds the only listeners.
+    // `s`, `proxy`, `ns` and `chan` close here: the broker holds the only listeners.
     Ok(())
 }
 
@@ -208,7 +223,7 @@ pub fn receive(job: &EgressJob, chan: &OwnedFd) -> io::Result<Received> {
         (false, true) => 1,
         (false, false) => 2,
     };
-    let want = 2 + job.capture_ports().len() + ns;
+    let want = 2 + job.capture_ports().len() + job.proxy_ports().len() + ns;
     let (tag, fds) = netns::recv_fds(chan.as_raw_fd(), want).map_err(|e| {
         io::Error::new(
             e.source.kind(),
@@ -228,6 +243,11 @@ pub fn receive(job: &EgressJob, chan: &OwnedFd) -> io::Result<Received> {
     s.capture.extend(
         (&mut it)
             .take(job.capture_ports().len())
+            .map(std::net::TcpListener::from),
+    );
+    s.proxy.extend(
+        (&mut it)
+            .take(job.proxy_ports().len())
             .map(std::net::TcpListener::from),
     );
     let ns: Vec<OwnedFd> = it.collect();

@@ -242,7 +242,13 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     };
 
     // Environment, then the target through the target's PATH.
-    let (env_plan, fds) = build_env(loaded, &vars, &trust)?;
+    let (mut env_plan, fds) = build_env(loaded, &vars, &trust)?;
+    // egress.proxy_env: the target's proxy variables name the broker's CONNECT proxy.
+    if let Some(rules) = &loaded.egress {
+        for (name, value) in crate::egress::connect::proxy_env(rules) {
+            env_plan.insert(name, value, EnvFrom::Clawjail);
+        }
+    }
     let envp = env_plan.envp().map_err(PlanError::Refused)?;
     let target = match &opts.command {
         Some(cmd) => {

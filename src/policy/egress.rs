@@ -12,6 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{PolicyError, Source};
+use crate::egress::rules::{PortKind, DEFAULT_PROXY_PORT};
 use crate::egress::{ranges, DomainPattern, EgressRules, LogLevel, SYNTHETIC_NET};
 
 /// The DNS port: the broker answers it; it cannot also be a relayed port.
@@ -39,6 +40,17 @@ pub struct Egress {
     /// `all` (default) or `refused`.
     #[serde(default)]
     pub log: LogLevel,
+    /// What each relayed port must carry first: `"tls"` (the default for every port in
+    /// `ports`), `"http"` or `"tcp"` (raw, not inspected). Keys are ports from `ports`.
+    #[serde(default)]
+    pub protocols: std::collections::BTreeMap<Spanned<String>, Spanned<PortKind>>,
+    /// An HTTP CONNECT proxy on 127.0.0.1:PORT inside the namespace.
+    #[serde(default)]
+    pub proxy_port: Option<Spanned<i64>>,
+    /// Point the target's proxy variables at the CONNECT proxy (port 3128 unless
+    /// `proxy_port` says otherwise).
+    #[serde(default)]
+    pub proxy_env: bool,
 }
 
 fn err(
@@ -117,13 +129,81 @@ pub fn compile(src: &Source, e: &Egress, errs: &mut Vec<PolicyError>) -> Option<
             "domains or ips are listed but egress.ports is empty, so nothing could be reached; add the ports to relay, e.g. ports = [443]",
         ));
     }
+    let protocols = protocols(src, e, &ports, errs);
+    let proxy_port = proxy_port(src, e, &ports, &host_services, errs);
     (errs.len() == before).then(|| EgressRules {
         domains: domains.into_iter().collect(),
         ports,
         ips,
         host_services,
         log: e.log,
+        protocols,
+        proxy_port,
+        proxy_env: e.proxy_env,
     })
+}
+
+/// `protocols`: each key a port listed in `ports` (a kind for a port that is not relayed
+/// would be a silent no-op).
+fn protocols(
+    src: &Source,
+    e: &Egress,
+    ports: &BTreeSet<u16>,
+    errs: &mut Vec<PolicyError>,
+) -> std::collections::BTreeMap<u16, PortKind> {
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in &e.protocols {
+        let key = format!("egress.protocols.{}", k.get_ref());
+        match k.get_ref().parse::<u16>() {
+            Ok(p) if ports.contains(&p) => {
+                out.insert(p, *v.get_ref());
+            }
+            Ok(p) => errs.push(err(src, k, "bad-port", &key, format!(
+                "port {p} is not in egress.ports; list it there too, or remove this entry"
+            ))),
+            Err(_) => errs.push(err(src, k, "bad-port", &key, format!(
+                "\"{}\" is not a port; keys are ports from egress.ports, e.g. protocols = {{ 80 = \"http\", 5432 = \"tcp\" }}",
+                k.get_ref()
+            ))),
+        }
+    }
+    out
+}
+
+/// `proxy_port` (or 3128 when only `proxy_env` asks for the proxy). It is bound on
+/// 127.0.0.1 inside the namespace, so it cannot also be a capture port (those listen on
+/// every address) or the DNS port.
+fn proxy_port(
+    src: &Source,
+    e: &Egress,
+    ports: &BTreeSet<u16>,
+    host_services: &[SocketAddr],
+    errs: &mut Vec<PolicyError>,
+) -> Option<u16> {
+    let (v, at) = match &e.proxy_port {
+        None if !e.proxy_env => return None,
+        // Point the error at `proxy_env` is not possible (a bool has no span kept), so
+        // at the section's first port.
+        None => (
+            DEFAULT_PROXY_PORT,
+            e.ports.first().map_or(0..0, Spanned::span),
+        ),
+        Some(p) => match port(src, p, "egress.proxy_port") {
+            Ok(v) => (v, p.span()),
+            Err(x) => {
+                errs.push(x);
+                return None;
+            }
+        },
+    };
+    if ports.contains(&v) || host_services.iter().any(|h| h.port() == v) {
+        errs.push(PolicyError::at(src, at, "bad-port", "egress.proxy_port", format!(
+            "port {v} is also a relayed port (egress.ports or a host_services port): the CONNECT proxy needs a port of its own; set egress.proxy_port to a free one, e.g. {}",
+            if v == DEFAULT_PROXY_PORT { 3129 } else { DEFAULT_PROXY_PORT }
+        )));
+        return None;
+    }
+    Some(v)
 }
 
 /// The IPv4 address to test against the synthetic range (IPv4-mapped unwrapped).
@@ -297,6 +377,50 @@ mod tests {
         assert_eq!(e.code, "bad-value");
     }
 
+    #[test]
+    fn protocols_and_the_proxy_compile_and_bad_ones_are_located() {
+        use crate::egress::rules::PortKind;
+        let r = load_text(
+            "version = 1\n[egress]\ndomains = [\"a.example.com\"]\nports = [443, 80, 5432]\nprotocols = { 80 = \"http\", 5432 = \"tcp\" }\nproxy_env = true\n",
+        )
+        .unwrap()
+        .egress
+        .unwrap();
+        assert_eq!(
+            (r.port_kind(443), r.port_kind(80), r.port_kind(5432)),
+            (PortKind::Tls, PortKind::Http, PortKind::Tcp)
+        );
+        assert_eq!((r.proxy_port, r.proxy_env), (Some(3128), true));
+        let r = load_text("version = 1\n[egress]\nproxy_port = 8888\n")
+            .unwrap()
+            .egress
+            .unwrap();
+        assert_eq!((r.proxy_port, r.proxy_env), (Some(8888), false));
+
+        let e = err("version = 1\n[egress]\nports = [443]\nprotocols = { 80 = \"http\" }\n");
+        assert_eq!(
+            (e.code, e.key.as_str(), e.position),
+            ("bad-port", "egress.protocols.80", Some((4, 15)))
+        );
+        assert!(e.message.contains("not in egress.ports"), "{e}");
+        let e = err("version = 1\n[egress]\nports = [443]\nprotocols = { https = \"tls\" }\n");
+        assert_eq!(e.code, "bad-port");
+        let e = err("version = 1\n[egress]\nports = [443]\nprotocols = { 443 = \"quic\" }\n");
+        assert_eq!(e.code, "bad-value");
+        let e = err("version = 1\n[egress]\nports = [443]\nproxy_port = 443\n");
+        assert_eq!(
+            (e.code, e.key.as_str(), e.position),
+            ("bad-port", "egress.proxy_port", Some((4, 14)))
+        );
+        let e = err("version = 1\n[egress]\nports = [3128]\nproxy_env = true\n");
+        assert_eq!((e.code, e.key.as_str()), ("bad-port", "egress.proxy_port"));
+        assert!(e.message.contains("3129"), "{e}");
+        let e = err("version = 1\n[egress]\nproxy_port = 53\n");
+        assert_eq!(e.code, "bad-port");
+        let e = err("version = 1\n[egress]\nproxy_env = \"yes\"\n");
+        assert_eq!(e.code, "wrong-type");
+    }
+
     /// The shipped gateway policy controls destinations: its [egress] names OpenClaw's
     /// own hosts and forwards the gateway port.
     #[test]
@@ -306,5 +430,6 @@ mod tests {
         assert!(r.name_allowed("catalog.openclaw.ai"));
         assert!(!r.name_allowed("169.254.169.254") && !r.name_allowed("evil.example.com"));
         assert_eq!(r.ports.iter().copied().collect::<Vec<_>>(), [443]);
+        assert_eq!(r.port_kind(443), crate::egress::rules::PortKind::Tls);
     }
 }

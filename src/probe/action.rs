@@ -69,6 +69,8 @@ actions! {
     AbstractConnect => "abstract-connect",
     Kill => "kill",
     NetnsCapture => "netns-capture",
+    TlsHello => "tls-hello",
+    BrokerFdLimit => "broker-fd-limit",
     UnshareUserns => "unshare-userns",
     CloneUserns => "clone-userns",
     CloneUsernsHigh => "clone-userns-high",

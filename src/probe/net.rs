@@ -76,8 +76,138 @@ pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
             (Some(mode @ ("user" | "net")), Ok(host), Ok(port)) => netns_capture(mode, host, port),
             _ => Outcome::Broken("usage: netns-capture user|net HOST PORT".into()),
         },
+        // Connect to HOST PORT (a name goes through the resolver, so in the target's
+        // namespace it is the broker's synthetic address) and open with a ClientHello
+        // naming SNI ("-" for none). `ok accepted` when anything comes back (a
+        // ServerHello or an alert: the bytes reached a TLS server), `errno ECONNRESET`
+        // when the broker refused the name (docs/egress.md), `ok closed` on a bare EOF.
+        Action::TlsHello => match (args.first(), arg::<u16>(args, 1), args.get(2)) {
+            (Some(host), Ok(port), Some(sni)) => tls_hello(host, port, sni),
+            _ => Outcome::Broken("usage: tls-hello HOST PORT SNI|-".into()),
+        },
+        // A broker on loopback with RLIMIT_NOFILE set to LIMIT (this process only),
+        // relaying to an echo server in the same process; prints `listening PORT`, serves
+        // until stdin closes, logs JSON decisions on stderr. The fd-exhaustion test drives it.
+        Action::BrokerFdLimit => match arg::<u64>(args, 0) {
+            Ok(limit) => broker_fd_limit(limit),
+            Err(o) => o,
+        },
         _ => return None,
     })
+}
+
+/// The broker's way out for `broker-fd-limit`: every dial goes to one local echo server.
+struct Fixed(std::net::SocketAddr);
+
+impl crate::egress::relay::Upstream for Fixed {
+    async fn lookup(&self, _: &str, _: u16) -> std::io::Result<Vec<IpAddr>> {
+        Ok(vec![self.0.ip()])
+    }
+    async fn connect(&self, _: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+        tokio::net::TcpStream::connect(self.0).await
+    }
+}
+
+fn broker_fd_limit(limit: u64) -> Outcome {
+    use crate::egress::{broker, EgressRules};
+    use std::io::{Read, Write};
+    let sub = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(std::io::stderr)
+        .finish();
+    if tracing::subscriber::set_global_default(sub).is_err() {
+        return Outcome::Broken("tracing subscriber".into());
+    }
+    let (echo, capture) = match (
+        TcpListener::bind("127.0.0.1:0"),
+        TcpListener::bind("127.0.0.1:0"),
+    ) {
+        (Ok(e), Ok(c)) => (e, c),
+        (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
+    };
+    let (echo_at, capture_at) = match (echo.local_addr(), capture.local_addr()) {
+        (Ok(e), Ok(c)) => (e, c),
+        (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
+    };
+    std::thread::spawn(move || {
+        for s in echo.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut b = [0u8; 512];
+                while let Ok(n) = s.read(&mut b) {
+                    if n == 0 || s.write_all(&b[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    // The capture listener's own address is the host service, so every connection is
+    // relayed (Fixed sends it to the echo server).
+    let rules = EgressRules {
+        host_services: vec![capture_at],
+        ..Default::default()
+    };
+    let b = broker::Broker::new(rules, Fixed(echo_at));
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(limit, |(_, h)| h);
+    if let Err(e) =
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, limit, hard)
+    {
+        return Outcome::Errno(e as i32);
+    }
+    std::thread::spawn(move || {
+        let r = broker::run_blocking(
+            &b,
+            broker::BrokerSockets {
+                capture: vec![capture],
+                ..Default::default()
+            },
+        );
+        println!("broker ended: {r:?}");
+    });
+    println!("listening {}", capture_at.port());
+    std::io::stdout().flush().ok();
+    let mut rest = Vec::new();
+    std::io::stdin().read_to_end(&mut rest).ok();
+    Outcome::Ok("stopped".into())
+}
+
+fn tls_hello(host: &str, port: u16, sni: &str) -> Outcome {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let addr = match (host, port).to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(a)) => a,
+        Ok(None) => return Outcome::Broken(format!("{host}: no address")),
+        Err(e) => return Outcome::from_io::<()>(Err(e), |_| String::new()),
+    };
+    let timeout = std::time::Duration::from_secs(15);
+    let mut s = match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(s) => s,
+        Err(e) => return Outcome::from_io::<()>(Err(e), |_| String::new()),
+    };
+    if let Err(e) = s.set_read_timeout(Some(timeout)) {
+        return Outcome::Broken(e.to_string());
+    }
+    let hello = crate::egress::inspect::client_hello((sni != "-").then_some(sni));
+    if let Err(e) = s.write_all(&hello) {
+        return Outcome::from_io::<()>(Err(e), |_| String::new());
+    }
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => Outcome::Ok("closed".into()),
+        // A ServerHello (0x16) or an alert (0x15: this minimal hello offers no key share):
+        // either way a TLS server saw the bytes.
+        Ok(_) => Outcome::Ok("accepted".into()),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            Outcome::Ok("no-answer".into())
+        }
+        Err(e) => Outcome::from_io::<()>(Err(e), |_| String::new()),
+    }
 }
 
 fn netns_capture(mode: &str, host: IpAddr, port: u16) -> Outcome {

@@ -271,6 +271,7 @@ fn netns_capture_dns_and_relay_end_to_end() {
             dns_udp: vec![std::net::UdpSocket::from(fds.next().unwrap())],
             dns_tcp: vec![std::net::TcpListener::from(fds.next().unwrap())],
             capture: vec![std::net::TcpListener::from(fds.next().unwrap())],
+            proxy: vec![],
         };
         let rules = EgressRules {
             domains: ["api.example.com", "rebind.example.com"]
@@ -281,6 +282,10 @@ fn netns_capture_dns_and_relay_end_to_end() {
             ips: vec![],
             host_services: vec![],
             log: LogLevel::All,
+            // This test's client speaks plain bytes: raw TCP, no name inspection (the
+            // SNI/Host tests are egress_names_*).
+            protocols: [(443, clawjail::egress::rules::PortKind::Tcp)].into(),
+            ..Default::default()
         };
         let b = broker::Broker::new(rules, SystemUpstream);
         ready_tx.send(()).unwrap();

@@ -786,3 +786,59 @@ fn run_egress_shipped_gateway_policy_node_inside_reaches_nothing_forbidden() {
     }
     assert!(stderr(&jailed).contains("event=\"egress-connect\" verdict=\"refused\""));
 }
+
+/// What `egress.proxy_env` gives a proxy-aware client under `run`: HTTPS_PROXY names the
+/// CONNECT proxy the broker serves inside the namespace (src/egress/wire.rs sends its
+/// listener with the capture sockets).
+const PROXY_CLIENT: &str = r#"
+echo "env HTTPS_PROXY=$HTTPS_PROXY NODE_USE_ENV_PROXY=$NODE_USE_ENV_PROXY"
+echo "proxy allowed $(curl -s -m 5 --cacert "$1" -o /dev/null -w '%{http_connect} %{http_code}' https://api.example.com/)"
+echo "proxy evil $(curl -s -m 5 --cacert "$1" -o /dev/null -w '%{http_connect} %{http_code}' https://evil.example.com/)"
+echo "proxy literal $(curl -s -m 5 -k -o /dev/null -w '%{http_connect} %{http_code}' https://1.1.1.1/)"
+"#;
+
+/// The CONNECT proxy is wired into `run`: with `proxy_env = true` the target's
+/// HTTPS_PROXY names it, an allowlisted name is tunnelled (200 for CONNECT, 200 from the
+/// upstream), a forbidden name and an IP literal get 403 and never reach the internet.
+/// The broker-level tests (tests/it/egress_names.rs) attempt the same with controls
+/// without the proxy; here the control is the allowed row through the same proxy.
+#[test]
+fn run_egress_connect_proxy_serves_the_target_under_the_same_rules() {
+    require_root!();
+    let s = world("egress-run-proxy");
+    let pol = std::fs::read_to_string(s.join("policy.toml")).unwrap();
+    std::fs::write(s.join("policy.toml"), format!("{pol}proxy_env = true\n")).unwrap();
+    s.file("proxy.sh", PROXY_CLIENT, 0o644);
+    let dir = s.path.clone();
+    let policy = s.join("policy.toml");
+    let script = s.join("proxy.sh");
+    let cert = s.join("cert.pem");
+    let (out, counts) = in_internet(dir, move |net| {
+        let out = Command::new(clawjail_bin())
+            .args(["run", "--policy"])
+            .arg(&policy)
+            .arg("--")
+            .arg("/bin/sh")
+            .arg(&script)
+            .arg(&cert)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        (out, net.counts())
+    });
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{o}\n{e}");
+    assert!(
+        o.contains("env HTTPS_PROXY=http://127.0.0.1:3128 NODE_USE_ENV_PROXY=1"),
+        "{o}"
+    );
+    assert!(o.contains("proxy allowed 200 200"), "{o}\n{e}");
+    assert!(o.contains("proxy evil 403 000"), "{o}\n{e}");
+    assert!(o.contains("proxy literal 403 000"), "{o}\n{e}");
+    for (label, n) in &counts {
+        assert_eq!(*n, 0, "{label} reached through the proxy: {o}\n{e}");
+    }
+}
