@@ -88,17 +88,17 @@ fn child_err(e: netns::NetnsError, fix: Option<&str>) -> (String, io::Error) {
 pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io::Error)> {
     let fix = |e: &netns::NetnsError| netns::fix_for(job.privileged, &e.to_string());
     if job.privileged {
-        netns::unshare_net()
+        netns::unshare_for_root()
     } else {
         netns::unshare_user_and_net(job.uid, job.gid)
     }
     .map_err(|e| {
         let f = fix(&e);
-        child_err(e, Some(f))
+        child_err(e, Some(&f))
     })?;
     netns::set_up_loopback().map_err(|e| {
         let f = fix(&e);
-        child_err(e, Some(f))
+        child_err(e, Some(&f))
     })?;
     let s = netns::make_broker_sockets(&job.capture_ports()).map_err(|e| child_err(e, None))?;
     let mut fds = vec![s.dns_udp[0].as_raw_fd(), s.dns_tcp[0].as_raw_fd()];
