@@ -155,6 +155,18 @@ lint_compose() {
         printf '%s\n' "$out" >&2
         fail "compose.yaml: scripts/compose-podman.py (above)"
     fi
+    # The shipped seccomp profile is moby's default plus one rule, regenerated from Debian's
+    # golang-github-docker-docker-dev (scripts/test.sh installs it; elsewhere it may be absent).
+    if [ -f /usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json ]; then
+        if out="$(/usr/bin/python3 "$here/gen-seccomp-profile.py" --check 2>&1)"; then
+            log "ok: examples/docker/seccomp-clawjail.json is moby's default profile plus clawjail's rule"
+        else
+            printf '%s\n' "$out" >&2
+            fail "examples/docker/seccomp-clawjail.json: scripts/gen-seccomp-profile.py --check (above)"
+        fi
+    else
+        log "seccomp-clawjail.json not regenerated: no moby default.json (apt-get install golang-github-docker-docker-dev)"
+    fi
     # A real compose implementation resolves the file (durations, port syntax, secrets).
     # Not installed by this script: Debian's docker-compose 1.29 predates the Compose spec's
     # top-level `name:`, so it gets a copy without that line.

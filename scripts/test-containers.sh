@@ -14,7 +14,7 @@
 # scripts/compose-podman.py, which knows every key of that service and fails on a new one, so
 # the two cannot drift apart silently; ENTRYPOINT and CMD are read from the Dockerfile.
 #
-# Two variants run side by side: `root` (compose as shipped: root start, six capabilities,
+# Two variants run side by side: `root` (compose as shipped: root start, seven capabilities,
 # clawjail switches to openclaw) and `user` (compose's commented alternative: --user
 # 10001:10001, no capabilities at all, and the `--var`s its comment appends). For each, asserted from the host:
 #   1. /healthz through the published loopback port, and compose's healthcheck command via

@@ -115,7 +115,8 @@ pub fn unshare_for_root() -> Result<(), NetnsError> {
 /// id: the later uid switch (setresuid to the policy's user), setgroups and chown need the
 /// target's ids mapped, and a one-id map (the unprivileged path) would map root alone.
 /// user_namespaces(7): a map of more than the writer's own id needs CAP_SETUID/CAP_SETGID
-/// in the PARENT user namespace, which this process loses by entering the new one; so a
+/// in the PARENT user namespace (and mapping uid 0 needs CAP_SETFCAP there, Linux >= 5.12:
+/// measured, EPERM without it), which this process loses by entering the new one; so a
 /// helper forked before the unshare (same ids and capabilities, still outside) writes the
 /// identity maps of this process, copied from its own /proc/self/{uid,gid}_map (every id
 /// valid here, nothing more). The caller must be single-threaded.
@@ -363,12 +364,12 @@ pub fn fix_for(privileged: bool, failure: &str) -> String {
     let seccomp = format!(
         "in a container, the runtime's default seccomp profile (Docker, containerd, Kubernetes RuntimeDefault) refuses unshare without CAP_SYS_ADMIN: run it with clawjail's profile {CONTAINER_PROFILE} (docker run --security-opt seccomp=seccomp-clawjail.json; compose security_opt; Kubernetes seccompProfile Localhost), never seccomp=unconfined"
     );
-    if privileged && !failure.contains("CLONE_NEWUSER") {
+    if failure.starts_with("write /proc/<pid>") {
+        "a root start without CAP_SYS_ADMIN maps every id, root included, into a user namespace: that needs CAP_SETUID, CAP_SETGID and CAP_SETFCAP (mapping uid 0 needs CAP_SETFCAP since Linux 5.12, user_namespaces(7)); add them to the container (examples/docker/compose.yaml's cap_add has them; docs/egress.md)".to_string()
+    } else if privileged && !failure.contains("CLONE_NEWUSER") {
         "a root start needs CAP_SYS_ADMIN for unshare(CLONE_NEWNET) (without it clawjail uses CLONE_NEWUSER|CLONE_NEWNET instead; docs/egress.md)".to_string()
     } else if failure.starts_with("unshare") {
         format!("{seccomp}; otherwise user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0 or user.max_user_namespaces=0): enable them (docs/egress.md)")
-    } else if failure.starts_with("write /proc/<pid>") {
-        "a root start without CAP_SYS_ADMIN maps its ids into a user namespace, which needs CAP_SETUID and CAP_SETGID (compose's cap_add has both; docs/egress.md)".to_string()
     } else {
         "the user namespace was made but grants no capability inside it (Ubuntu >= 23.10: kernel.apparmor_restrict_unprivileged_userns=1): an AppArmor profile for clawjail with `userns,` is needed (docs/egress.md), or start clawjail as root".to_string()
     }
