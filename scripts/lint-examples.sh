@@ -173,6 +173,8 @@ lint_compose() {
     local dir="$work/compose"
     mkdir -p "$dir"
     printf 'OPENCLAW_GATEWAY_TOKEN=lint\n' >"$dir/gateway-token.env"   # the secret file must exist
+    # security_opt's seccomp file is read relative to the compose file (compose v2, and 1.29).
+    cp "$repo/examples/docker/seccomp-clawjail.json" "$dir/"
     if docker compose version >/dev/null 2>&1; then
         cp "$f" "$dir/compose.yaml"
         docker compose -f "$dir/compose.yaml" config -q || fail "compose.yaml: docker compose config"
