@@ -100,6 +100,9 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 #   RLIMIT_NPROC at most 8192 (runc could not set this VM's hard limit, 96362, either; the
 #   cause was not pinned down, and a lower value always works).
 # - --network none: its own loopback only; /healthz is checked from inside.
+# - --cap-add SYS_ADMIN NET_ADMIN: what root has on a host and the unit's bounding set keeps
+#   for clawjail (the policy's [egress]: unshare(CLONE_NEWNET), lo up and AnyIP routes in the
+#   gateway's namespace; docs/egress.md). podman's default set lacks both.
 # - the repository read-only at /clawjail-src (the checkout may live on another mount), the
 #   binary at /clawjail-bin, the openclaw cache as an overlay at /opt/openclaw (the unit's
 #   path; install.sh's installer run finds it complete and writes only to the overlay).
@@ -107,7 +110,7 @@ nofile="$(ulimit -Hn)"
 nproc="$(ulimit -Hu)"
 if [ "$nproc" = unlimited ] || [ "$nproc" -gt 8192 ]; then nproc=8192; fi
 opts=(--runtime "$runc" run -d --name "$name" --systemd=always --network none
-    --cap-add SYS_ADMIN
+    --cap-add SYS_ADMIN --cap-add NET_ADMIN
     --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc"
     --tmpfs /run:rw,notmpcopyup,shared --tmpfs /run/lock:rw,notmpcopyup
     --tmpfs /tmp:rw,notmpcopyup --tmpfs /var/log/journal:rw,notmpcopyup
@@ -208,6 +211,17 @@ expect Groups ""
 for cap in CapInh CapPrm CapEff CapBnd CapAmb; do expect "$cap" 0000000000000000; done
 expect NoNewPrivs 1
 expect Seccomp 2
+# The policy's [egress]: the main pid is clawjail's supervisor (it serves the broker), the
+# gateway under it runs in a network namespace of its own (docs/egress.md).
+gw="$(in_ct cat "/proc/$pid/task/$pid/children" | awk '{print $1}')"
+[ -n "$gw" ] || fail "no gateway process under the supervisor (pid $pid)"
+# /proc/<pid>/ns needs ptrace access, which the container's root lacks for uid openclaw;
+# /proc/<pid>/net/tcp6 is readable and shows that process's namespace: the broker's capture
+# listener on [::]:443 (state 0A) exists in the gateway's namespace and not in the unit's.
+listens443() { in_ct cat "/proc/$1/net/tcp6" | awk '$4 == "0A" && $2 ~ /:01BB$/' | grep -q .; }
+listens443 "$gw" || fail "no capture listener on 443 in the gateway's namespace: [egress] not applied"
+if listens443 "$pid"; then fail "the supervisor shares the gateway's network namespace"; fi
+say "egress: gateway (pid $gw) in its own network namespace; supervisor $pid serves the broker"
 # The unit's mount sandbox is really there (not skipped as in an unprivileged container):
 # ProtectSystem=strict makes / read-only, ReadWritePaths= keeps the home writable.
 mounts="$(in_ct cat "/proc/$pid/mountinfo")"

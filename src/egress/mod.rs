@@ -14,8 +14,8 @@
 //! ([`inbound`]: a socket factory inside, the client's address kept) are implemented and tested,
 //! end to end in test-made namespaces (tests/it/egress.rs). [`wire`] puts them into `run`:
 //! the target in the namespace, the broker in the supervisor, Landlock connect limited to
-//! the capture ports, inbound forwarding. Not yet wired: `verify`'s egress rows (verify
-//! refuses the policy).
+//! the capture ports, inbound forwarding. Not yet: `verify`'s egress rows
+//! (src/verify/egress.rs says so in the report).
 
 pub mod broker;
 pub mod dns;
@@ -33,9 +33,6 @@ use ipnet::Ipv4Net;
 use serde_json::{json, Value};
 
 pub use rules::{DomainPattern, EgressRules, LogLevel};
-
-/// Why `verify` refuses a policy with `[egress]` in this build (it has no egress rows yet).
-pub const NOT_WIRED: &str = "verify has no egress rows yet in this build";
 
 /// Where synthetic DNS answers come from: 198.18.0.0/15, reserved for benchmarking
 /// (RFC 2544), so no real destination is ever shadowed, and refused by [`ranges`] as a
@@ -79,10 +76,16 @@ impl NamespaceCheck {
     }
 
     fn describe(&self) -> Value {
-        match &self.result {
+        let mut v = match &self.result {
             Ok(v6) => json!({"kind": self.kind, "available": true, "ipv6": v6}),
             Err(e) => json!({"kind": self.kind, "available": false, "error": e, "fix": self.fix}),
+        };
+        // Ubuntu >= 23.10: shown whenever the kernel has the knob, so a root start that
+        // works today says what an unprivileged start of the same policy would meet.
+        if let Some(on) = netns::apparmor_restricts_userns() {
+            v["apparmor_restrict_unprivileged_userns"] = json!(on);
         }
+        v
     }
 }
 

@@ -366,13 +366,27 @@ pub fn fix_for(privileged: bool, failure: &str) -> String {
     );
     if failure.starts_with("write /proc/<pid>") {
         "a root start without CAP_SYS_ADMIN maps every id, root included, into a user namespace: that needs CAP_SETUID, CAP_SETGID and CAP_SETFCAP (mapping uid 0 needs CAP_SETFCAP since Linux 5.12, user_namespaces(7)); add them to the container (examples/docker/compose.yaml's cap_add has them; docs/egress.md)".to_string()
-    } else if privileged && !failure.contains("CLONE_NEWUSER") {
-        "a root start needs CAP_SYS_ADMIN for unshare(CLONE_NEWNET) (without it clawjail uses CLONE_NEWUSER|CLONE_NEWNET instead; docs/egress.md)".to_string()
-    } else if failure.starts_with("unshare") {
-        format!("{seccomp}; otherwise user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0 or user.max_user_namespaces=0): enable them (docs/egress.md)")
+    } else if failure.starts_with("unshare(CLONE_NEWUSER") {
+        let or_root = if privileged {
+            ""
+        } else {
+            ", or start clawjail as root"
+        };
+        format!("{seccomp}; otherwise user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0 or user.max_user_namespaces=0): enable them{or_root} (docs/egress.md)")
+    } else if privileged && (failure.starts_with("unshare") || !root_needs_user_namespace()) {
+        "a root start with CAP_SYS_ADMIN uses CLONE_NEWNET and needs CAP_SYS_ADMIN (unshare), CAP_NET_ADMIN (lo up, AnyIP routes) and CAP_NET_BIND_SERVICE (the broker's ports 53 and 443 inside): under systemd, keep them in CapabilityBoundingSet= and allow RestrictNamespaces=net; in a container, do not add them: without CAP_SYS_ADMIN clawjail makes a user+network namespace instead (CAP_SETFCAP and the seccomp profile examples/docker/seccomp-clawjail.json, docs/egress.md)".to_string()
     } else {
-        "the user namespace was made but grants no capability inside it (Ubuntu >= 23.10: kernel.apparmor_restrict_unprivileged_userns=1): an AppArmor profile for clawjail with `userns,` is needed (docs/egress.md), or start clawjail as root".to_string()
+        "the user namespace was made but grants no capability inside it (Ubuntu >= 23.10: kernel.apparmor_restrict_unprivileged_userns=1): install the AppArmor profile shipped in examples/apparmor/clawjail (`userns,`; sudo install -m 0644 examples/apparmor/clawjail /etc/apparmor.d/clawjail && sudo apparmor_parser -r /etc/apparmor.d/clawjail, docs/egress.md), or start clawjail as root".to_string()
     }
+}
+
+/// `kernel.apparmor_restrict_unprivileged_userns` (Ubuntu >= 23.10), when the kernel has
+/// it: `Some(true)` means an unconfined process gets no capability in a user namespace it
+/// makes, which an unprivileged start with `[egress]` needs (lo up).
+pub fn apparmor_restricts_userns() -> Option<bool> {
+    std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+        .ok()
+        .map(|s| s.trim() == "1")
 }
 
 /// A dual-stack socket on `[::]:port` (IPV6_V6ONLY off: IPv4 destinations arrive as

@@ -22,6 +22,7 @@ use super::broker::{self, BrokerSockets};
 use super::netns;
 use super::relay::SystemUpstream;
 use super::rules::EgressRules;
+use nix::sched::CloneFlags;
 
 /// Tag of the one message child -> supervisor.
 const SOCKETS_TAG: u8 = 0xE5;
@@ -35,10 +36,15 @@ pub struct EgressJob {
     pub rules: EgressRules,
     /// Root start: `CLONE_NEWNET` alone; otherwise a user namespace too.
     pub privileged: bool,
+    /// The target's namespace comes with a user namespace: an unprivileged start, or a root
+    /// start without CAP_SYS_ADMIN (a container: [`netns::root_needs_user_namespace`]).
+    /// Decided once in `plan::prepare`, so the child, the supervisor and the socket factory
+    /// agree.
+    pub user_namespace: bool,
     /// The caller's ids, mapped to themselves in the user namespace (unprivileged start).
     pub uid: u32,
     pub gid: u32,
-    /// Root start: the ids the socket factory switches to (the supervisor's).
+    /// Root start: the ids the socket factory switches to (the supervisor's, the target's).
     pub factory_ids: Option<crate::identity::Ids>,
     /// `inbound`: host listeners, bound in `plan::prepare` (a taken port refuses the
     /// launch there, exit 125), forwarded to 127.0.0.1:PORT inside.
@@ -87,8 +93,10 @@ fn child_err(e: netns::NetnsError, fix: Option<&str>) -> (String, io::Error) {
 /// (unshare(2): CLONE_NEWUSER needs it).
 pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io::Error)> {
     let fix = |e: &netns::NetnsError| netns::fix_for(job.privileged, &e.to_string());
-    if job.privileged {
-        netns::unshare_for_root()
+    if job.privileged && job.user_namespace {
+        netns::unshare_user_and_net_identity()
+    } else if job.privileged {
+        netns::unshare_net()
     } else {
         netns::unshare_user_and_net(job.uid, job.gid)
     }
@@ -96,6 +104,18 @@ pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io
         let f = fix(&e);
         child_err(e, Some(&f))
     })?;
+    if !job.privileged {
+        // A new user namespace starts with a FULL bounding set (user_namespaces(7)), and an
+        // unprivileged start has no later bounding-set drop: without this the target would
+        // show CapBnd 000001ffffffffff inside it (measured in podman --user; harmless under
+        // no_new_privs, but a non-empty bounding set is one step less). CAP_SETPCAP is ours
+        // in the new namespace; the capabilities still needed here (lo up, ports below 1024)
+        // are in the permitted and effective sets, which this does not touch.
+        let last = crate::caps::read_cap_last_cap()
+            .map_err(|e| (format!("{CALL_PREFIX}read cap_last_cap"), e))?;
+        crate::caps::drop_bounding_set(last, &[])
+            .map_err(|(call, e)| (format!("{CALL_PREFIX}{call}"), e))?;
+    }
     netns::set_up_loopback().map_err(|e| {
         let f = fix(&e);
         child_err(e, Some(&f))
@@ -103,50 +123,87 @@ pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io
     let s = netns::make_broker_sockets(&job.capture_ports()).map_err(|e| child_err(e, None))?;
     let mut fds = vec![s.dns_udp[0].as_raw_fd(), s.dns_tcp[0].as_raw_fd()];
     fds.extend(s.capture.iter().map(AsRawFd::as_raw_fd));
-    let factory = match job.inbound.is_empty() {
-        true => None,
-        false => Some(fork_socket_factory(job)?),
+    // Inbound: the supervisor forks a socket factory into this namespace
+    // ([`fork_socket_factory`]); it needs the namespace fds to get in.
+    let ns = if job.inbound.is_empty() {
+        Vec::new()
+    } else {
+        namespace_fds(job.user_namespace)?
     };
-    fds.extend(factory.as_ref().map(AsRawFd::as_raw_fd));
+    fds.extend(ns.iter().map(AsRawFd::as_raw_fd));
     netns::send_fds(chan.as_raw_fd(), SOCKETS_TAG, &fds).map_err(|e| child_err(e, None))?;
-    // `s`, `factory` and `chan` close here: the broker holds the only listeners.
+    // `s`, `ns` and `chan` close here: the broker holds the only listeners.
     Ok(())
 }
 
-/// Inbound: a single-threaded socket factory that stays in the target's namespace and
-/// answers the broker's requests for sockets bound to a client's address
-/// ([`super::inbound::serve_factory`]; the broker cannot `setns` in on an unprivileged
-/// start, research E3). Double-forked so that it is nobody's child in the target's tree
-/// (the target must not inherit a child it did not make); it keeps no capability, is not
-/// dumpable, and exits when the broker closes its end. Returns the broker's end.
-fn fork_socket_factory(job: &EgressJob) -> Result<UnixStream, (String, io::Error)> {
-    let e = |call: &str| {
-        let call = format!("{CALL_PREFIX}{call}");
-        move |e: io::Error| (call, e)
+/// This process's network namespace (and with a user namespace, that first: setns into the
+/// network namespace needs CAP_SYS_ADMIN in its owning user namespace and in the caller's).
+fn namespace_fds(user_namespace: bool) -> Result<Vec<OwnedFd>, (String, io::Error)> {
+    let open = |p: &str| {
+        std::fs::File::open(p)
+            .map(OwnedFd::from)
+            .map_err(|e| (format!("{CALL_PREFIX}open({p})"), e))
     };
-    let (broker_end, factory_end) = UnixStream::pair().map_err(e("socketpair(factory)"))?;
-    let mid = crate::sys::fork().map_err(e("fork(factory)"))?;
-    if mid == 0 {
+    let mut v = Vec::new();
+    if user_namespace {
+        v.push(open("/proc/self/ns/user")?);
+    }
+    v.push(open("/proc/self/ns/net")?);
+    Ok(v)
+}
+
+/// Inbound: a single-threaded socket factory in the target's network namespace that
+/// answers the broker's requests for sockets bound to a client's address
+/// ([`super::inbound::serve_factory`]). Forked by the supervisor, not by the target's
+/// tree: it is not in the target's PID namespace and not the target's child. It enters
+/// the namespaces with setns(2) (single-threaded, as CLONE_NEWUSER requires; unprivileged,
+/// the caller owns the user namespace and so holds CAP_SYS_ADMIN in it, user_namespaces(7)),
+/// then keeps no capability, is not dumpable, dies with the supervisor, and exits when the
+/// broker closes its end. Returns the broker's end. Called before the supervisor drops
+/// its privileges (a root start needs CAP_SYS_ADMIN for setns) and before any thread.
+pub fn fork_socket_factory(job: &EgressJob, ns: Vec<OwnedFd>) -> io::Result<UnixStream> {
+    let (broker_end, factory_end) = UnixStream::pair()?;
+    let supervisor = nix::unistd::getpid();
+    let pid = crate::sys::fork()?;
+    if pid == 0 {
         drop(broker_end);
-        let code = match crate::sys::fork() {
-            Ok(0) => {
-                let ok = drop_factory_privileges(job).is_ok()
-                    && super::inbound::serve_factory(factory_end).is_ok();
-                i32::from(!ok)
-            }
-            Ok(_) => 0,
-            Err(_) => 1,
+        // Explicit namespace types (user first): setns(fd, 0) would be refused by
+        // systemd's RestrictNamespaces= filter, which cannot tell what 0 enters.
+        let kinds = if ns.len() == 2 {
+            [CloneFlags::CLONE_NEWUSER, CloneFlags::CLONE_NEWNET].as_slice()
+        } else {
+            [CloneFlags::CLONE_NEWNET].as_slice()
         };
-        crate::sys::exit_now(code);
+        let r = ns
+            .into_iter()
+            .zip(kinds)
+            .try_for_each(|(fd, k)| {
+                nix::sched::setns(fd, *k).map_err(|e| (format!("setns({k:?})"), io::Error::from(e)))
+            })
+            .and_then(|()| drop_factory_privileges(job))
+            .and_then(|()| {
+                crate::sys::set_pdeathsig(libc::SIGKILL)
+                    .map_err(|e| ("prctl(PR_SET_PDEATHSIG)".to_string(), e))
+            })
+            .and_then(|()| match nix::unistd::getppid() == supervisor {
+                true => Ok(()),
+                false => Err((
+                    "getppid()".to_string(),
+                    io::Error::other("the supervisor exited"),
+                )),
+            })
+            .and_then(|()| {
+                super::inbound::serve_factory(factory_end).map_err(|e| ("serve".to_string(), e))
+            });
+        if let Err((call, e)) = &r {
+            // Inbound stops working (each forward then logs a failure); destinations stay
+            // controlled: the factory only makes sockets inside the namespace.
+            eprintln!("clawjail: egress socket factory: {call}: {e}");
+        }
+        crate::sys::exit_now(i32::from(r.is_err()));
     }
     drop(factory_end);
-    match crate::sys::waitpid(mid, 0) {
-        Ok((_, st)) if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 => Ok(broker_end),
-        r => Err((
-            format!("{CALL_PREFIX}fork(factory)"),
-            io::Error::other(format!("the socket factory did not start: {r:?}")),
-        )),
-    }
+    Ok(broker_end)
 }
 
 /// The factory makes sockets only: no capability (binding a client's address over AnyIP
@@ -161,10 +218,16 @@ fn drop_factory_privileges(job: &EgressJob) -> Result<(), (String, io::Error)> {
         .map_err(|e| ("prctl(PR_SET_DUMPABLE, 0)".to_string(), io::Error::from(e)))
 }
 
-/// Supervisor side: the sockets the child made, in the order [`enter_namespace`] sent them.
-/// EOF (the child failed before sending) is an error: the launch is aborted.
+/// Supervisor side: the sockets the child made, in the order [`enter_namespace`] sent them,
+/// and with `inbound` the socket factory forked into the namespace. EOF (the child failed
+/// before sending) is an error: the launch is aborted. Before the privilege drop.
 pub fn receive(job: &EgressJob, chan: &OwnedFd) -> io::Result<Received> {
-    let want = 2 + job.capture_ports().len() + usize::from(!job.inbound.is_empty());
+    let ns = match (job.inbound.is_empty(), job.user_namespace) {
+        (true, _) => 0,
+        (false, false) => 1,
+        (false, true) => 2,
+    };
+    let want = 2 + job.capture_ports().len() + ns;
     let (tag, fds) = netns::recv_fds(chan.as_raw_fd(), want).map_err(|e| {
         io::Error::new(
             e.source.kind(),
@@ -186,14 +249,18 @@ pub fn receive(job: &EgressJob, chan: &OwnedFd) -> io::Result<Received> {
             .take(job.capture_ports().len())
             .map(std::net::TcpListener::from),
     );
-    let factory = it.next().map(UnixStream::from);
+    let ns: Vec<OwnedFd> = it.collect();
+    let factory = match ns.is_empty() {
+        true => None,
+        false => Some(fork_socket_factory(job, ns)?),
+    };
     Ok(Received {
         sockets: s,
         factory,
     })
 }
 
-/// What the supervisor receives from the child.
+/// What the supervisor receives from the child (and the socket factory it forked).
 #[derive(Debug)]
 pub struct Received {
     pub sockets: BrokerSockets,

@@ -47,6 +47,7 @@ pub struct SupervisorPlan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SupervisorStep {
     CloseTargetSide,
+    EgressSockets,
     DropPrivileges,
     NoNewPrivs,
     NotDumpable,
@@ -56,8 +57,9 @@ pub enum SupervisorStep {
 }
 
 impl SupervisorStep {
-    pub const ALL: [SupervisorStep; 7] = [
+    pub const ALL: [SupervisorStep; 8] = [
         SupervisorStep::CloseTargetSide,
+        SupervisorStep::EgressSockets,
         SupervisorStep::DropPrivileges,
         SupervisorStep::NoNewPrivs,
         SupervisorStep::NotDumpable,
@@ -69,6 +71,7 @@ impl SupervisorStep {
     pub fn name(self) -> &'static str {
         match self {
             SupervisorStep::CloseTargetSide => "close-target-side",
+            SupervisorStep::EgressSockets => "egress-sockets",
             SupervisorStep::DropPrivileges => "drop-privileges",
             SupervisorStep::NoNewPrivs => "no-new-privs",
             SupervisorStep::NotDumpable => "not-dumpable",
@@ -85,7 +88,8 @@ impl SupervisorStep {
             SupervisorStep::DropPrivileges => "root start: bounding set (needs CAP_SETPCAP, so first), then the target's uid/gid/groups (it may still signal the child); then no capability in any set",
             SupervisorStep::NoNewPrivs => "PR_SET_NO_NEW_PRIVS: nothing the supervisor could exec gains privileges",
             SupervisorStep::NotDumpable => "PR_SET_DUMPABLE 0, after the id switch (which resets it): the target, same uid, cannot ptrace the supervisor or open /proc/<pid>/fd (the caller's terminal)",
-            SupervisorStep::EgressBroker => "[egress] only: receive the capture and DNS sockets the child made inside the target's network namespace (SCM_RIGHTS) and serve the broker on one thread, started after the drop so it inherits no privilege; if the broker stops, the target is killed (fail closed)",
+            SupervisorStep::EgressSockets => "[egress] only: receive the capture and DNS sockets the child made inside the target's network namespace (SCM_RIGHTS); with inbound, fork the socket factory into that namespace (setns needs CAP_SYS_ADMIN on a root start, so before the drop; no thread exists yet)",
+            SupervisorStep::EgressBroker => "[egress] only: serve the broker on one thread, started after the drop so it inherits no privilege; if the broker stops, the target is killed (fail closed)",
             SupervisorStep::SignalFd => "signalfd over the signals blocked before fork: none is lost, and they join the one poll loop",
             SupervisorStep::Ready => "one byte to the child, which waits for it before continuing its launch: if any step above failed, the child is killed before it execs (fail closed)",
         }
@@ -138,17 +142,20 @@ fn set_up(
     egress: Option<OwnedFd>,
 ) -> Result<SignalFd, StepError> {
     let at = |step: SupervisorStep| move |(call, e): (String, io::Error)| (step, call, e);
-    if plan.egress.is_some() && egress.is_some() {
-        // The broker is a thread; a supervisor that made a PID namespace needs this first
-        // (and CAP_SYS_ADMIN for it, so before the drop).
-        crate::egress::wire::allow_threads().map_err(|e| {
-            (
-                SupervisorStep::EgressBroker,
-                "setns(own PID namespace)".to_string(),
-                e,
-            )
-        })?;
-    }
+    let egress_step =
+        |step: SupervisorStep, call: &'static str| move |e: io::Error| (step, call.to_string(), e);
+    let mut egress = match (&plan.egress, egress) {
+        (Some(job), Some(chan)) => {
+            let at = |c| egress_step(SupervisorStep::EgressSockets, c);
+            // The broker is a thread and the factory must not land in the target's PID
+            // namespace: a supervisor that made one points its children back at its own
+            // first (CAP_SYS_ADMIN, so before the drop).
+            crate::egress::wire::allow_threads().map_err(at("setns(own PID namespace)"))?;
+            let got = crate::egress::wire::receive(job, &chan).map_err(at("receive"))?;
+            Some((job, got))
+        }
+        _ => None,
+    };
     if let Some(ids) = &plan.ids {
         crate::caps::drop_bounding_set(plan.last_cap, &[])
             .map_err(at(SupervisorStep::DropPrivileges))?;
@@ -163,13 +170,9 @@ fn set_up(
             io::Error::from(e),
         )
     })?;
-    if let (Some(job), Some(chan)) = (&plan.egress, egress) {
-        let step = |call: &str| {
-            let call = call.to_string();
-            move |e: io::Error| (SupervisorStep::EgressBroker, call, e)
-        };
-        let got = crate::egress::wire::receive(job, &chan).map_err(step("receive"))?;
-        crate::egress::wire::start_broker(job, got, child).map_err(step("spawn"))?;
+    if let Some((job, got)) = egress.take() {
+        crate::egress::wire::start_broker(job, got, child)
+            .map_err(egress_step(SupervisorStep::EgressBroker, "spawn"))?;
     }
     let sigfd = SignalFd::with_flags(
         &reaper::wait_set(job_control),

@@ -47,6 +47,7 @@
 
 pub mod canary;
 pub mod checks;
+pub mod egress;
 pub mod fixtures;
 pub mod render;
 pub mod row;
@@ -200,15 +201,6 @@ fn prepare_plan(
 
 /// Run the whole battery.
 pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, VerifyError> {
-    // Rows run under the plan `run` applies; without egress rows the network results
-    // would not describe the jail `run` makes for this policy.
-    if loaded.egress.is_some() {
-        return Err(PlanError::Refused(format!(
-            "{}; verify cannot attempt the egress rows (tests/it/egress.rs attempts them against `run`)",
-            crate::egress::NOT_WIRED
-        ))
-        .into());
-    }
     let (ids, home, privileged) = target_ids(loaded)?;
     let vars = plan::build_vars(loaded, &ids, home.as_deref(), cli_vars, privileged, None)?;
     let view = PolicyView::new(loaded, &vars);
@@ -243,6 +235,7 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
     }
     // A plan `run` could not prepare is `run`'s error, not a table of "not confined" rows:
     // stop here (the fixtures and stand-ins are removed as they drop).
+    added.extend(egress::note(loaded));
     let mut plan = prepare_plan(loaded, cli_vars, &exe, &mut added)?;
     let (checks, cleanup) = checks::derive(&Inputs {
         view: &view,

@@ -171,6 +171,11 @@ fn set_up_child(confine: &mut Confine<'_>, pty: BorrowedFd<'_>) -> Result<(), St
             // A PID namespace needs the launch's fork, which verify replaces with its own
             // grandchild per attempt; the seccomp pid-0 guards still answer for other pids.
             plan.namespaces.pid = false;
+            // [egress]: the attempts run without the target's network namespace (its
+            // broker lives in `run`'s supervisor, which verify does not fork); Landlock's
+            // connect rule is still the one `run` applies (capture ports and 53).
+            // src/verify/egress.rs says what that leaves unattempted.
+            plan.supervisor.egress = None;
             Ok(())
         }
     }
