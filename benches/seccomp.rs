@@ -117,7 +117,10 @@ fn child(variant: &str) {
         .ok();
     });
     let x32 = ns_per_call(|| {
-        std::hint::black_box(clawjail::probe::run("x32-getpid", &[]));
+        std::hint::black_box(clawjail::probe::run(
+            clawjail::probe::Action::X32Getpid,
+            &[],
+        ));
     });
     println!("{install_ns} {getppid:.1} {sendto:.1} {x32:.1}");
 }

@@ -4,39 +4,34 @@
 #
 #   bash scripts/test-static.sh        (as root for the root-only launch tests)
 #
-# Target: x86_64-unknown-linux-musl (`rustup target add` it when missing); when the target
-# cannot be installed (no rustup, offline), a static-pie glibc build instead
-# (-C target-feature=+crt-static, as scripts/bench-launch.sh). Release profile, separate
-# target dir (target/static: crt-static must not reach proc-macros, hence the explicit
-# --target). Checks that the result has no program interpreter, then runs
+# Target: x86_64-unknown-linux-musl (`rustup target add` it when missing); if the target
+# cannot be installed the script fails. Not static-pie glibc: a static glibc still dlopens
+# NSS modules for a uid /etc/passwd does not name (`passwd: files systemd`) and crashed with
+# SIGSEGV before any launch step (docs/performance.md). Release profile, separate target
+# dir (target/static), explicit --target. Checks that the result has no program interpreter, then runs
 #   CLAWJAIL_TEST_BIN=target/static/clawjail cargo test --test it launch::
 # (tests/it/util.rs clawjail_bin() reads CLAWJAIL_TEST_BIN). The binary stays at
 # target/static/clawjail (scripts/test.sh hands it to scripts/test-containers.sh).
 #
 # NSS: musl reads /etc/passwd and /etc/group only (and an nscd socket when one exists);
-# a static glibc build has the built-in files backend only, no sssd/LDAP/systemd modules. Name
-# users in the policy that those files define, or use numeric ids.
+# no sssd/LDAP/systemd modules. Name users in the policy that those files define, or use
+# numeric ids.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'test-static: %s\n' "$*"; }
 
-musl=x86_64-unknown-linux-musl gnu=x86_64-unknown-linux-gnu
-target="$musl"
-if ! rustup target list --installed 2>/dev/null | grep -qx "$musl"; then
-    if ! command -v rustup >/dev/null || ! rustup target add "$musl" >/tmp/clawjail-rustup-$$.log 2>&1; then
-        say "cannot install the $musl target ($(tail -n1 /tmp/clawjail-rustup-$$.log 2>/dev/null || echo 'no rustup')); building static-pie glibc instead"
-        target="$gnu"
+target=x86_64-unknown-linux-musl
+if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    if ! command -v rustup >/dev/null || ! rustup target add "$target" >/tmp/clawjail-rustup-$$.log 2>&1; then
+        say "FAIL: cannot install the $target target ($(tail -n1 /tmp/clawjail-rustup-$$.log 2>/dev/null || echo 'no rustup'))"
+        rm -f /tmp/clawjail-rustup-$$.log
+        exit 1
     fi
     rm -f /tmp/clawjail-rustup-$$.log
 fi
 
 t=$(date +%s)
-if [ "$target" = "$musl" ]; then
-    CARGO_TARGET_DIR=target/static cargo build --release --locked --quiet --bin clawjail --target "$target"
-else
-    CARGO_TARGET_DIR=target/static RUSTFLAGS="-C target-feature=+crt-static" \
-        cargo build --release --locked --quiet --bin clawjail --target "$target"
-fi
+CARGO_TARGET_DIR=target/static cargo build --release --locked --quiet --bin clawjail --target "$target"
 install -m 0755 "target/static/$target/release/clawjail" target/static/clawjail
 bin="$PWD/target/static/clawjail"
 

@@ -88,6 +88,12 @@ pub fn set_process_sets(keep: &[Capability]) -> Result<(), (String, io::Error)> 
         caps::raise(None, CapSet::Ambient, *cap)
             .map_err(|e| err(&format!("prctl(PR_CAP_AMBIENT_RAISE, {cap})"), e))?;
     }
+    if !keep.is_empty() {
+        // KEEP_CAPS (set with the securebits when a cap is kept) has done its job across
+        // the uid switch; clear it so the target cannot carry P across its own setuid
+        // (prctl(2) PR_SET_KEEPCAPS).
+        sys::set_keepcaps(false).map_err(|e| ("prctl(PR_SET_KEEPCAPS, 0)".to_string(), e))?;
+    }
     Ok(())
 }
 

@@ -411,7 +411,7 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
         init: a.init,
         apply: !a.dry_run,
     };
-    let mut plan = plan::prepare(&loaded, &opts).map_err(|e| {
+    let plan = plan::prepare(&loaded, &opts).map_err(|e| {
         let code = match &e {
             plan::PlanError::Target(plan::target::TargetError::NotFound { .. }) => 127,
             _ => 125,
@@ -434,8 +434,8 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
     }
     // Written while still root, so the record is root-owned; a failure is only a warning.
     crate::runrecord::leave_for_run(&plan, &loaded.policy);
-    crate::launch::apply(&mut plan).map_err(|e| Failure::new(125, e))?;
-    let e = crate::launch::exec(&plan);
+    let applied = crate::launch::apply(&plan).map_err(|e| Failure::new(125, e))?;
+    let e = crate::launch::exec(&plan, &applied);
     let code = if e.source.kind() == std::io::ErrorKind::NotFound {
         127
     } else {

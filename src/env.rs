@@ -127,6 +127,18 @@ impl EnvPlan {
             .collect()
     }
 
+    /// The envp of a child forked by the session step: systemd's LISTEN_PID must name the
+    /// process that execs (sd_listen_fds(3)), and after a fork that is the child, not the
+    /// pid `prepare` saw. None when socket activation is not in use (`envp` applies as is).
+    pub fn envp_for_forked_child(&self, pid: u32) -> Result<Option<Vec<CString>>, String> {
+        if self.get("LISTEN_PID").is_none() {
+            return Ok(None);
+        }
+        let mut env = self.clone();
+        env.insert("LISTEN_PID", pid.to_string(), EnvFrom::Clawjail);
+        env.envp().map(Some)
+    }
+
     /// Names and origins, never values.
     pub fn names(&self) -> Vec<(String, EnvFrom)> {
         self.vars
@@ -320,5 +332,19 @@ mod tests {
         p.insert("A", "secret".into(), EnvFrom::Set);
         assert_eq!(p.names(), vec![("A".to_string(), EnvFrom::Set)]);
         assert_eq!(p.envp().unwrap_or_default().len(), 1);
+    }
+
+    /// The LISTEN_PID rewrite after the session fork is computed from the plan, not
+    /// written into it: the plan `check` shows is the plan applied.
+    #[test]
+    fn forked_child_envp_names_the_child_and_leaves_the_plan_alone() {
+        let mut p = EnvPlan::default();
+        assert_eq!(p.envp_for_forked_child(42).unwrap(), None);
+        p.insert("LISTEN_PID", "7".into(), EnvFrom::Clawjail);
+        p.insert("LISTEN_FDS", "1".into(), EnvFrom::Clawjail);
+        let envp = p.envp_for_forked_child(42).unwrap().unwrap();
+        let texts: Vec<&str> = envp.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(texts, vec!["LISTEN_FDS=1", "LISTEN_PID=42"]);
+        assert_eq!(p.get("LISTEN_PID"), Some("7"));
     }
 }

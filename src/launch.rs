@@ -140,12 +140,21 @@ pub struct Applied {
     pub session: SessionOutcome,
     pub bounding_dropped: Option<u32>,
     pub landlock: Option<LandlockOutcome>,
+    /// The envp of a forked child when it differs from `Plan::envp` (LISTEN_PID).
+    pub forked_envp: Option<Vec<std::ffi::CString>>,
+}
+
+impl Applied {
+    /// The environment the target gets.
+    pub fn envp<'a>(&'a self, plan: &'a Plan) -> &'a [std::ffi::CString] {
+        self.forked_envp.as_deref().unwrap_or(&plan.envp)
+    }
 }
 
 /// Apply steps 4..=17. On return the process is fully confined; only exec remains.
 /// On a fork (process-group leader, `--init`, a PID namespace) only the child (the target
 /// to be) returns here.
-pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
+pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
     // Step 4/18: unshare(2) needs CAP_SYS_ADMIN, so before the bounding set and ids go;
     // before the session fork, because CLONE_NEWPID moves only the children created after
     // it (pid_namespaces(7)): the fork below puts the child into the new namespace.
@@ -154,8 +163,8 @@ pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
     // its own ids; setsid(2) EPERM for a process-group leader means fork. A PID namespace
     // always forks (the caller stays outside it), like `--init`; so does a terminal on
     // fds 0-2 (the supervisor relays the target's new pty).
-    // With `[egress]` too: the supervisor serves the broker (step egress-namespace, which
-    // runs in the forked child inside `enter_new_session`).
+    // With `[egress]` too: the supervisor serves the broker (step egress-namespace runs
+    // in the forked child inside `enter_new_session`).
     let mode = if plan.namespaces.pid || plan.supervisor.egress.is_some() {
         crate::session::SessionMode::Init
     } else {
@@ -167,7 +176,7 @@ pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
     let mut session = crate::session::enter_new_session(
         mode,
         &plan.supervisor,
-        plan.terminal.as_mut(),
+        plan.terminal.as_ref(),
         plan.namespaces.pid,
     )
     .map_err(|(call, source)| {
@@ -201,29 +210,11 @@ pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
         crate::identity::set_res_ids(ids).map_err(at(Step::SetIds))?;
         crate::identity::assert_root_unrecoverable(ids).map_err(at(Step::SetIds))?;
     }
-    if let SessionOutcome::Forked { supervisor } = session {
-        // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 8;
-        // if the supervisor died before this, stop here rather than run unsupervised.
-        crate::sys::set_pdeathsig(libc::SIGKILL).map_err(|e| LaunchError {
-            step: Step::SetIds,
-            call: "prctl(PR_SET_PDEATHSIG, SIGKILL)".into(),
-            source: e,
-        })?;
-        if nix::unistd::getppid().as_raw() != supervisor {
-            return Err(LaunchError {
-                step: Step::SetIds,
-                call: "getppid()".into(),
-                source: io::Error::other("the supervisor exited"),
-            });
-        }
-    }
+    // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 8.
+    crate::session::die_with_supervisor(session).map_err(at(Step::SetIds))?;
     // Step 10/18: set P/E/I to the kept set and raise it as ambient (a cap can be raised into
     // ambient only when it is in P and I). Unprivileged, this clears whatever was there.
     crate::caps::set_process_sets(&plan.caps.keep).map_err(at(Step::SetCapabilitySets))?;
-    if !plan.caps.keep.is_empty() {
-        crate::sys::set_keepcaps(false)
-            .map_err(|e| at(Step::SetCapabilitySets)(("prctl(PR_SET_KEEPCAPS, 0)".into(), e)))?;
-    }
     // Step 11/18: after the switch, so chdir is checked against the target's ids and
     // RLIMIT_NPROC against its uid; before Landlock, which might not grant the workdir's parents.
     crate::limits::set_rlimits(&plan.limits).map_err(at(Step::LimitsUmaskWorkdir))?;
@@ -235,21 +226,19 @@ pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
     // CAP_SYS_ADMIN (seccomp(2), landlock_restrict_self(2)).
     crate::nnp::set_no_new_privs().map_err(at(Step::NoNewPrivs))?;
     // Step 13/18: envp was built from the allowlist in prepare; after a fork the socket
-    // activation pid must name the child that will exec.
-    if let SessionOutcome::Forked { .. } = session {
-        if plan.env.get("LISTEN_PID").is_some() {
-            plan.env.insert(
-                "LISTEN_PID",
-                std::process::id().to_string(),
-                crate::env::EnvFrom::Clawjail,
-            );
-            plan.envp = plan.env.envp().map_err(|m| LaunchError {
+    // activation pid must name the child that will exec (kept in `Applied`, the plan is
+    // not changed).
+    let forked_envp = match session {
+        SessionOutcome::Forked { .. } => plan
+            .env
+            .envp_for_forked_child(std::process::id())
+            .map_err(|m| LaunchError {
                 step: Step::Environment,
                 call: "envp".into(),
                 source: io::Error::other(m),
-            })?;
-        }
-    }
+            })?,
+        _ => None,
+    };
     // Step 14/18: after the last open clawjail needs, before Landlock: fds opened before
     // restrict_self are not restricted by it, so none may reach the target.
     crate::fds::mark_cloexec_from(3 + plan.fds.keep_listen_fds).map_err(at(Step::CloexecFds))?;
@@ -263,8 +252,9 @@ pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
         session,
         bounding_dropped,
         landlock: Some(landlock),
+        forked_envp,
     };
-    crate::report::launch_event(plan, &applied);
+    launch_event(plan, &applied);
     // Step 17/18: last, so clawjail itself needs nothing from the filter but execveat (and
     // write/exit_group on the error path). One combined program: stacked filters let the
     // most severe action win and break the clone3 ENOSYS and io_uring EPERM guards.
@@ -273,7 +263,7 @@ pub fn apply(plan: &mut Plan) -> Result<Applied, LaunchError> {
 }
 
 /// Step 18/18: execveat(fd, "", AT_EMPTY_PATH). Returns only on failure.
-pub fn exec(plan: &Plan) -> LaunchError {
+pub fn exec(plan: &Plan, applied: &Applied) -> LaunchError {
     let Some(t) = &plan.target else {
         return LaunchError {
             step: Step::Exec,
@@ -281,7 +271,7 @@ pub fn exec(plan: &Plan) -> LaunchError {
             source: io::Error::other("no target"),
         };
     };
-    let source = crate::sys::fexecve(t.exec_fd.as_fd(), &t.argv, &plan.envp);
+    let source = crate::sys::fexecve(t.exec_fd.as_fd(), &t.argv, applied.envp(plan));
     LaunchError {
         step: Step::Exec,
         call: format!("execveat({}, AT_EMPTY_PATH)", t.exec_path.display()),
@@ -304,11 +294,67 @@ pub(crate) fn pinned_list(doc: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The one structured event at launch: every control applied and every one degraded.
+/// Here, not in `report`, so launch does not depend on the renderer (report uses `Step`).
+/// Emitted after Landlock (its status is known) and right before seccomp and exec.
+fn launch_event(plan: &Plan, applied: &Applied) {
+    let ids = plan.identity.ids();
+    let identity = match &plan.identity {
+        IdentityPlan::Switch { .. } => "switched",
+        IdentityPlan::Keep { .. } => "kept (unprivileged start)",
+    };
+    let env_names: Vec<String> = plan.env.names().into_iter().map(|(n, _)| n).collect();
+    let limits: Vec<String> = plan
+        .limits
+        .iter()
+        .map(|l| {
+            format!(
+                "{}={}",
+                l.name,
+                l.value.map_or("unlimited".to_string(), |v| v.to_string())
+            )
+        })
+        .collect();
+    let caps_kept: Vec<String> = plan.caps.keep.iter().map(|c| c.to_string()).collect();
+    let landlock = applied
+        .landlock
+        .as_ref()
+        .map(|l| l.summary.to_string())
+        .unwrap_or_else(|| "none".into());
+    tracing::info!(
+        policy = %plan.source.file,
+        policy_selected_by = %plan.source.selected_by,
+        policy_sha256 = %plan.source.sha256,
+        identity,
+        uid = ids.uid,
+        gid = ids.gid,
+        groups = ?ids.groups,
+        caps_kept = ?caps_kept,
+        bounding_set_dropped = ?applied.bounding_dropped,
+        no_new_privs = true,
+        rlimits = ?limits,
+        umask = %format!("{:04o}", plan.umask),
+        env_names = ?env_names,
+        fds_cloexec_from = 3 + plan.fds.keep_listen_fds,
+        session = ?applied.session,
+        terminal = %plan.terminal_line(),
+        pid_namespace = plan.namespaces.pid,
+        ipc_namespace = plan.namespaces.ipc,
+        signals = "reset",
+        private_tmp = ?plan.private_tmp,
+        landlock = %landlock,
+        seccomp = %plan.seccomp.describe_short(),
+        degraded = ?plan.degraded,
+        target = %plan.target.as_ref().map(|t| t.exec_path.display().to_string()).unwrap_or_default(),
+        "clawjail launch"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// docs/design.md lists the steps; this keeps that copy identical to `Step::ALL`.
+    /// docs/design.md and README.md list the steps; this keeps both identical to `Step::ALL`.
     #[test]
     fn docs_design_lists_the_steps_in_order() {
         let expected: Vec<String> = Step::ALL
@@ -321,6 +367,8 @@ mod tests {
             pinned_list(include_str!("../docs/design.md"), "steps"),
             expected
         );
+        // The README's copy too (it had drifted by a step before it was pinned).
+        assert_eq!(pinned_list(include_str!("../README.md"), "steps"), expected);
     }
 
     /// The order is documented in DESIGN.md and docs/design.md; this pins it.

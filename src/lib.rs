@@ -32,3 +32,9 @@ pub mod supervisor;
 pub mod sys;
 pub mod terminal;
 pub mod verify;
+
+#[cfg(test)]
+mod layering_tests;
+
+#[cfg(test)]
+mod doc_tests;

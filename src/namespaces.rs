@@ -27,6 +27,12 @@
 //! gateway then looked alive for good. Landlock rules under /proc are reopened by path in
 //! the target (src/landlock), since the new procfs has other inodes.
 //!
+//! **Decided without forking** (the launch path): the plan uses the namespaces on a root
+//! start that holds CAP_SYS_ADMIN (capget(2)); a container's default capabilities lack it
+//! and degrade to the seccomp guards. Where the capability is held and the kernel still
+//! refuses (a seccomp profile, an LSM, a locked /proc), the launch stops with exit 125
+//! before exec; `check` tries the namespaces in throwaway children and says so.
+//!
 //! **Cannot**: an unprivileged start gets no namespaces (both need CAP_SYS_ADMIN; a user namespace would give the target
 //! CAP_SYS_ADMIN over new namespaces, which is what the seccomp clone/unshare guards keep
 //! out), so there the seccomp guards are the only layer.
@@ -55,20 +61,31 @@ pub struct NamespaceInputs {
     pub session: SessionMode,
     /// `process.pid_namespace`.
     pub pid_wanted: bool,
+    /// `check` and `--dry-run`: also try the namespaces in throwaway children, so the report
+    /// can say that `run` would stop here. `run` itself never forks to decide (the launch
+    /// path: docs/performance.md).
+    pub probe: bool,
 }
 
-/// Decide, trying unshare in a throwaway child so a container without CAP_SYS_ADMIN (or
-/// with a seccomp profile that refuses unshare) degrades here instead of failing at launch.
+/// Decide without forking: the namespaces need CAP_SYS_ADMIN in the effective set
+/// (unshare(2), mount(2)), which capget(2) answers in one call. A container started with
+/// the runtime's default capabilities (Docker, podman, Kubernetes drop CAP_SYS_ADMIN)
+/// degrades here, as it did when this was decided by throwaway children. Where the
+/// capability is held and the kernel still refuses (a seccomp profile or LSM that denies
+/// unshare or mount), the real call in the launch fails and the launch stops with exit 125
+/// before exec, so the seccomp IPC guard, compiled for the namespace, never runs without it;
+/// `check` probes and says so beforehand.
 pub fn prepare(inp: &NamespaceInputs) -> NamespacePlan {
     let mut plan = NamespacePlan::default();
     if !inp.privileged {
         plan.not_used.push("pid and ipc namespaces: not started as root (both need CAP_SYS_ADMIN; clawjail does not create a user namespace for the target); the seccomp pid-0 guards and the refusal of SysV IPC and POSIX message queues apply instead".into());
         return plan;
     }
-    plan.ipc = crate::sys::unshare_works(libc::CLONE_NEWIPC);
-    if !plan.ipc {
-        plan.not_used.push("ipc namespace: unshare(CLONE_NEWIPC) is refused here (no CAP_SYS_ADMIN, or a container's seccomp profile); SysV IPC and POSIX message queues are refused by seccomp instead".into());
+    if !has_sys_admin() {
+        plan.not_used.push("pid and ipc namespaces: CAP_SYS_ADMIN is not in the effective set (a container's default capabilities); the seccomp pid-0 guards and the refusal of SysV IPC and POSIX message queues apply instead".into());
+        return plan;
     }
+    plan.ipc = true;
     if !inp.pid_wanted {
         plan.not_used.push(
             "pid namespace: process.pid_namespace = false; the seccomp pid-0 guards apply instead"
@@ -76,12 +93,39 @@ pub fn prepare(inp: &NamespaceInputs) -> NamespacePlan {
         );
     } else if inp.session == SessionMode::Keep {
         plan.not_used.push("pid namespace: process.new_session = false keeps the target in place (a PID namespace needs a fork); the seccomp pid-0 guards apply instead".into());
-    } else if crate::sys::pid_namespace_with_proc_works() {
-        plan.pid = true;
     } else {
-        plan.not_used.push("pid namespace: unshare(CLONE_NEWPID | CLONE_NEWNS) or mounting its /proc is refused here (no CAP_SYS_ADMIN, a container's seccomp profile, or a locked /proc); the seccomp pid-0 guards apply instead".into());
+        plan.pid = true;
+    }
+    if inp.probe {
+        plan.not_used.extend(probe_refusals(&plan));
     }
     plan
+}
+
+/// For `check`: what a launch would meet, tried in throwaway children (never on the launch
+/// path). Each line says that `run` would stop with exit 125 and what to change.
+fn probe_refusals(plan: &NamespacePlan) -> Vec<String> {
+    let mut out = Vec::new();
+    if plan.ipc && !crate::sys::unshare_works(libc::CLONE_NEWIPC) {
+        out.push(format!("ipc namespace: {REFUSED_HERE} unshare(CLONE_NEWIPC) although CAP_SYS_ADMIN is held (a container's seccomp profile or an LSM); run the launcher with a profile that allows unshare, or without CAP_SYS_ADMIN"));
+    }
+    if plan.pid && !crate::sys::pid_namespace_with_proc_works() {
+        out.push(format!("pid namespace: {REFUSED_HERE} unshare(CLONE_NEWPID | CLONE_NEWNS) or mounting its /proc (a container's seccomp profile, an LSM, or a locked /proc); set process.pid_namespace = false"));
+    }
+    out
+}
+
+/// The start of `check`'s line for a namespace the kernel refuses despite CAP_SYS_ADMIN.
+pub const REFUSED_HERE: &str = "`run` would stop with exit 125 before exec: this machine refuses";
+
+/// CAP_SYS_ADMIN in the effective set (capget(2); capabilities(7)).
+fn has_sys_admin() -> bool {
+    caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_ADMIN,
+    )
+    .unwrap_or(false)
 }
 
 impl NamespacePlan {
@@ -126,7 +170,7 @@ pub fn enter(plan: &NamespacePlan) -> Result<(), (String, io::Error)> {
                     .map(|(_, n)| *n)
                     .collect::<Vec<_>>()
                     .join(" | ")
-            ),
+            ) + " (refused although CAP_SYS_ADMIN is held: a seccomp profile or LSM; `clawjail check` says which; process.pid_namespace = false avoids the PID namespace)",
             io::Error::from(e),
         )
     })
@@ -141,7 +185,16 @@ pub fn enter(plan: &NamespacePlan) -> Result<(), (String, io::Error)> {
 pub fn fork_namespace_init(
     sup: &crate::supervisor::SupervisorPlan,
 ) -> Result<libc::pid_t, (String, io::Error)> {
-    mount_own_proc()?;
+    // Refused here (a locked /proc, an LSM denying mount): the launch stops with exit 125
+    // before exec; `check` probes it beforehand.
+    mount_own_proc().map_err(|(call, e)| {
+        (
+            format!(
+                "{call} in the target's PID namespace (process.pid_namespace = false avoids it)"
+            ),
+            e,
+        )
+    })?;
     let init = nix::unistd::getpid().as_raw();
     let pid = crate::sys::fork()
         .map_err(|e| ("fork() of the target in its PID namespace".to_string(), e))?;
@@ -195,6 +248,7 @@ mod tests {
             privileged: false,
             session: SessionMode::New,
             pid_wanted: true,
+            probe: false,
         });
         assert!(!p.pid && !p.ipc);
         assert!(p.not_used[0].contains("not started as root"));

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::launch::{Applied, Step};
+use crate::launch::Step;
 use crate::plan::{IdentityPlan, Plan};
 
 /// Limits of the kernel mechanisms that no policy can change; printed by `check`, the
@@ -59,7 +59,7 @@ pub fn plan_json(plan: &Plan) -> Value {
         },
         "no_new_privs": true,
         "session": format!("{:?}", plan.session).to_lowercase(),
-        "terminal": terminal_line(plan),
+        "terminal": plan.terminal_line(),
         "namespaces": plan.namespaces.describe(),
         "limits": plan.limits.iter().map(|l| json!({"name": l.name, "value": l.value.map_or("unlimited".to_string(), |v| v.to_string())})).collect::<Vec<_>>(),
         "umask": format!("{:04o}", plan.umask),
@@ -80,14 +80,6 @@ pub fn plan_json(plan: &Plan) -> Value {
         "degraded": plan.degraded,
         "cannot_enforce": CANNOT_ENFORCE,
     })
-}
-
-/// What the terminal step does, for `check` and the launch event.
-pub fn terminal_line(plan: &Plan) -> String {
-    match &plan.terminal {
-        Some(t) => t.describe(),
-        None => "none: no terminal on fds 0-2 here (nothing to relay, no fork for it; pipes, files and sockets pass through)".to_string(),
-    }
 }
 
 /// The order `check` prints sections in: the policy, then the steps' order, then limits.
@@ -193,59 +185,4 @@ fn render_value(v: &Value, depth: usize, out: &mut String) {
 
 fn is_empty(v: &Value) -> bool {
     matches!(v, Value::Array(a) if a.is_empty()) || matches!(v, Value::Object(o) if o.is_empty())
-}
-
-/// The one structured event at launch: every control applied and every one degraded.
-/// Emitted after Landlock (its status is known) and right before seccomp and exec.
-pub fn launch_event(plan: &Plan, applied: &Applied) {
-    let ids = plan.identity.ids();
-    let identity = match &plan.identity {
-        IdentityPlan::Switch { .. } => "switched",
-        IdentityPlan::Keep { .. } => "kept (unprivileged start)",
-    };
-    let env_names: Vec<String> = plan.env.names().into_iter().map(|(n, _)| n).collect();
-    let limits: Vec<String> = plan
-        .limits
-        .iter()
-        .map(|l| {
-            format!(
-                "{}={}",
-                l.name,
-                l.value.map_or("unlimited".to_string(), |v| v.to_string())
-            )
-        })
-        .collect();
-    let caps_kept: Vec<String> = plan.caps.keep.iter().map(|c| c.to_string()).collect();
-    let landlock = applied
-        .landlock
-        .as_ref()
-        .map(|l| l.summary.to_string())
-        .unwrap_or_else(|| "none".into());
-    tracing::info!(
-        policy = %plan.source.file,
-        policy_selected_by = %plan.source.selected_by,
-        policy_sha256 = %plan.source.sha256,
-        identity,
-        uid = ids.uid,
-        gid = ids.gid,
-        groups = ?ids.groups,
-        caps_kept = ?caps_kept,
-        bounding_set_dropped = ?applied.bounding_dropped,
-        no_new_privs = true,
-        rlimits = ?limits,
-        umask = %format!("{:04o}", plan.umask),
-        env_names = ?env_names,
-        fds_cloexec_from = 3 + plan.fds.keep_listen_fds,
-        session = ?applied.session,
-        terminal = %terminal_line(plan),
-        pid_namespace = plan.namespaces.pid,
-        ipc_namespace = plan.namespaces.ipc,
-        signals = "reset",
-        private_tmp = ?plan.private_tmp,
-        landlock = %landlock,
-        seccomp = %plan.seccomp.describe_short(),
-        degraded = ?plan.degraded,
-        target = %plan.target.as_ref().map(|t| t.exec_path.display().to_string()).unwrap_or_default(),
-        "clawjail launch"
-    );
 }

@@ -224,9 +224,15 @@ pub fn prune_in(dir: &Path) -> Result<usize, RunRecordError> {
     let listing = fs::read_dir(format!("/proc/self/fd/{}", dfd.as_raw_fd()))
         .map_err(io_err("listing", dir))?;
     let mut removed = 0;
+    // Our own record was just written and this process is alive: skip it rather than
+    // read it back and /proc/self/stat again (the launch path: docs/performance.md).
+    let own = format!("{}.json", std::process::id());
     for ent in listing.take(PRUNE_SCAN_MAX).flatten() {
         let name = ent.file_name();
         let Some(name) = name.to_str() else { continue };
+        if name == own {
+            continue;
+        }
         let recorded = || {
             let fd = openat(
                 dfd.as_fd(),

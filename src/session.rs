@@ -42,6 +42,25 @@ pub enum SessionMode {
     Init,
 }
 
+/// prctl(PR_SET_PDEATHSIG, SIGKILL) in a forked target-to-be, then check the supervisor is
+/// still its parent. After the id switch: any euid/egid change clears PDEATHSIG (prctl(2));
+/// if the supervisor died before this, stop rather than run unsupervised. A no-op when
+/// the session step did not fork.
+pub fn die_with_supervisor(outcome: SessionOutcome) -> Result<(), (String, io::Error)> {
+    let SessionOutcome::Forked { supervisor } = outcome else {
+        return Ok(());
+    };
+    crate::sys::set_pdeathsig(libc::SIGKILL)
+        .map_err(|e| ("prctl(PR_SET_PDEATHSIG, SIGKILL)".to_string(), e))?;
+    if nix::unistd::getppid().as_raw() != supervisor {
+        return Err((
+            "getppid()".to_string(),
+            io::Error::other("the supervisor exited"),
+        ));
+    }
+    Ok(())
+}
+
 /// Run the session step. In the fork case the parent never returns: it supervises the
 /// child and exits with the child's status. With a terminal on fds 0-2 (`terminal`), the
 /// target must not keep it: when it gets a new pty, clawjail always forks (the supervisor
@@ -50,7 +69,7 @@ pub enum SessionMode {
 pub fn enter_new_session(
     mode: SessionMode,
     sup: &SupervisorPlan,
-    terminal: Option<&mut TerminalPlan>,
+    terminal: Option<&TerminalPlan>,
     pid_namespace: bool,
 ) -> Result<SessionOutcome, (String, io::Error)> {
     let relay = terminal.as_ref().is_some_and(|t| t.needs_pty());
@@ -87,7 +106,7 @@ pub fn enter_new_session(
 /// failed its own setup kills a child that has not exec'd yet.
 pub fn fork_with_supervisor(
     sup: &SupervisorPlan,
-    terminal: Option<&mut TerminalPlan>,
+    terminal: Option<&TerminalPlan>,
     pid_namespace: bool,
 ) -> Result<SessionOutcome, (String, io::Error)> {
     if sup.subreaper {
@@ -164,7 +183,7 @@ pub fn fork_with_supervisor(
         drop(ready_r);
         let opened = terminal.and_then(|t| {
             let input = t.relays_input();
-            t.opened.take().map(|o| (o, input))
+            t.opened.borrow_mut().take().map(|o| (o, input))
         });
         let status_r = status.map(|(r, w)| {
             drop(w);

@@ -15,6 +15,17 @@ fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
     }
 }
 
+/// The symbolic name of an errno: `EACCES` for 13, `E4242` when unknown. Used wherever a
+/// kernel answer is shown (plan errors, seccomp rules, verify rows, the probe).
+pub fn errno_name(n: i32) -> String {
+    let e = nix::errno::Errno::from_raw(n);
+    if e == nix::errno::Errno::UnknownErrno {
+        format!("E{n}")
+    } else {
+        format!("{e:?}")
+    }
+}
+
 /// `prctl(PR_CAPBSET_DROP, cap)` — prctl(2). Needs CAP_SETPCAP in the effective set.
 pub fn capbset_drop(cap: u32) -> io::Result<()> {
     // SAFETY: PR_CAPBSET_DROP takes an integer argument and touches no memory of ours.
@@ -355,7 +366,7 @@ pub fn random_token() -> io::Result<String> {
 }
 
 /// Whether `unshare(flags)` succeeds here, tried in a throwaway child so this process is
-/// unchanged (used by `plan::prepare`, which must not take irreversible steps). A
+/// unchanged (used by `check` through `namespaces::prepare`; never on the launch path). A
 /// container without CAP_SYS_ADMIN, or Docker's seccomp profile, answers EPERM.
 pub fn unshare_works(flags: libc::c_int) -> bool {
     let Ok(pid) = fork() else {

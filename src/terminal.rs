@@ -36,7 +36,9 @@ pub struct TerminalPlan {
     /// Which of fds 0, 1, 2 are terminals (isatty(3) at prepare time).
     pub ttys: [bool; 3],
     /// The descriptors, opened by `run` only (`check` and `--dry-run` open nothing).
-    pub opened: Option<Opened>,
+    /// A take-once slot: the launch hands them to the supervisor and the target without
+    /// changing anything else in the plan (`launch::apply(&Plan)`).
+    pub opened: std::cell::RefCell<Option<Opened>>,
 }
 
 /// The descriptors the terminal step needs, all close-on-exec.
@@ -102,10 +104,10 @@ impl TerminalPlan {
         let mut plan = TerminalPlan {
             mode,
             ttys,
-            opened: None,
+            opened: std::cell::RefCell::new(None),
         };
         if open {
-            plan.opened = Some(plan.open()?);
+            plan.opened = std::cell::RefCell::new(Some(plan.open()?));
         }
         Ok(Some(plan))
     }
@@ -239,11 +241,11 @@ fn open_caller(fd: RawFd, read: bool) -> Result<CallerTty, TerminalError> {
 /// descriptors that exist already are touched; errors name the call. Returns one fd (0-2)
 /// that now holds the slave, if any.
 pub fn attach(
-    plan: &mut TerminalPlan,
+    plan: &TerminalPlan,
     in_new_session: bool,
 ) -> Result<Option<RawFd>, (String, io::Error)> {
     let slave_fds = plan.slave_fds();
-    let Some(opened) = plan.opened.take() else {
+    let Some(opened) = plan.opened.borrow_mut().take() else {
         return Err((
             "terminal".into(),
             io::Error::other("the terminal step was not prepared"),
@@ -287,7 +289,7 @@ mod tests {
         TerminalPlan {
             mode,
             ttys,
-            opened: None,
+            opened: std::cell::RefCell::new(None),
         }
     }
 
@@ -319,7 +321,7 @@ mod tests {
 
     #[test]
     fn attach_refuses_an_unprepared_plan() {
-        let mut p = plan(TerminalMode::Pty, [true, true, true]);
-        assert!(attach(&mut p, true).is_err());
+        let p = plan(TerminalMode::Pty, [true, true, true]);
+        assert!(attach(&p, true).is_err());
     }
 }

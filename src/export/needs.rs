@@ -159,7 +159,7 @@ const MOUNT_FLAGS: (&str, u8, u64) = (
 /// An IPC namespace for the target (every root start tries it; src/namespaces.rs).
 const IPC_NAMESPACE: Need = Need {
     feature: "namespaces",
-    why: "an IPC namespace of the target's own on a root start: unshare(CLONE_NEWIPC), first in a throwaway child (fork, wait4) to see whether the engine allows it (clawjail falls back to refusing SysV IPC and POSIX mq by seccomp when it does not)",
+    why: "an IPC namespace of the target's own on a root start: unshare(CLONE_NEWIPC) when clawjail holds CAP_SYS_ADMIN (without it clawjail falls back to refusing SysV IPC and POSIX mq by seccomp; with it and unshare refused, the launch stops with exit 125)",
     syscalls: &["unshare", "clone", "wait4"],
     capabilities: &["CAP_SYS_ADMIN"],
     write_paths: &[],
@@ -171,7 +171,7 @@ const IPC_NAMESPACE: Need = Need {
 /// A PID namespace with its own /proc (`process.pid_namespace`, with a new session).
 const PID_NAMESPACE: Need = Need {
     feature: "namespaces",
-    why: "a PID namespace of the target's own (process.pid_namespace): unshare(CLONE_NEWPID), the session fork makes the namespace's init, which enters a mount namespace (unshare(CLONE_NEWNS)), makes / rprivate and mounts the namespace's own /proc, then forks the target; probed first in a throwaway child",
+    why: "a PID namespace of the target's own (process.pid_namespace): unshare(CLONE_NEWPID), the session fork makes the namespace's init, which enters a mount namespace (unshare(CLONE_NEWNS)), makes / rprivate and mounts the namespace's own /proc, then forks the target; refused with CAP_SYS_ADMIN held, the launch stops with exit 125 (`clawjail check` probes it)",
     syscalls: &["unshare", "mount", "clone", "wait4"],
     capabilities: &["CAP_SYS_ADMIN"],
     write_paths: &[],

@@ -19,9 +19,29 @@ use landlock::{AccessFs, BitFlags};
 
 use crate::elf::{self, ElfInfo};
 use crate::paths::{self, FileId, PathError, Resolved, Trust};
-use crate::plan::target::{ChainEntry, ChainRole};
 
 use super::rights;
+
+/// Why a file is part of the target's exec chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChainRole {
+    /// The ELF that is executed (the target itself, or the final interpreter).
+    Executable,
+    /// A `#!` script: only read by its interpreter.
+    Script,
+    /// A program named by `#!/usr/bin/env NAME`, found in the target's PATH.
+    EnvLookup,
+}
+
+/// One file of the exec chain, for Landlock (Execute on ELFs, read on scripts) and `check`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainEntry {
+    pub path: PathBuf,
+    pub role: ChainRole,
+    /// Why it is here, e.g. "#! interpreter of /srv/app/run.sh".
+    pub why: String,
+}
 
 /// Most libraries followed for one program (a guard against a hostile DT_NEEDED graph).
 const MAX_LIBS: usize = 512;

@@ -14,65 +14,99 @@ use super::rights::MAX_ABI;
 /// Test-only: treat the kernel as an older Landlock ABI (only lowers; logged loudly).
 pub const TEST_ABI_ENV: &str = "CLAWJAIL_TEST_LANDLOCK_ABI";
 
-/// One Landlock feature and the ABI that introduced it (landlock(7) "Versions").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Feature {
-    pub name: &'static str,
-    pub abi: i32,
-    pub what: &'static str,
+/// One Landlock feature (landlock(7) "Versions"). An enum, not a name: a misspelled
+/// feature does not compile, so no rule can be skipped by a typo while restrict_self still
+/// succeeds (issue 12). Matches on it are exhaustive, so a new feature must be placed.
+///
+/// ```compile_fail
+/// // A misspelled feature cannot be constructed:
+/// let _ = clawjail::landlock::compat::Feature::Tpc;
+/// ```
+/// ```
+/// let _ = clawjail::landlock::compat::Feature::Tcp;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feature {
+    Fs,
+    Refer,
+    Truncate,
+    Tcp,
+    IoctlDev,
+    Scopes,
+    Audit,
+    AllThreads,
+    ResolveUnix,
 }
 
-pub const FEATURES: &[Feature] = &[
-    Feature {
-        name: "fs",
-        abi: 1,
-        what: "filesystem read/write/execute rules",
-    },
-    Feature {
-        name: "refer",
-        abi: 2,
-        what: "rename/link between directories of the write set (below ABI 2 the kernel refuses all of them)",
-    },
-    Feature {
-        name: "truncate",
-        abi: 3,
-        what: "truncate(2)/O_TRUNC outside the write set",
-    },
-    Feature {
-        name: "tcp",
-        abi: 4,
-        what: "TCP bind/connect port rules",
-    },
-    Feature {
-        name: "ioctl_dev",
-        abi: 5,
-        what: "ioctl on device files opened in the sandbox",
-    },
-    Feature {
-        name: "scopes",
-        abi: 6,
-        what: "abstract unix sockets and signals to processes outside the sandbox",
-    },
-    Feature {
-        name: "audit",
-        abi: 7,
-        what: "audit records for denials after exec (log_new_exec)",
-    },
-    Feature {
-        name: "all_threads",
-        abi: 8,
-        what: "restricting every thread at once (TSYNC; clawjail is single-threaded here)",
-    },
-    Feature {
-        name: "resolve_unix",
-        abi: 9,
-        what: "connecting to pathname unix sockets",
-    },
-];
+impl Feature {
+    /// Every feature, in ABI order.
+    pub const ALL: [Feature; 9] = [
+        Feature::Fs,
+        Feature::Refer,
+        Feature::Truncate,
+        Feature::Tcp,
+        Feature::IoctlDev,
+        Feature::Scopes,
+        Feature::Audit,
+        Feature::AllThreads,
+        Feature::ResolveUnix,
+    ];
+
+    /// The name shown by `check`, the launch event and the docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::Fs => "fs",
+            Feature::Refer => "refer",
+            Feature::Truncate => "truncate",
+            Feature::Tcp => "tcp",
+            Feature::IoctlDev => "ioctl_dev",
+            Feature::Scopes => "scopes",
+            Feature::Audit => "audit",
+            Feature::AllThreads => "all_threads",
+            Feature::ResolveUnix => "resolve_unix",
+        }
+    }
+
+    /// The Landlock ABI that introduced the feature.
+    pub fn abi(self) -> i32 {
+        match self {
+            Feature::Fs => 1,
+            Feature::Refer => 2,
+            Feature::Truncate => 3,
+            Feature::Tcp => 4,
+            Feature::IoctlDev => 5,
+            Feature::Scopes => 6,
+            Feature::Audit => 7,
+            Feature::AllThreads => 8,
+            Feature::ResolveUnix => 9,
+        }
+    }
+
+    pub fn what(self) -> &'static str {
+        match self {
+            Feature::Fs => "filesystem read/write/execute rules",
+            Feature::Refer => "rename/link between directories of the write set (below ABI 2 the kernel refuses all of them)",
+            Feature::Truncate => "truncate(2)/O_TRUNC outside the write set",
+            Feature::Tcp => "TCP bind/connect port rules",
+            Feature::IoctlDev => "ioctl on device files opened in the sandbox",
+            Feature::Scopes => "abstract unix sockets and signals to processes outside the sandbox",
+            Feature::Audit => "audit records for denials after exec (log_new_exec)",
+            Feature::AllThreads => "restricting every thread at once (TSYNC; clawjail is single-threaded here)",
+            Feature::ResolveUnix => "connecting to pathname unix sockets",
+        }
+    }
+}
+
+impl std::fmt::Display for Feature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Features this build never uses (above `MAX_ABI`).
-fn used(f: &Feature) -> bool {
-    f.abi <= MAX_ABI
+fn used(f: Feature) -> bool {
+    f.abi() <= MAX_ABI
 }
 
 /// What the policy needs from Landlock.
@@ -87,23 +121,57 @@ pub struct Needs {
 impl Needs {
     /// Whether the policy implies `f`. Audit is observability, not access control, so it is
     /// never a reason to refuse (it is still reported as dropped when unavailable).
-    pub fn implies(&self, f: &Feature) -> bool {
-        match f.name {
-            "refer" => self.refer,
-            "scopes" => self.scopes,
-            "audit" | "all_threads" | "resolve_unix" => false,
-            _ => true,
+    pub fn implies(&self, f: Feature) -> bool {
+        match f {
+            Feature::Refer => self.refer,
+            Feature::Scopes => self.scopes,
+            Feature::Audit | Feature::AllThreads | Feature::ResolveUnix => false,
+            Feature::Fs | Feature::Truncate | Feature::Tcp | Feature::IoctlDev => true,
         }
+    }
+}
+
+/// What clawjail does with one feature. Decides whether a rule is applied, so an enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    Enforced,
+    Dropped,
+    NotNeeded,
+    NotUsedByThisBuild,
+}
+
+/// The ruleset status clawjail reports, from the policy's point of view (the landlock
+/// crate's `RulesetStatus` says only what the kernel did with what was asked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Status {
+    FullyEnforced,
+    PartiallyEnforced,
+    NotEnforced,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::FullyEnforced => "FullyEnforced",
+            Status::PartiallyEnforced => "PartiallyEnforced",
+            Status::NotEnforced => "NotEnforced",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
 /// Per-feature verdict.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FeatureState {
-    pub feature: &'static str,
+    pub feature: Feature,
     pub abi: i32,
-    /// enforced | dropped | not-needed | not-used-by-this-build
-    pub state: &'static str,
+    pub state: State,
     pub what: &'static str,
 }
 
@@ -122,28 +190,38 @@ pub struct Compat {
 }
 
 impl Compat {
-    pub fn enforced(&self, name: &str) -> bool {
+    /// The verdict on `f`. `decide` lists every feature, so this never falls back.
+    pub fn state(&self, f: Feature) -> State {
         self.features
             .iter()
-            .any(|f| f.feature == name && f.state == "enforced")
+            .find(|s| s.feature == f)
+            .map_or(State::NotUsedByThisBuild, |s| s.state)
     }
 
-    pub fn dropped(&self) -> Vec<&'static str> {
+    pub fn enforced(&self, f: Feature) -> bool {
+        self.state(f) == State::Enforced
+    }
+
+    pub fn in_state(&self, state: State) -> Vec<Feature> {
         self.features
             .iter()
-            .filter(|f| f.state == "dropped")
+            .filter(|f| f.state == state)
             .map(|f| f.feature)
             .collect()
     }
 
+    pub fn dropped(&self) -> Vec<Feature> {
+        self.in_state(State::Dropped)
+    }
+
     /// The ruleset status clawjail will report: the policy's view, not just the crate's.
-    pub fn expected_status(&self) -> &'static str {
+    pub fn expected_status(&self) -> Status {
         if self.effective_abi <= 0 {
-            "NotEnforced"
+            Status::NotEnforced
         } else if self.dropped().is_empty() {
-            "FullyEnforced"
+            Status::FullyEnforced
         } else {
-            "PartiallyEnforced"
+            Status::PartiallyEnforced
         }
     }
 
@@ -185,23 +263,23 @@ pub fn decide(
     if let Some(o) = test_override {
         effective = effective.min(o);
     }
-    let features = FEATURES
-        .iter()
+    let features = Feature::ALL
+        .into_iter()
         .map(|f| {
             let state = if !used(f) {
-                "not-used-by-this-build"
-            } else if !needs.implies(f) && f.name != "audit" {
-                "not-needed"
-            } else if f.abi <= effective {
-                "enforced"
+                State::NotUsedByThisBuild
+            } else if !needs.implies(f) && f != Feature::Audit {
+                State::NotNeeded
+            } else if f.abi() <= effective {
+                State::Enforced
             } else {
-                "dropped"
+                State::Dropped
             };
             FeatureState {
-                feature: f.name,
-                abi: f.abi,
+                feature: f,
+                abi: f.abi(),
                 state,
-                what: f.what,
+                what: f.what(),
             }
         })
         .collect();
@@ -217,19 +295,19 @@ pub fn decide(
 
 /// Features the policy implies that this ABI lacks, as "tcp (ABI 4)".
 pub fn missing_implied(c: &Compat, needs: Needs) -> Vec<String> {
-    FEATURES
-        .iter()
-        .filter(|f| used(f) && needs.implies(f) && f.abi > c.effective_abi)
-        .map(|f| format!("{} (ABI {}: {})", f.name, f.abi, f.what))
+    Feature::ALL
+        .into_iter()
+        .filter(|&f| used(f) && needs.implies(f) && f.abi() > c.effective_abi)
+        .map(|f| format!("{} (ABI {}: {})", f.name(), f.abi(), f.what()))
         .collect()
 }
 
 /// Features introduced between `have+1` and `want`, for the min_landlock_abi message.
 pub fn missing_up_to(have: i32, want: i32) -> Vec<String> {
-    FEATURES
-        .iter()
-        .filter(|f| f.abi > have && f.abi <= want)
-        .map(|f| format!("{} (ABI {})", f.name, f.abi))
+    Feature::ALL
+        .into_iter()
+        .filter(|f| f.abi() > have && f.abi() <= want)
+        .map(|f| format!("{} (ABI {})", f.name(), f.abi()))
         .collect()
 }
 
@@ -300,7 +378,7 @@ mod tests {
         let c = decide(LandlockMode::Required, 7, None, None, ALL);
         assert_eq!(c.effective_abi, 7);
         assert!(c.dropped().is_empty());
-        assert_eq!(c.expected_status(), "FullyEnforced");
+        assert_eq!(c.expected_status(), Status::FullyEnforced);
         assert_eq!(refusal(&c, ALL, None), None);
     }
 
@@ -327,8 +405,16 @@ mod tests {
     fn best_effort_reports_each_dropped_feature() {
         let c = decide(LandlockMode::BestEffort, 7, None, Some(3), ALL);
         assert_eq!(refusal(&c, ALL, None), None);
-        assert_eq!(c.dropped(), vec!["tcp", "ioctl_dev", "scopes", "audit"]);
-        assert_eq!(c.expected_status(), "PartiallyEnforced");
+        assert_eq!(
+            c.dropped(),
+            vec![
+                Feature::Tcp,
+                Feature::IoctlDev,
+                Feature::Scopes,
+                Feature::Audit
+            ]
+        );
+        assert_eq!(c.expected_status(), Status::PartiallyEnforced);
     }
 
     #[test]
@@ -352,7 +438,7 @@ mod tests {
         assert!(c
             .features
             .iter()
-            .any(|f| f.feature == "scopes" && f.state == "not-needed"));
+            .any(|f| f.feature == Feature::Scopes && f.state == State::NotNeeded));
     }
 
     #[test]
@@ -366,7 +452,7 @@ mod tests {
             None,
             ALL,
         );
-        assert_eq!(c.expected_status(), "NotEnforced");
+        assert_eq!(c.expected_status(), Status::NotEnforced);
     }
 
     #[test]
@@ -374,5 +460,30 @@ mod tests {
         assert!(parse_override(Some("x")).is_err());
         assert!(parse_override(Some("10")).is_err());
         assert_eq!(parse_override(Some("3")).unwrap(), Some(3));
+    }
+
+    /// The names `check --json` and the launch event print are the ones docs/landlock.md
+    /// and landlock(7) use, and serde agrees with `name()` (no second spelling). A feature
+    /// is a `Feature` value, never a string: `Feature::Tpc` does not compile, and the only
+    /// way from text to a feature is not offered at all.
+    #[test]
+    fn feature_names_are_one_spelling_and_abis_ascend() {
+        let mut last = 0;
+        for f in Feature::ALL {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.name(), "{f:?}");
+            assert!(f.abi() > last, "{f:?} out of ABI order");
+            last = f.abi();
+        }
+        let c = decide(LandlockMode::Required, 7, None, None, ALL);
+        assert_eq!(c.features.len(), Feature::ALL.len());
+        let v = serde_json::to_value(&c.features[3]).unwrap();
+        assert_eq!(v["feature"], "tcp");
+        assert_eq!(v["state"], "enforced");
+        assert_eq!(
+            serde_json::to_value(State::NotUsedByThisBuild).unwrap(),
+            "not-used-by-this-build"
+        );
+        assert!(c.enforced(Feature::Tcp) && c.enforced(Feature::Scopes));
+        assert_eq!(c.state(Feature::ResolveUnix), State::NotUsedByThisBuild);
     }
 }

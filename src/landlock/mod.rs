@@ -21,6 +21,7 @@
 //! step 10, so a no-op here).
 
 mod chain;
+pub use chain::{ChainEntry, ChainRole};
 pub mod compat;
 pub mod lower;
 pub mod net;
@@ -38,11 +39,25 @@ use serde_json::{json, Value};
 use toml::Spanned;
 
 use crate::paths::{self, DirOutcome, PathError};
-use crate::plan::target::ChainEntry;
-use crate::plan::PlanError;
 use crate::policy::{self, vars::Vars, PolicyError, Source};
-use compat::{Compat, Needs};
+use compat::{Compat, Feature, Needs, State, Status};
 use lower::{Deny, Entry, NodeInfo, Origin, Tree};
+
+/// Why Landlock cannot be prepared; converted into `PlanError` with `#[from]`.
+#[derive(Debug, thiserror::Error)]
+pub enum LandlockError {
+    /// Boxed: `PolicyError` carries its source snippet, and `PlanError` stays small.
+    #[error("{0}")]
+    Policy(Box<PolicyError>),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<PolicyError> for LandlockError {
+    fn from(e: PolicyError) -> Self {
+        LandlockError::Policy(Box::new(e))
+    }
+}
 
 /// What Landlock cannot do, stated in `check` (and docs/landlock.md).
 pub const LIMITS: &[&str] = &[
@@ -79,6 +94,8 @@ pub struct LandlockInputs<'a> {
 struct FsRule {
     /// O_PATH fd; None only in a dry run for a path under a directory not yet created.
     fd: Option<OwnedFd>,
+    /// The inode the rule is attached to (None with `fd`).
+    id: Option<paths::FileId>,
     path: PathBuf,
     is_dir: bool,
     /// Already masked to the effective ABI and to file rights on files.
@@ -124,10 +141,10 @@ pub struct LandlockOutcome {
     pub summary: Value,
     pub kernel_abi: i32,
     pub effective_abi: i32,
-    /// FullyEnforced | PartiallyEnforced | NotEnforced, from the policy's point of view.
-    pub status: String,
-    /// Features not enforced (best-effort), e.g. ["tcp", "scopes", "audit"].
-    pub dropped: Vec<String>,
+    /// From the policy's point of view.
+    pub status: Status,
+    /// Features not enforced (best-effort), e.g. tcp, scopes, audit.
+    pub dropped: Vec<Feature>,
 }
 
 impl LandlockPlan {
@@ -164,9 +181,9 @@ impl LandlockPlan {
             "status": c.expected_status(),
             "features": c.features,
             "handled_fs": rights::names(self.handled_fs),
-            "tcp": if c.enforced("tcp") { "every TCP bind/connect not listed is denied" } else { "NOT enforced" },
+            "tcp": if c.enforced(Feature::Tcp) { "every TCP bind/connect not listed is denied" } else { "NOT enforced" },
             "scopes": self.scopes.iter().map(|s| match s { Scope::AbstractUnixSocket => "abstract_unix_socket", Scope::Signal => "signal", _ => "other" }).collect::<Vec<_>>(),
-            "audit": if c.enforced("audit") { "log_new_exec" } else { "unavailable" },
+            "audit": if c.enforced(Feature::Audit) { "log_new_exec" } else { "unavailable" },
             "rules": rules,
             "net_rules": net_rules,
             "deny": self.report.deny,
@@ -179,11 +196,28 @@ impl LandlockPlan {
         })
     }
 
+    /// What the rules grant on `path`, decided as Landlock decides: by inode, a rule on a
+    /// directory covering everything beneath it, whatever name reaches it (symlinked policy
+    /// entries, other names of the same directory). `path` need not exist: then its nearest
+    /// existing ancestor decides (what creating it would need). Used by `verify`, so its
+    /// rows test the rules `run` applies, not a second reading of the policy text.
+    pub fn granted(&self, path: &Path) -> Granted {
+        let chain = inode_chain(path);
+        let mut g = Granted::default();
+        for r in &self.rules {
+            if r.id.is_some_and(|id| chain.contains(&id)) {
+                g.rights |= r.rights;
+                g.why.extend(r.why.iter().cloned());
+            }
+        }
+        g
+    }
+
     /// Lines for `Plan::degraded`.
     pub fn degraded(&self) -> Vec<String> {
         let c = &self.compat;
         let mut v: Vec<String> = c.override_warning().into_iter().collect();
-        for f in c.features.iter().filter(|f| f.state == "dropped") {
+        for f in c.features.iter().filter(|f| f.state == State::Dropped) {
             v.push(format!(
                 "landlock: {} (ABI {}) NOT enforced: effective ABI {} ({})",
                 f.feature, f.abi, c.effective_abi, f.what
@@ -193,8 +227,39 @@ impl LandlockPlan {
     }
 }
 
+/// The rights on one path and the rules (their `why`) that give them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Granted {
+    pub rights: BitFlags<AccessFs>,
+    pub why: Vec<String>,
+}
+
+impl Granted {
+    pub fn any(&self, rights: BitFlags<AccessFs>) -> bool {
+        self.rights.intersects(rights)
+    }
+}
+
+/// The inodes of `path` (symlinks followed, as the kernel's walk does) and of every
+/// directory above it; for a missing path, those of its nearest existing ancestor.
+fn inode_chain(path: &Path) -> Vec<paths::FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let start = path
+        .ancestors()
+        .find_map(|a| std::fs::canonicalize(a).ok())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    start
+        .ancestors()
+        .filter_map(|a| std::fs::metadata(a).ok())
+        .map(|m| paths::FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+        .collect()
+}
+
 /// Resolve and open every rule while still privileged.
-pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
+pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> {
     let needs = Needs {
         refer: !inp.fs.write.is_empty(),
         scopes: !inp.scope.abstract_unix_outside || !inp.scope.signal_outside,
@@ -234,6 +299,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
                 {
                     pending.push(FsRule {
                         fd: None,
+                        id: None,
                         path: path.clone(),
                         is_dir: true,
                         rights: rights::effective(
@@ -249,7 +315,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
         }
     }
     chain::for_chain(inp.exec_chain, inp.target, &mut chain_rules).map_err(|(p, e)| {
-        PlanError::Refused(format!("landlock: exec chain: {}: {e}", p.display()))
+        LandlockError::Refused(format!("landlock: exec chain: {}: {e}", p.display()))
     })?;
     for a in chain_rules.autos {
         report.automatic.push(json!({
@@ -263,7 +329,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
 
     let denies = resolve_denies(inp, &mut report)?;
     let lowered = lower::lower(entries, &denies, &mut FdTree).map_err(|e| {
-        PlanError::Refused(format!("{}: landlock: {e}", inp.src.origin.display_name()))
+        LandlockError::Refused(format!("{}: landlock: {e}", inp.src.origin.display_name()))
     })?;
     report.splits = lowered.splits;
     let abi = compat.effective_abi;
@@ -272,6 +338,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
         .into_iter()
         .map(|r| FsRule {
             fd: Some(r.handle),
+            id: Some(r.id),
             rights: rights::effective(r.rights, r.is_dir, abi),
             path: r.path,
             is_dir: r.is_dir,
@@ -313,16 +380,16 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, PlanError> {
 }
 
 /// Kernel ABI, test override, and the required/min_landlock_abi refusals.
-fn decide_compat(inp: &LandlockInputs<'_>, needs: Needs) -> Result<Compat, PlanError> {
+fn decide_compat(inp: &LandlockInputs<'_>, needs: Needs) -> Result<Compat, LandlockError> {
     let (kernel_abi, kernel_error) = match crate::sys::landlock_abi_version() {
         Ok(v) => (v, None),
         Err(e) => (
             0,
-            Some(crate::probe::errno_name(e.raw_os_error().unwrap_or(0))),
+            Some(crate::sys::errno_name(e.raw_os_error().unwrap_or(0))),
         ),
     };
     let raw = std::env::var(compat::TEST_ABI_ENV).ok();
-    let test_override = compat::parse_override(raw.as_deref()).map_err(PlanError::Refused)?;
+    let test_override = compat::parse_override(raw.as_deref()).map_err(LandlockError::Refused)?;
     let c = compat::decide(
         inp.kernel.landlock,
         kernel_abi,
@@ -347,7 +414,7 @@ fn decide_compat(inp: &LandlockInputs<'_>, needs: Needs) -> Result<Compat, PlanE
         }
     }
     if let Some(why) = compat::required_refusal(&c, needs) {
-        return Err(PlanError::Refused(format!(
+        return Err(LandlockError::Refused(format!(
             "{}: landlock: {why}",
             inp.src.origin.display_name()
         )));
@@ -360,7 +427,7 @@ fn expand_entry(
     inp: &LandlockInputs<'_>,
     v: &Spanned<String>,
     key: &str,
-) -> Result<(bool, PathBuf), PlanError> {
+) -> Result<(bool, PathBuf), LandlockError> {
     let raw = v.get_ref().as_str();
     let (optional, raw) = match raw.strip_prefix('?') {
         Some(rest) => (true, rest),
@@ -390,7 +457,7 @@ fn path_error(
     key: &str,
     path: &Path,
     e: PathError,
-) -> PlanError {
+) -> LandlockError {
     let (code, msg) = match &e {
         PathError::Missing { missing, .. } => (
             "missing-path",
@@ -427,7 +494,10 @@ fn entry(
 
 /// `deny` entries by inode. A missing one is represented by its deepest existing ancestor,
 /// which is then split, so the path stays unreachable if it appears after launch.
-fn resolve_denies(inp: &LandlockInputs<'_>, report: &mut Report) -> Result<Vec<Deny>, PlanError> {
+fn resolve_denies(
+    inp: &LandlockInputs<'_>,
+    report: &mut Report,
+) -> Result<Vec<Deny>, LandlockError> {
     let key = "filesystem.deny";
     let mut out = Vec::new();
     for v in &inp.fs.deny {
@@ -478,7 +548,10 @@ fn uses_tmp(inp: &LandlockInputs<'_>) -> Option<std::ops::Range<usize>> {
 
 /// `[filesystem] create` (and `${TMP}` when used): directories owned by the target, made
 /// before the rules are resolved. Returns the paths that a dry run would create.
-fn create_dirs(inp: &LandlockInputs<'_>, report: &mut Report) -> Result<Vec<PathBuf>, PlanError> {
+fn create_dirs(
+    inp: &LandlockInputs<'_>,
+    report: &mut Report,
+) -> Result<Vec<PathBuf>, LandlockError> {
     let key = "filesystem.create";
     let mode = match &inp.fs.create_mode {
         Some(m) => policy::parse_octal_mode(m.get_ref()).map_err(|msg| {
@@ -592,9 +665,9 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
     if let Some(w) = c.override_warning() {
         tracing::warn!("{w}");
     }
-    for f in c.features.iter().filter(|f| f.state == "dropped") {
+    for f in c.features.iter().filter(|f| f.state == State::Dropped) {
         tracing::warn!(
-            feature = f.feature,
+            feature = f.feature.name(),
             abi = f.abi,
             effective_abi = c.effective_abi,
             "landlock: {} dropped (needs ABI {}): {}",
@@ -606,18 +679,18 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
     if c.effective_abi <= 0 {
         // Only reachable under best-effort: required refused in prepare.
         tracing::warn!("landlock: NOT enforced (no usable Landlock ABI)");
-        return Ok(outcome(plan, "NotEnforced", "not applied"));
+        return Ok(outcome(plan, Status::NotEnforced, "not applied"));
     }
     let mut rs = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(plan.handled_fs)
         .map_err(ll_err("landlock_create_ruleset(handled_access_fs)"))?;
-    if c.enforced("tcp") {
+    if c.enforced(Feature::Tcp) {
         rs = rs
             .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
             .map_err(ll_err("landlock_create_ruleset(handled_access_net)"))?;
     }
-    if c.enforced("scopes") && !plan.scopes.is_empty() {
+    if c.enforced(Feature::Scopes) && !plan.scopes.is_empty() {
         rs = rs
             .scope(plan.scopes)
             .map_err(ll_err("landlock_create_ruleset(scoped)"))?;
@@ -639,7 +712,7 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
             .add_rule(PathBeneath::new(fd, r.rights))
             .map_err(ll_err(format!("landlock_add_rule({})", r.path.display())))?;
     }
-    if c.enforced("tcp") {
+    if c.enforced(Feature::Tcp) {
         for (ports, access) in [
             (&plan.bind, AccessNet::BindTcp),
             (&plan.connect, AccessNet::ConnectTcp),
@@ -651,7 +724,7 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
             }
         }
     }
-    if c.enforced("audit") {
+    if c.enforced(Feature::Audit) {
         rc = rc
             .log_new_exec(true)
             .map_err(ll_err("landlock_restrict_self(LOG_NEW_EXEC_ON)"))?;
@@ -675,15 +748,10 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
     ))
 }
 
-fn outcome(plan: &LandlockPlan, status: &str, crate_status: &str) -> LandlockOutcome {
+fn outcome(plan: &LandlockPlan, status: Status, crate_status: &str) -> LandlockOutcome {
     let c = &plan.compat;
-    let enforced: Vec<&str> = c
-        .features
-        .iter()
-        .filter(|f| f.state == "enforced")
-        .map(|f| f.feature)
-        .collect();
-    let dropped: Vec<String> = c.dropped().iter().map(|s| s.to_string()).collect();
+    let enforced = c.in_state(State::Enforced);
+    let dropped = c.dropped();
     let summary = json!({
         "kernel_abi": c.kernel_abi,
         "effective_abi": c.effective_abi,
@@ -700,7 +768,67 @@ fn outcome(plan: &LandlockPlan, status: &str, crate_status: &str) -> LandlockOut
         summary,
         kernel_abi: c.kernel_abi,
         effective_abi: c.effective_abi,
-        status: status.to_string(),
+        status,
         dropped,
+    }
+}
+
+#[cfg(test)]
+mod granted_tests {
+    use super::*;
+
+    fn rule(path: &Path, rights: BitFlags<AccessFs>) -> FsRule {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).unwrap();
+        FsRule {
+            fd: None,
+            id: Some(paths::FileId {
+                dev: m.dev(),
+                ino: m.ino(),
+            }),
+            path: path.to_path_buf(),
+            is_dir: m.is_dir(),
+            rights,
+            why: vec![format!("filesystem.read {}", path.display())],
+        }
+    }
+
+    /// Coverage is by inode: a directory reached by another name (a symlink the policy
+    /// does not spell) is covered; a sibling with a common string prefix is not.
+    #[test]
+    fn coverage_follows_inodes_not_path_prefixes() {
+        let base = std::env::temp_dir().join(format!("clawjail-granted-{}", std::process::id()));
+        let real = base.join("data");
+        std::fs::create_dir_all(real.join("sub")).unwrap();
+        std::fs::create_dir_all(base.join("data-other")).unwrap();
+        std::os::unix::fs::symlink(&real, base.join("alias")).unwrap();
+        let plan = LandlockPlan {
+            compat: compat::decide(
+                policy::LandlockMode::Required,
+                7,
+                None,
+                None,
+                Needs {
+                    refer: true,
+                    scopes: true,
+                },
+            ),
+            handled_fs: rights::handled_fs(7),
+            rules: vec![rule(&real, AccessFs::ReadFile | AccessFs::ReadDir)],
+            bind: vec![],
+            connect: vec![],
+            scopes: BitFlags::empty(),
+            report: Report::default(),
+            prepared_by: std::process::id(),
+        };
+        let read = AccessFs::ReadFile | AccessFs::ReadDir;
+        assert!(plan.granted(&real.join("sub/missing-file")).any(read));
+        assert!(plan.granted(&base.join("alias/sub")).any(read));
+        assert!(!plan.granted(&base.join("data-other")).any(read));
+        assert!(!plan.granted(&base).any(read));
+        assert!(!plan
+            .granted(&real.join("sub"))
+            .any(AccessFs::MakeReg.into()));
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

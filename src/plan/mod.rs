@@ -7,6 +7,7 @@
 pub mod derive;
 pub mod target;
 pub mod user;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
@@ -47,6 +48,10 @@ pub enum PlanError {
     Refused(String),
     #[error("{0}")]
     Terminal(#[from] crate::terminal::TerminalError),
+    #[error("{0}")]
+    Landlock(#[from] crate::landlock::LandlockError),
+    #[error("{0}")]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("{0}: not implemented in this build; refusing to start without it")]
     NotImplemented(&'static str),
 }
@@ -256,6 +261,8 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         privileged,
         session,
         pid_wanted: p.process.pid_namespace,
+        // `run` decides without throwaway children; `check` also tries them.
+        probe: !opts.apply,
     });
     degraded.extend(namespaces.not_used.iter().cloned());
     let mut supervisor = SupervisorPlan {

@@ -25,26 +25,8 @@ const MAX_INTERPRETER_DEPTH: usize = 4;
 /// Default PATH when the target's environment has none (the search still happens).
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// Why a file is part of the target's exec chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ChainRole {
-    /// The ELF that is executed (the target itself, or the final interpreter).
-    Executable,
-    /// A `#!` script: only read by its interpreter.
-    Script,
-    /// A program named by `#!/usr/bin/env NAME`, found in the target's PATH.
-    EnvLookup,
-}
-
-/// One file of the exec chain, for Landlock (Execute on ELFs, read on scripts) and `check`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ChainEntry {
-    pub path: PathBuf,
-    pub role: ChainRole,
-    /// Why it is here, e.g. "#! interpreter of /srv/app/run.sh".
-    pub why: String,
-}
+// Defined beside the Landlock rules that consume them (no import cycle landlock <-> plan).
+pub use crate::landlock::{ChainEntry, ChainRole};
 
 /// The resolved target.
 #[derive(Debug)]

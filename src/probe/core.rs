@@ -1,34 +1,35 @@
 //! Probe actions about the process itself: ids, status fields, fds, env, signals, session.
 
+use super::action::Action;
 use std::io::Write;
 
 use super::{arg, Outcome};
 
-pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
+pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
     Some(match action {
         // Print selected /proc/self/status lines.
-        "status" => status(),
+        Action::Status => status(),
         // List open fds as "ok 0,1,2".
-        "fds" => fds(),
+        Action::Fds => fds(),
         // Print the environment names (not values) as "ok A,B,C".
-        "env-names" => env_names(),
+        Action::EnvNames => env_names(),
         // Print the value of one variable.
-        "env-get" => match args.first().and_then(std::env::var_os) {
+        Action::EnvGet => match args.first().and_then(std::env::var_os) {
             Some(v) => Outcome::Ok(v.to_string_lossy().into_owned()),
             None => Outcome::Broken("unset".into()),
         },
-        "setuid0" => {
+        Action::Setuid0 => {
             Outcome::from_nix(nix::unistd::setresuid(0.into(), 0.into(), 0.into()), |_| {
                 String::new()
             })
         }
-        "setgid0" => {
+        Action::Setgid0 => {
             Outcome::from_nix(nix::unistd::setresgid(0.into(), 0.into(), 0.into()), |_| {
                 String::new()
             })
         }
         // "ok <sid> <pgid> <pid> <ppid>"
-        "sid" => Outcome::Ok(format!(
+        Action::Sid => Outcome::Ok(format!(
             "{} {} {} {}",
             nix::unistd::getsid(None).map(|p| p.as_raw()).unwrap_or(-1),
             nix::unistd::getpgrp().as_raw(),
@@ -36,12 +37,12 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             nix::unistd::getppid().as_raw()
         )),
         // Read an inherited fd number.
-        "read-fd" => match arg::<i32>(args, 0) {
+        Action::ReadFd => match arg::<i32>(args, 0) {
             Ok(fd) => read_fd(fd),
             Err(o) => o,
         },
         // Sleep N seconds, then exit 0 (signal tests).
-        "sleep" => match arg::<u64>(args, 0) {
+        Action::Sleep => match arg::<u64>(args, 0) {
             Ok(s) => {
                 std::thread::sleep(std::time::Duration::from_secs(s));
                 Outcome::Ok(String::new())
@@ -49,21 +50,21 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             Err(o) => o,
         },
         // Exit with a code, without printing.
-        "exit" => std::process::exit(arg::<i32>(args, 0).unwrap_or(0)),
+        Action::Exit => std::process::exit(arg::<i32>(args, 0).unwrap_or(0)),
         // Kill ourselves with a signal number.
-        "kill-self" => {
+        Action::KillSelf => {
             let sig = arg::<i32>(args, 0).unwrap_or(libc::SIGKILL);
             let r = nix::sys::signal::Signal::try_from(sig).and_then(nix::sys::signal::raise);
             Outcome::from_nix(r, |_| String::new())
         }
         // Create a file (marker for "the target ran").
-        "touch" => match args.first() {
+        Action::Touch => match args.first() {
             Some(p) => Outcome::from_io(std::fs::write(p, b"ran\n"), |_| String::new()),
             None => Outcome::Broken("path".into()),
         },
         // Leave an orphaned grandchild that sleeps N seconds; print its pid; then sleep M
         // seconds (so an --init supervisor is still there to adopt it).
-        "orphan" => {
+        Action::Orphan => {
             let o = orphan(arg::<u64>(args, 0).unwrap_or(5));
             if let Ok(then) = arg::<u64>(args, 1) {
                 println!("{}", o.line());
@@ -72,12 +73,12 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             o
         }
         // Print getrlimit(name) as "ok soft hard".
-        "rlimit" => rlimit(args.first().map(String::as_str).unwrap_or("")),
-        "umask" => {
+        Action::Rlimit => rlimit(args.first().map(String::as_str).unwrap_or("")),
+        Action::Umask => {
             let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
             Outcome::Ok(format!("{:04o}", old.bits()))
         }
-        "cwd" => Outcome::from_io(std::env::current_dir(), |p| p.display().to_string()),
+        Action::Cwd => Outcome::from_io(std::env::current_dir(), |p| p.display().to_string()),
         _ => return None,
     })
 }

@@ -1,19 +1,20 @@
 //! Probe actions on files: read, write, list, create, rename, unlink, exec, links. (Landlock.)
 
+use super::action::Action;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use super::Outcome;
 
-pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
+pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
     let a = |n: usize| args.get(n).map(String::as_str).unwrap_or("");
     let path = a(0);
     Some(match action {
         // At most 1 MiB: a device such as /dev/urandom never ends.
-        "read" => Outcome::from_io(read_bounded(path), |b| format!("{} bytes", b.len())),
+        Action::Read => Outcome::from_io(read_bounded(path), |b| format!("{} bytes", b.len())),
         // With TARGET LINK: plant LINK -> TARGET (in a writable dir), then read through it.
         // A leftover LINK (an earlier control run) is removed first, so the attempt is real.
-        "symlink-read" if args.len() >= 2 => {
+        Action::SymlinkRead if args.len() >= 2 => {
             match remove_leftover(a(1)).and_then(|()| std::os::unix::fs::symlink(path, a(1))) {
                 Ok(()) => Outcome::from_io(std::fs::read(a(1)), |b| {
                     format!("{} bytes via {path}", b.len())
@@ -22,13 +23,13 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             }
         }
         // Read through an existing symlink, reporting where it points (the read follows it).
-        "symlink-read" => match std::fs::read_link(path) {
+        Action::SymlinkRead => match std::fs::read_link(path) {
             Ok(to) => Outcome::from_io(std::fs::read(path), |b| {
                 format!("{} bytes via {}", b.len(), to.display())
             }),
             Err(e) => Outcome::from_io::<()>(Err(e), |_| String::new()),
         },
-        "write" => Outcome::from_io(
+        Action::Write => Outcome::from_io(
             std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -38,36 +39,38 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             |_| String::new(),
         ),
         // Create a new file (fails if it exists; never follows a link at PATH).
-        "create" => Outcome::from_io(create_new(path), |_| String::new()),
+        Action::Create => Outcome::from_io(create_new(path), |_| String::new()),
         // verify's create rows: remove a leftover entry of an earlier (control) attempt
         // without following it, then O_CREAT|O_EXCL|O_NOFOLLOW. A link planted in between
         // makes the open fail with EEXIST; it is never followed (no O_TRUNC of a victim).
         // A refused removal (EACCES under Landlock) is the answer: the directory is not
         // writable.
-        "create-fresh" => Outcome::from_io(
+        Action::CreateFresh => Outcome::from_io(
             remove_leftover(path).and_then(|()| create_new(path)),
             |_| String::new(),
         ),
-        "mkdir" => Outcome::from_io(std::fs::create_dir(path), |_| String::new()),
-        "list" => Outcome::from_io(std::fs::read_dir(path).map(|d| d.count()), |n| {
+        Action::Mkdir => Outcome::from_io(std::fs::create_dir(path), |_| String::new()),
+        Action::List => Outcome::from_io(std::fs::read_dir(path).map(|d| d.count()), |n| {
             format!("{n} entries")
         }),
-        "rename" => Outcome::from_io(std::fs::rename(path, a(1)), |_| String::new()),
-        "unlink" => Outcome::from_io(std::fs::remove_file(path), |_| String::new()),
-        "rmdir" => Outcome::from_io(std::fs::remove_dir(path), |_| String::new()),
+        Action::Rename => Outcome::from_io(std::fs::rename(path, a(1)), |_| String::new()),
+        Action::Unlink => Outcome::from_io(std::fs::remove_file(path), |_| String::new()),
+        Action::Rmdir => Outcome::from_io(std::fs::remove_dir(path), |_| String::new()),
         // A leftover DST (an earlier control run) is removed first: EEXIST is no denial.
-        "hardlink" => match remove_leftover(a(1)) {
+        Action::Hardlink => match remove_leftover(a(1)) {
             Ok(()) => Outcome::from_io(std::fs::hard_link(path, a(1)), |_| String::new()),
             Err(e) => Outcome::Broken(format!("cannot remove the leftover {}: {e}", a(1))),
         },
-        "symlink" => Outcome::from_io(std::os::unix::fs::symlink(path, a(1)), |_| String::new()),
+        Action::Symlink => {
+            Outcome::from_io(std::os::unix::fs::symlink(path, a(1)), |_| String::new())
+        }
         // Fileless exec: copy PATH (an ELF the probe can read) into a memfd and fork +
         // execveat(memfd, "", AT_EMPTY_PATH) it with ARGS: "exit N" or the errno of the
         // first step that failed (memfd_create, write, exec).
-        "memfd-exec" => memfd_exec(path, &args[1.min(args.len())..]),
+        Action::MemfdExec => memfd_exec(path, &args[1.min(args.len())..]),
         // fork + execve PATH [ARGS...]: the execve errno, or "exit N" (the child's output
         // is discarded so the probe's one line stays last).
-        "exec" => Outcome::from_io(
+        Action::Exec => Outcome::from_io(
             Command::new(path)
                 .args(&args[1.min(args.len())..])
                 .stdin(Stdio::null())

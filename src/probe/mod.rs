@@ -9,6 +9,7 @@
 //! `fs` (files, exec, links), `net` (TCP, unix sockets, scopes), `sys` (syscall guards),
 //! `tty` (terminals).
 
+pub mod action;
 pub mod core;
 pub mod fs;
 pub mod net;
@@ -54,18 +55,15 @@ impl Outcome {
     }
 }
 
-/// `EACCES` for 13, etc.
-pub fn errno_name(n: i32) -> String {
-    let e = nix::errno::Errno::from_raw(n);
-    if e == nix::errno::Errno::UnknownErrno {
-        format!("E{n}")
-    } else {
-        format!("{e:?}")
-    }
-}
+/// The errno's name lives in `sys` (mechanism modules use it too); re-exported for the
+/// probe families.
+pub use crate::sys::errno_name;
 
-/// Run one action by name. `None` when no family knows the name.
-pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
+pub use action::Action;
+
+/// Run one action. `None` only if no family handles it (`every_action_has_a_family`
+/// pins that this cannot happen).
+pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
     core::run(action, args)
         .or_else(|| fs::run(action, args))
         .or_else(|| net::run(action, args))

@@ -1,5 +1,6 @@
 //! Probe actions on sockets: TCP bind/connect, unix sockets, signals to outside. (Landlock net, scopes.)
 
+use super::action::Action;
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixStream};
@@ -14,15 +15,15 @@ fn host_port(args: &[String]) -> Result<(IpAddr, u16), Outcome> {
     }
 }
 
-pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
+pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
     Some(match action {
         // connect(2) to [HOST] PORT (default host 127.0.0.1).
-        "tcp-connect" => match host_port(args) {
+        Action::TcpConnect => match host_port(args) {
             Ok(a) => Outcome::from_io(TcpStream::connect(a), |_| String::new()),
             Err(o) => o,
         },
         // bind(2) (+ listen) on [HOST] PORT.
-        "tcp-bind" => match host_port(args) {
+        Action::TcpBind => match host_port(args) {
             Ok(a) => Outcome::from_io(TcpListener::bind(a), |l| {
                 l.local_addr()
                     .map(|a| a.port().to_string())
@@ -31,7 +32,7 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             Err(o) => o,
         },
         // sendto(2) of one UDP datagram to HOST PORT (Landlock has no UDP rules).
-        "udp-send" => match host_port(args) {
+        Action::UdpSend => match host_port(args) {
             Ok(a) => Outcome::from_io(
                 UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).and_then(|u| u.send_to(b"clawjail", a)),
                 |n| format!("{n} bytes"),
@@ -39,12 +40,12 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             Err(o) => o,
         },
         // socket(AF_UNIX) + connect(2) to a pathname socket (docker.sock, ssh-agent).
-        "unix-connect" => match args.first() {
+        Action::UnixConnect => match args.first() {
             Some(path) => Outcome::from_io(UnixStream::connect(path), |_| String::new()),
             None => Outcome::Broken("path".into()),
         },
         // connect(2) to the abstract unix socket "\0NAME".
-        "abstract-connect" => match args.first() {
+        Action::AbstractConnect => match args.first() {
             Some(name) => Outcome::from_io(
                 SocketAddr::from_abstract_name(name.as_bytes())
                     .and_then(|a| UnixStream::connect_addr(&a)),
@@ -53,7 +54,7 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             None => Outcome::Broken("name".into()),
         },
         // kill(PID, SIG).
-        "kill" => match (arg::<i32>(args, 0), arg::<i32>(args, 1)) {
+        Action::Kill => match (arg::<i32>(args, 0), arg::<i32>(args, 1)) {
             (Ok(pid), Ok(sig)) => {
                 let r = nix::sys::signal::Signal::try_from(sig)
                     .and_then(|s| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s));
@@ -67,7 +68,7 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
         // connect to HOST:PORT and report the destination getsockname() gives the accepted
         // socket, then connect to HOST:PORT+1 (no listener). Single-threaded, as unshare
         // of a user namespace requires.
-        "netns-capture" => match (
+        Action::NetnsCapture => match (
             args.first().map(String::as_str),
             arg::<IpAddr>(args, 1),
             arg::<u16>(args, 2),

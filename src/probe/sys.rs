@@ -6,82 +6,83 @@
 //! the filter's doing. Actions that need a capability say so; the tests keep it.
 #![allow(unsafe_code)]
 
+use super::action::Action;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::{arg, Outcome};
 
-pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
+pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
     Some(match action {
         // unshare(CLONE_NEWUSER)
-        "unshare-userns" => raw(unsafe_syscall(
+        Action::UnshareUserns => raw(unsafe_syscall(
             libc::SYS_unshare,
             [libc::CLONE_NEWUSER as i64, 0, 0, 0],
         )),
         // clone(CLONE_NEWUSER | SIGCHLD): the child exits at once.
-        "clone-userns" => clone_and_reap(libc::CLONE_NEWUSER as u64 | libc::SIGCHLD as u64),
+        Action::CloneUserns => clone_and_reap(libc::CLONE_NEWUSER as u64 | libc::SIGCHLD as u64),
         // clone(CLONE_NEWUSER | SIGCHLD | 1 << 32): the kernel reads the low 32 bits of
         // clone's flags, so this is clone-userns; a 64-bit compare would miss it.
-        "clone-userns-high" => {
+        Action::CloneUsernsHigh => {
             clone_and_reap(libc::CLONE_NEWUSER as u64 | libc::SIGCHLD as u64 | (1 << 32))
         }
         // clone3 with no flags (a plain fork): ENOSYS under the filter.
-        "clone3" => clone3_fork(),
+        Action::Clone3 => clone3_fork(),
         // fork, 4 threads (glibc tries clone3 first, then clone), join: "ok".
-        "fork-and-threads" => fork_and_threads(),
+        Action::ForkAndThreads => fork_and_threads(),
         // TIOCSTI on a pty this process made its controlling tty; "high" sets bit 32 of cmd.
         // With an fd number: TIOCSTI on that fd (verify hands each child a pty as its
         // controlling terminal); otherwise acquire a pty here ("high": set bit 32 too).
-        "tiocsti" => match args.first().and_then(|a| a.parse::<i64>().ok()) {
+        Action::Tiocsti => match args.first().and_then(|a| a.parse::<i64>().ok()) {
             Some(fd) => tiocsti_on(fd, false),
             None => tiocsti(args.first().is_some_and(|a| a == "high")),
         },
         // io_uring_setup(1, {})
-        "io-uring-setup" => io_uring_setup(),
+        Action::IoUringSetup => io_uring_setup(),
         // PTRACE_SEIZE of the parent (needs CAP_SYS_PTRACE: the parent is the root test
         // harness); SEIZE does not stop it, and exiting detaches.
-        "ptrace-parent" => ptrace_seize(nix::unistd::getppid().as_raw()),
+        Action::PtraceParent => ptrace_seize(nix::unistd::getppid().as_raw()),
         // PTRACE_SEIZE of any pid (verify: its own pid, a same-uid process outside).
-        "ptrace-attach" => match super::arg::<i32>(args, 0) {
+        Action::PtraceAttach => match super::arg::<i32>(args, 0) {
             Ok(pid) => ptrace_seize(pid),
             Err(o) => o,
         },
         // bpf(BPF_MAP_CREATE, array map) (needs CAP_BPF: unprivileged_bpf_disabled=2).
-        "bpf-map-create" => bpf_map_create(),
+        Action::BpfMapCreate => bpf_map_create(),
         // perf_event_open(task clock, this process, user space only).
-        "perf-event-open" => perf_event_open(),
+        Action::PerfEventOpen => perf_event_open(),
         // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_PROCESS_KEYRING, create)
-        "keyctl" => raw(unsafe_syscall(libc::SYS_keyctl, [0, -2, 1, 0])),
+        Action::Keyctl => raw(unsafe_syscall(libc::SYS_keyctl, [0, -2, 1, 0])),
         // add_key("user", "clawjail-probe", "x", KEY_SPEC_PROCESS_KEYRING)
-        "add-key" => add_key(),
+        Action::AddKey => add_key(),
         // userfaultfd(O_CLOEXEC | UFFD_USER_MODE_ONLY): allowed unprivileged for user faults.
-        "userfaultfd" => raw(unsafe_syscall(
+        Action::Userfaultfd => raw(unsafe_syscall(
             libc::SYS_userfaultfd,
             [libc::O_CLOEXEC as i64 | 1, 0, 0, 0],
         )),
         // mount a tmpfs on DIR and unmount it again (needs CAP_SYS_ADMIN).
-        "mount-tmpfs" | "mount" => match args.first() {
+        Action::MountTmpfs | Action::Mount => match args.first() {
             Some(dir) => mount_tmpfs(dir),
             None => Outcome::Broken("dir".into()),
         },
         // name_to_handle_at(PATH)
-        "name-to-handle-at" => match args.first() {
+        Action::NameToHandleAt => match args.first() {
             Some(p) => {
                 name_to_handle(p).map_or_else(Outcome::Errno, |_| Outcome::Ok(String::new()))
             }
             None => Outcome::Broken("path".into()),
         },
         // open_by_handle_at on PATH's handle (needs CAP_DAC_READ_SEARCH).
-        "open-by-handle-at" => match args.first() {
+        Action::OpenByHandleAt => match args.first() {
             Some(p) => open_by_handle(p),
             None => Outcome::Broken("path".into()),
         },
         // personality(READ_IMPLIES_EXEC)
-        "personality-rie" => raw(unsafe_syscall(
+        Action::PersonalityRie => raw(unsafe_syscall(
             libc::SYS_personality,
             [0x0040_0000, 0, 0, 0],
         )),
         // socket(FAMILY, TYPE, PROTO), numbers.
-        "socket" => match (
+        Action::Socket => match (
             arg::<i64>(args, 0),
             arg::<i64>(args, 1),
             arg::<i64>(args, 2),
@@ -90,17 +91,17 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             _ => Outcome::Broken("socket FAMILY TYPE PROTO".into()),
         },
         // socketpair(AF_UNIX, TYPE)
-        "socketpair" => match arg::<i64>(args, 0) {
+        Action::Socketpair => match arg::<i64>(args, 0) {
             Ok(t) => socketpair(t),
             Err(o) => o,
         },
         // sendto(MSG_FASTOPEN) to a listener of our own on 127.0.0.1.
-        "sendto-fastopen" => sendto_fastopen(),
+        Action::SendtoFastopen => sendto_fastopen(),
         // getpid through the i386 entry (int 0x80); under the filter the process dies.
-        "int80-getpid" => int80_getpid(),
+        Action::Int80Getpid => int80_getpid(),
         // getpid with the x32 bit set: ENOSYS bare (no x32 in this kernel), the guard's
         // answer under the filter.
-        "x32-getpid" => raw(unsafe_syscall(0x4000_0000 + libc::SYS_getpid, [0, 0, 0, 0])),
+        Action::X32Getpid => raw(unsafe_syscall(0x4000_0000 + libc::SYS_getpid, [0, 0, 0, 0])),
         _ => return isolation(action, args),
     })
 }
@@ -529,7 +530,7 @@ fn int80_getpid() -> Outcome {
 // SysV/POSIX IPC, inotify. Each attempt changes nothing it could not change back: limits,
 // priorities, affinities and scheduling parameters are set to the values just read.
 
-fn isolation(action: &str, args: &[String]) -> Option<Outcome> {
+fn isolation(action: Action, args: &[String]) -> Option<Outcome> {
     let path = || args.first().map(String::as_str).unwrap_or("");
     let mode = || {
         args.get(1)
@@ -539,12 +540,12 @@ fn isolation(action: &str, args: &[String]) -> Option<Outcome> {
     let pid = || arg::<i32>(args, 0);
     Some(match action {
         // chmod(PATH, MODE): MODE in octal.
-        "chmod" => with_path(path(), |p| {
+        Action::Chmod => with_path(path(), |p| {
             // SAFETY: p is a live C string.
             raw(ret(unsafe { libc::chmod(p.as_ptr(), mode()) } as i64))
         }),
         // open(PATH, O_PATH), then fchmodat2(fd, "", MODE, AT_EMPTY_PATH).
-        "fchmodat2-opath" => with_opath(path(), |fd| {
+        Action::Fchmodat2Opath => with_opath(path(), |fd| {
             raw(unsafe_syscall(
                 libc::SYS_fchmodat2,
                 [
@@ -556,14 +557,14 @@ fn isolation(action: &str, args: &[String]) -> Option<Outcome> {
             ))
         }),
         // open(PATH, O_PATH), then chmod("/proc/self/fd/N", MODE).
-        "chmod-procfd" => with_opath(path(), |fd| {
+        Action::ChmodProcfd => with_opath(path(), |fd| {
             with_path(&format!("/proc/self/fd/{fd}"), |p| {
                 // SAFETY: p is a live C string.
                 raw(ret(unsafe { libc::chmod(p.as_ptr(), mode()) } as i64))
             })
         }),
         // open(PATH, O_RDONLY), then fchmod(fd, MODE): the open is Landlock's to refuse.
-        "fchmod" => match std::fs::File::open(path()) {
+        Action::Fchmod => match std::fs::File::open(path()) {
             Ok(f) => raw(unsafe_syscall(
                 libc::SYS_fchmod,
                 [f.as_raw_fd() as i64, i64::from(mode()), 0, 0],
@@ -571,14 +572,14 @@ fn isolation(action: &str, args: &[String]) -> Option<Outcome> {
             Err(e) => Outcome::from_io::<()>(Err(e), |_| String::new()),
         },
         // chown(PATH, -1, getgid()): no change of ownership, allowed to the owner.
-        "chown" => with_path(path(), |p| {
+        Action::Chown => with_path(path(), |p| {
             // SAFETY: p is a live C string; uid -1 keeps the owner.
             raw(ret(
                 unsafe { libc::chown(p.as_ptr(), u32::MAX, libc::getgid()) } as i64,
             ))
         }),
         // setxattr(PATH, "user.clawjail-probe", "x")
-        "setxattr" => with_path(path(), |p| {
+        Action::Setxattr => with_path(path(), |p| {
             let v = b"x";
             // SAFETY: live C strings and a live value buffer of the length passed.
             raw(ret(unsafe {
@@ -592,32 +593,32 @@ fn isolation(action: &str, args: &[String]) -> Option<Outcome> {
             } as i64))
         }),
         // utimensat(AT_FDCWD, PATH, NULL, 0): set both times to now.
-        "utimes" => with_path(path(), |p| {
+        Action::Utimes => with_path(path(), |p| {
             raw(unsafe_syscall(
                 libc::SYS_utimensat,
                 [libc::AT_FDCWD as i64, p.as_ptr() as i64, 0, 0],
             ))
         }),
         // inotify_add_watch(PATH) (a directory: names and timing of what happens in it).
-        "inotify" => inotify(path()),
+        Action::Inotify => inotify(path()),
         // prlimit64(PID, RLIMIT_CORE): read it, then set it to the same value.
-        "prlimit" => pid().map_or_else(|o| o, prlimit_same),
-        "prlimit-parent" => prlimit_same(nix::unistd::getppid().as_raw()),
+        Action::Prlimit => pid().map_or_else(|o| o, prlimit_same),
+        Action::PrlimitParent => prlimit_same(nix::unistd::getppid().as_raw()),
         // getpriority(PRIO_PROCESS, PID), then setpriority to the same value.
-        "renice" => pid().map_or_else(|o| o, renice_same),
-        "renice-parent" => renice_same(nix::unistd::getppid().as_raw()),
+        Action::Renice => pid().map_or_else(|o| o, renice_same),
+        Action::ReniceParent => renice_same(nix::unistd::getppid().as_raw()),
         // kill(getppid(), 0): may this process signal its parent at all (the supervisor,
         // which serves the egress broker)? Signal 0 checks permission and sends nothing.
-        "kill-parent" => {
+        Action::KillParent => {
             Outcome::from_nix(nix::sys::signal::kill(nix::unistd::getppid(), None), |_| {
                 String::new()
             })
         }
         // getpriority(PRIO_USER, 0): every process of the caller's uid.
-        "prio-user" => prio(i64::from(libc::PRIO_USER), 0)
+        Action::PrioUser => prio(i64::from(libc::PRIO_USER), 0)
             .map_or_else(Outcome::Errno, |n| Outcome::Ok(format!("nice {n}"))),
         // setpriority(PRIO_USER, 0, N): renice every process of the uid.
-        "renice-user" => match arg::<i32>(args, 0) {
+        Action::ReniceUser => match arg::<i32>(args, 0) {
             Ok(n) => raw(unsafe_syscall(
                 libc::SYS_setpriority,
                 [i64::from(libc::PRIO_USER), 0, i64::from(n), 0],
@@ -625,39 +626,39 @@ fn isolation(action: &str, args: &[String]) -> Option<Outcome> {
             Err(o) => o,
         },
         // sched_getaffinity(PID), then sched_setaffinity(PID) to the same mask.
-        "sched-setaffinity" => pid().map_or_else(|o| o, affinity_same),
+        Action::SchedSetaffinity => pid().map_or_else(|o| o, affinity_same),
         // sched_getparam(PID), then sched_setparam(PID) to the same.
-        "sched-setparam" => pid().map_or_else(|o| o, setparam_same),
+        Action::SchedSetparam => pid().map_or_else(|o| o, setparam_same),
         // sched_getscheduler + sched_getparam, then sched_setscheduler to the same.
-        "sched-setscheduler" => pid().map_or_else(|o| o, setscheduler_same),
+        Action::SchedSetscheduler => pid().map_or_else(|o| o, setscheduler_same),
         // sched_getattr(PID), then sched_setattr(PID) to the same.
-        "sched-setattr" => pid().map_or_else(|o| o, setattr_same),
+        Action::SchedSetattr => pid().map_or_else(|o| o, setattr_same),
         // ioprio_get(IOPRIO_WHO_PROCESS, PID), then ioprio_set to the same.
-        "ioprio" => pid().map_or_else(|o| o, ioprio_same),
+        Action::Ioprio => pid().map_or_else(|o| o, ioprio_same),
         // get_robust_list(PID)
-        "get-robust-list" => pid().map_or_else(|o| o, robust_list),
+        Action::GetRobustList => pid().map_or_else(|o| o, robust_list),
         // shmget(IPC_PRIVATE), write MARK, print "ok <shmid>", stay N seconds, remove it.
-        "shm-hold" => shm_hold(args),
+        Action::ShmHold => shm_hold(args),
         // shmat(ID): "ok <first bytes>".
-        "shm-attach" => pid().map_or_else(|o| o, shm_attach),
+        Action::ShmAttach => pid().map_or_else(|o| o, shm_attach),
         // shmget(IPC_PRIVATE) + shmat + shmdt + IPC_RMID: SysV shm of one's own.
-        "shm-self" => shm_self(),
+        Action::ShmSelf => shm_self(),
         // mq_open(NAME, O_RDONLY)
-        "mq-open" => with_path(path().trim_start_matches('/'), |p| {
+        Action::MqOpen => with_path(path().trim_start_matches('/'), |p| {
             fd_outcome(unsafe_syscall(
                 libc::SYS_mq_open,
                 [p.as_ptr() as i64, libc::O_RDONLY as i64, 0, 0],
             ))
         }),
         // mq_unlink(NAME): tests remove a queue whose holder they had to kill.
-        "mq-unlink" => with_path(path().trim_start_matches('/'), |p| {
+        Action::MqUnlink => with_path(path().trim_start_matches('/'), |p| {
             match unsafe_syscall(libc::SYS_mq_unlink, [p.as_ptr() as i64, 0, 0, 0]) {
                 Ok(_) => Outcome::Ok(String::new()),
                 Err(e) => Outcome::Errno(e),
             }
         }),
         // mq_open(NAME, O_CREAT|O_RDWR, 0600), print "ok", stay N seconds, mq_unlink.
-        "mq-hold" => mq_hold(path(), arg::<u64>(args, 1).unwrap_or(10)),
+        Action::MqHold => mq_hold(path(), arg::<u64>(args, 1).unwrap_or(10)),
         _ => return None,
     })
 }

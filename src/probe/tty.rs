@@ -2,6 +2,7 @@
 //! caller's next typed line or change its modes after the target returned, job-control
 //! and window-size observers (tests/it/terminal.rs).
 
+use super::action::Action;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -10,15 +11,15 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use super::{arg, Outcome};
 
-pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
+pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
     Some(match action {
         // "ok 0=MAJ:MIN 1=... 2=... tty=MAJ:MIN|errno": which terminal each of fds 0-2 is
         // ("-" when not a terminal), and what /dev/tty (the controlling tty) opens.
-        "tty-info" => tty_info(),
+        Action::TtyInfo => tty_info(),
         // Fork a daemon (setsid, so no job control stops it) that appends to OUT: its
         // pid, then after DELAY_MS "noecho ok|errno" (with "noecho": clears ECHO on fd 0),
         // then everything it reads from fd 0 within READ_MS. The parent returns at once.
-        "tty-steal" => match (
+        Action::TtySteal => match (
             arg::<String>(args, 0),
             arg::<u64>(args, 1),
             arg::<u64>(args, 2),
@@ -32,7 +33,7 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             _ => Outcome::Broken("OUT DELAY_MS READ_MS [noecho]".into()),
         },
         // Print "ready", then sleep N seconds (Ctrl-C / Ctrl-\ targets).
-        "announce-sleep" => match arg::<u64>(args, 0) {
+        Action::AnnounceSleep => match arg::<u64>(args, 0) {
             Ok(n) => {
                 say("ready");
                 std::thread::sleep(Duration::from_secs(n));
@@ -41,7 +42,7 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             Err(o) => o,
         },
         // Print "tick I" N times, MS apart (job-control target).
-        "ticks" => match (arg::<u32>(args, 0), arg::<u64>(args, 1)) {
+        Action::Ticks => match (arg::<u32>(args, 0), arg::<u64>(args, 1)) {
             (Ok(n), Ok(ms)) => {
                 for i in 1..=n {
                     say(&format!("tick {i}"));
@@ -52,27 +53,27 @@ pub fn run(action: &str, args: &[String]) -> Option<Outcome> {
             _ => Outcome::Broken("N MS".into()),
         },
         // Print "ready ROWSxCOLS", wait up to SECS for SIGWINCH, print the size then.
-        "winsize-wait" => match arg::<u64>(args, 0) {
+        Action::WinsizeWait => match arg::<u64>(args, 0) {
             Ok(secs) => winsize_wait(secs),
             Err(o) => o,
         },
-        "tty-reach" => match args.first() {
+        Action::TtyReach => match args.first() {
             Some(dev) => tty_reach(dev),
             None => Outcome::Broken("MAJ:MIN".into()),
         },
         // Open /proc/<ancestor LEVEL up>/fd/FD (1 = parent): "ok -> TARGET" or the errno.
         // Under clawjail the grandparent is the supervisor, which holds the caller's tty.
-        "ancestor-fd" => match (arg::<u32>(args, 0), arg::<i32>(args, 1)) {
+        Action::AncestorFd => match (arg::<u32>(args, 0), arg::<i32>(args, 1)) {
             (Ok(level), Ok(fd)) => ancestor_fd(level, fd),
             _ => Outcome::Broken("LEVEL FD".into()),
         },
         // Open /proc/PID/fd/FD: "ok -> TARGET" or the errno.
-        "proc-fd" => match (arg::<i32>(args, 0), arg::<i32>(args, 1)) {
+        Action::ProcFd => match (arg::<i32>(args, 0), arg::<i32>(args, 1)) {
             (Ok(pid), Ok(fd)) => open_proc_fd(pid, fd),
             _ => Outcome::Broken("PID FD".into()),
         },
         // Print "ready", read one line from stdin: "ok got:LINE".
-        "read-line" => {
+        Action::ReadLine => {
             say("ready");
             let mut line = String::new();
             Outcome::from_io(std::io::stdin().read_line(&mut line), |_| {

@@ -344,7 +344,7 @@ pub fn ret_name(k: u32) -> String {
         RET_TRAP => "TRAP".into(),
         RET_USER_NOTIF => "USER_NOTIF".into(),
         RET_TRACE => format!("TRACE({})", k & 0xffff),
-        RET_ERRNO => format!("ERRNO({})", crate::probe::errno_name((k & 0xffff) as i32)),
+        RET_ERRNO => format!("ERRNO({})", crate::sys::errno_name((k & 0xffff) as i32)),
         _ => format!("{k:#x}"),
     }
 }

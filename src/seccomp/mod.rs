@@ -37,11 +37,26 @@ use std::io;
 use serde_json::json;
 use toml::Spanned;
 
-use crate::plan::PlanError;
 use crate::policy::{self, PolicyError, SeccompAction, SeccompProfile, Source};
 use bpf::{Block, Leaf, Program, Span};
 use guards::{Guard, Treatment};
 use rules::Rule;
+
+/// Why the seccomp filter cannot be prepared; converted into `PlanError` with `#[from]`.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// Boxed: `PolicyError` carries its source snippet, and `PlanError` stays small.
+    #[error("{0}")]
+    Policy(Box<PolicyError>),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<PolicyError> for SeccompError {
+    fn from(e: PolicyError) -> Self {
+        SeccompError::Policy(Box::new(e))
+    }
+}
 
 pub struct SeccompInputs<'a> {
     pub src: &'a Source,
@@ -209,9 +224,9 @@ impl SeccompPlan {
 }
 
 /// Build the table from the policy, then compile it. Everything fallible happens here.
-pub fn prepare(inp: &SeccompInputs<'_>) -> Result<SeccompPlan, PlanError> {
+pub fn prepare(inp: &SeccompInputs<'_>) -> Result<SeccompPlan, SeccompError> {
     if !syscalls::NATIVE_SUPPORTED {
-        return Err(PlanError::Refused(format!(
+        return Err(SeccompError::Refused(format!(
             "seccomp: this build has a syscall table for x86_64 only, not {}; refusing to start unfiltered",
             std::env::consts::ARCH
         )));
@@ -225,8 +240,8 @@ pub fn compile(
     profile: SeccompProfile,
     action: SeccompAction,
     entries: Vec<Entry>,
-) -> Result<SeccompPlan, PlanError> {
-    let refuse = |e: bpf::EmitError| PlanError::Refused(format!("seccomp: {e}"));
+) -> Result<SeccompPlan, SeccompError> {
+    let refuse = |e: bpf::EmitError| SeccompError::Refused(format!("seccomp: {e}"));
     let mut spans: Vec<Span> = Vec::new();
     let mut blocks: Vec<Block> = Vec::new();
     let mut push = |start: u32, leaf: Leaf| {
@@ -273,7 +288,7 @@ pub fn compile(
 }
 
 /// Profile names, then the policy's allow and deny, then the guards.
-fn build_table(inp: &SeccompInputs<'_>) -> Result<Vec<Entry>, PlanError> {
+fn build_table(inp: &SeccompInputs<'_>) -> Result<Vec<Entry>, SeccompError> {
     let cfg = inp.cfg;
     let guards: BTreeMap<&str, Guard> = guards::all(&inp.guards)
         .into_iter()
@@ -508,13 +523,13 @@ fn verdict_text(v: &Verdict, action: SeccompAction) -> String {
             bpf::ret_name(deny_ret(action))
         ),
         Verdict::Deny => bpf::ret_name(deny_ret(action)),
-        Verdict::Errno(e) => format!("ERRNO({}) always", crate::probe::errno_name(*e)),
+        Verdict::Errno(e) => format!("ERRNO({}) always", crate::sys::errno_name(*e)),
     }
 }
 
 fn guard_answer(g: &Guard) -> String {
     match &g.treatment {
-        Treatment::Fixed(e) => crate::probe::errno_name(*e),
+        Treatment::Fixed(e) => crate::sys::errno_name(*e),
         _ => "denied".into(),
     }
 }

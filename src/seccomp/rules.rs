@@ -200,7 +200,7 @@ impl fmt::Display for Rule {
         let parts: Vec<String> = self.conds.iter().map(|c| c.to_string()).collect();
         write!(f, "{}", parts.join(" && "))?;
         match self.refuse {
-            Some(e) => write!(f, " => ERRNO({}) always", crate::probe::errno_name(e)),
+            Some(e) => write!(f, " => ERRNO({}) always", crate::sys::errno_name(e)),
             None => Ok(()),
         }
     }

@@ -9,9 +9,9 @@ use crate::policy::{Origin, Source};
 
 const ARCH: u32 = syscalls::AUDIT_ARCH_X86_64;
 
-fn plan_for(text: &str) -> Result<SeccompPlan, PlanError> {
+fn plan_for(text: &str) -> Result<SeccompPlan, SeccompError> {
     let src = Source::new(Origin::Flag("p.toml".into()), text.to_string());
-    let loaded = crate::policy::load(src).map_err(PlanError::Policy)?;
+    let loaded = crate::policy::load(src).map_err(SeccompError::from)?;
     prepare(&SeccompInputs {
         src: &loaded.source,
         cfg: &loaded.policy.seccomp,

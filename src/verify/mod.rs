@@ -113,7 +113,10 @@ pub struct Report {
 /// `__verify-exec ACTION ARGS`: attempt one action and print its `Got` as one JSON line.
 pub fn exec_probe(action: &[String]) -> i32 {
     let got = match action.split_first() {
-        Some((a, rest)) => attempt_in_process(a, rest),
+        Some((a, rest)) => match crate::probe::Action::from_name(a) {
+            Some(action) => attempt_in_process(action, rest),
+            None => Got::Missing { action: a.clone() },
+        },
         None => Got::Broken {
             why: "no action".into(),
         },
@@ -128,7 +131,7 @@ pub fn exec_probe(action: &[String]) -> i32 {
 }
 
 /// One probe action in this process.
-pub fn attempt_in_process(action: &str, args: &[String]) -> Got {
+pub fn attempt_in_process(action: crate::probe::Action, args: &[String]) -> Got {
     match crate::probe::run(action, args) {
         Some(o) => Got::from_outcome(o),
         None => Got::Missing {
@@ -145,16 +148,6 @@ fn target_ids(loaded: &Loaded) -> Result<(Ids, Option<String>, bool), PlanError>
         let u = plan::user::caller();
         Ok((u.ids, u.home, false))
     }
-}
-
-fn keep_mask(loaded: &Loaded) -> u64 {
-    loaded
-        .policy
-        .capabilities
-        .keep
-        .iter()
-        .filter_map(|c| crate::caps::parse_cap_name(c.get_ref()).ok())
-        .fold(0, |m, c| m | c.bitmask())
 }
 
 /// Prepare the plan `run` would apply, with clawjail itself as the command. If the binary
@@ -240,10 +233,12 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
     let (checks, cleanup) = checks::derive(&Inputs {
         view: &view,
         fx: &fx,
-        ids: &ids,
+        // The ids and capabilities the plan applies (resolved once, in prepare).
+        ids: plan.identity.ids(),
         privileged,
-        keep_mask: keep_mask(loaded),
+        keep_mask: plan.caps.keep.iter().fold(0, |m, c| m | c.bitmask()),
         ipc_namespace: plan.namespaces.ipc,
+        landlock: &plan.landlock,
     });
     fx.cleanup.extend(cleanup);
     let runnable: Vec<&Check> = checks.iter().filter(|c| c.skip.is_none()).collect();

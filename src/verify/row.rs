@@ -131,7 +131,7 @@ impl Got {
         match self {
             Got::Ok { detail } if detail.is_empty() => "ok".into(),
             Got::Ok { detail } => format!("ok {}", first_line(detail)),
-            Got::Errno { errno } => format!("errno {}", crate::probe::errno_name(*errno)),
+            Got::Errno { errno } => format!("errno {}", crate::sys::errno_name(*errno)),
             Got::Broken { why } => format!("broken: {why}"),
             Got::Missing { action } => format!("probe action missing: {action}"),
             Got::Killed { signal } => format!("killed by signal {signal}"),

@@ -293,20 +293,29 @@ fn grandchild(
             std::process::exit(0);
         }
     }
+    let mut applied = None;
     if let Confine::Confined { plan } = confine {
-        if let Err(e) = crate::launch::apply(plan) {
-            print_got(&Got::NotConfined { why: e.to_string() });
-            if std::io::stdout().flush().is_err() {
-                std::process::exit(2);
+        match crate::launch::apply(plan) {
+            Ok(a) => applied = Some(a),
+            Err(e) => {
+                print_got(&Got::NotConfined { why: e.to_string() });
+                if std::io::stdout().flush().is_err() {
+                    std::process::exit(2);
+                }
+                std::process::exit(0);
             }
-            std::process::exit(0);
         }
     }
     if c.across_exec {
-        let why = exec_self(c, args, confine, exe);
+        let why = exec_self(c, args, confine, exe, applied.as_ref());
         print_got(&Got::Broken { why });
     } else {
-        print_got(&super::attempt_in_process(&c.action, args));
+        print_got(&match c.action {
+            Some(a) => super::attempt_in_process(a, args),
+            None => Got::Broken {
+                why: "a policy-only row has nothing to attempt".into(),
+            },
+        });
     }
     if std::io::stdout().flush().is_err() {
         std::process::exit(2);
@@ -315,11 +324,17 @@ fn grandchild(
 }
 
 /// Re-exec `clawjail __verify-exec ACTION ARGS`; returns only on failure, with the reason.
-fn exec_self(c: &Check, args: &[String], confine: &Confine<'_>, exe: &Path) -> String {
+fn exec_self(
+    c: &Check,
+    args: &[String],
+    confine: &Confine<'_>,
+    exe: &Path,
+    applied: Option<&crate::launch::Applied>,
+) -> String {
     let mut argv = vec![
         exe.as_os_str().as_bytes().to_vec(),
         b"__verify-exec".to_vec(),
-        c.action.as_bytes().to_vec(),
+        c.action.map_or("", |a| a.name()).as_bytes().to_vec(),
     ];
     argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
     let Ok(argv) = argv
@@ -332,7 +347,8 @@ fn exec_self(c: &Check, args: &[String], confine: &Confine<'_>, exe: &Path) -> S
     match confine {
         Confine::Confined { plan } => match &plan.target {
             Some(t) => {
-                let e = crate::sys::fexecve(t.exec_fd.as_fd(), &argv, &plan.envp);
+                let envp = applied.map_or(&plan.envp[..], |a| a.envp(plan));
+                let e = crate::sys::fexecve(t.exec_fd.as_fd(), &argv, envp);
                 format!("execveat of {} failed: {e}", t.exec_path.display())
             }
             None => "the clawjail binary could not be prepared as an exec target".into(),

@@ -668,3 +668,104 @@ fn socket_activation_fds_pass_only_when_the_policy_allows_it() {
 fn shared_pid_ns(policy: &str) -> String {
     format!("{policy}\n[process]\npid_namespace = false\n")
 }
+
+/// Start clawjail (as root, CAP_SYS_ADMIN kept) under a seccomp filter that refuses
+/// unshare(2) with EPERM, as a container profile or an LSM could while the capability is
+/// held: the launch decides the namespaces from CAP_SYS_ADMIN without probing, so it meets
+/// the refusal in its `new-namespaces` step.
+fn with_unshare_refused(c: &mut Command) {
+    // SAFETY: pre_exec runs in the forked child before exec; prctl takes a pointer to a
+    // filter program that lives on this stack frame for the duration of the call.
+    unsafe {
+        c.pre_exec(|| {
+            let mut prog = [
+                libc::sock_filter {
+                    code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: 0, // seccomp_data.nr
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 1,
+                    k: libc::SYS_unshare as u32,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_RET | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_RET | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ALLOW,
+                },
+            ];
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_mut_ptr(),
+            };
+            if libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &fprog as *const libc::sock_fprog,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn namespaces_refused_despite_cap_sys_admin_stop_the_launch_before_exec() {
+    require_root!();
+    let s = Scratch::new("ns-refused");
+    let pol = s.policy(&base_policy(&[], &[]));
+    let run = |refuse: bool| {
+        let mut c = Command::new(clawjail_bin());
+        c.args(["run", "--policy"])
+            .arg(&pol)
+            .arg("--")
+            .arg(probe())
+            .arg("cwd");
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null());
+        if refuse {
+            with_unshare_refused(&mut c);
+        }
+        c.output().unwrap()
+    };
+    // Control: the same launch without the filter runs the target.
+    let ok = run(false);
+    assert!(ok.status.success(), "control failed: {}", stderr(&ok));
+    assert!(stdout(&ok).starts_with("ok "), "{}", stdout(&ok));
+    // Refused: exit 125, the call and the way out named, and the target never ran.
+    let refused = run(true);
+    assert_eq!(refused.status.code(), Some(125), "{}", stderr(&refused));
+    let err = stderr(&refused);
+    assert!(
+        err.contains("new-namespaces: unshare(CLONE_NEWPID | CLONE_NEWIPC)"),
+        "{err}"
+    );
+    assert!(err.contains("process.pid_namespace = false"), "{err}");
+    assert_eq!(stdout(&refused), "", "the target ran");
+    // `check` probes (throwaway children) and says that `run` would stop.
+    let mut c = Command::new(clawjail_bin());
+    c.args(["check", "--policy"]).arg(&pol);
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null());
+    with_unshare_refused(&mut c);
+    let check = c.output().unwrap();
+    let text = format!("{}{}", stdout(&check), stderr(&check));
+    assert!(
+        text.contains("`run` would stop with exit 125 before exec"),
+        "{text}"
+    );
+}

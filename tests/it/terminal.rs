@@ -35,9 +35,14 @@ impl Term {
             .unwrap()
             .display()
             .to_string();
-        // setsid -c: a new session with stdin's terminal as its controlling tty.
+        // setsid -c: a new session with stdin's terminal as its controlling tty. env
+        // --default-signal: a terminal's shell starts with SIGINT and SIGQUIT at their
+        // defaults, but a test run started in the background (`cargo test &`) inherits them
+        // ignored, and the bare control would then ignore Ctrl-C (exec keeps ignored
+        // signals, signal(7)).
         let mut c = Command::new("setsid");
-        c.arg("-c").args(argv);
+        c.args(["-c", "env", "--default-signal=INT,QUIT"])
+            .args(argv);
         c.env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("CLAWJAIL_LOG", "warn")

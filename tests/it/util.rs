@@ -209,8 +209,18 @@ pub fn clawjail_run(policy: &Path, args: &[&str], env: &[(&str, &str)]) -> Outpu
     c.output().unwrap()
 }
 
+/// A misspelled probe action in a test fails here, by name, instead of as the probe's
+/// "unknown action" exit 2 that an errno assertion could misread.
+fn known_action(action: &str) {
+    assert!(
+        clawjail::probe::Action::from_name(action).is_some(),
+        "no probe action {action:?} (src/probe/action.rs)"
+    );
+}
+
 /// Run the probe under clawjail: `clawjail run --policy P -- probe ACTION ARGS...`.
 pub fn run_probe(policy: &Path, action: &str, args: &[&str]) -> Output {
+    known_action(action);
     let probe = probe().to_str().unwrap().to_string();
     let mut all = vec![probe.as_str(), action];
     all.extend_from_slice(args);
@@ -219,6 +229,7 @@ pub fn run_probe(policy: &Path, action: &str, args: &[&str]) -> Output {
 
 /// The same probe without clawjail, as `uid:gid` via setpriv (the control run).
 pub fn bare_probe_as(uid: u32, action: &str, args: &[&str]) -> Output {
+    known_action(action);
     let mut c = Command::new("setpriv");
     c.arg(format!("--reuid={uid}"))
         .arg(format!("--regid={uid}"))

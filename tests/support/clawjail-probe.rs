@@ -7,6 +7,10 @@ fn main() {
         eprintln!("usage: clawjail-probe ACTION [ARGS...]");
         std::process::exit(2);
     };
+    let Some(action) = clawjail::probe::Action::from_name(action) else {
+        eprintln!("clawjail-probe: unknown action {action:?}");
+        std::process::exit(2);
+    };
     match clawjail::probe::run(action, rest) {
         Some(o) => {
             println!("{}", o.line());
