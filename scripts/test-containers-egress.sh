@@ -266,7 +266,7 @@ run_ct() {   # variant profile control|POLICY  -> $work/out, $work/err, $rc; net
     took="$(since "$t")"
 }
 hits() { grep -c "^hit $1 " "$work/hits" || true; }
-show() { sed 's/^/    /' "$work/out"; grep -v 'clawjail launch' "$work/err" | tail -n 20 | sed 's/^/    err: /'; }
+show() { sed 's/^/    /' "$work/out"; grep -v "clawjail launch" "$work/err" | tail -n 20 | sed 's/^/    err: /'; }
 
 control() {   # variant profile
     local v="$1" p="$2" l

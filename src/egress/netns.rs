@@ -24,12 +24,12 @@
 //! Netlink is two fixed messages, built here by hand (rtnetlink(7)); no crate needed.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::sched::CloneFlags;
 use nix::sys::socket::{
-    self, bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, ControlMessage,
-    ControlMessageOwned, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, SockaddrIn6,
+    self, bind, setsockopt, socket, sockopt, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, SockaddrIn6,
 };
 
 use super::broker::BrokerSockets;
@@ -411,16 +411,12 @@ fn dual_stack(kind: SockType, port: u16) -> Result<OwnedFd, NetnsError> {
 pub fn make_broker_sockets(capture_ports: &[u16]) -> Result<BrokerSockets, NetnsError> {
     let udp = dual_stack(SockType::Datagram, DNS_PORT)?;
     let tcp53 = dual_stack(SockType::Stream, DNS_PORT)?;
-    listen(&tcp53, Backlog::new(64).map_err(|e| errno("listen", e))?)
-        .map_err(|e| errno("listen(53)", e))?;
+    crate::sys::listen(tcp53.as_fd(), 64).map_err(|e| NetnsError::new("listen(53)", e))?;
     let mut capture = Vec::new();
     for &p in capture_ports {
         let fd = dual_stack(SockType::Stream, p)?;
-        listen(
-            &fd,
-            Backlog::new(CAPTURE_BACKLOG).map_err(|e| errno("listen", e))?,
-        )
-        .map_err(|e| errno(&format!("listen({p})"), e))?;
+        crate::sys::listen(fd.as_fd(), CAPTURE_BACKLOG)
+            .map_err(|e| NetnsError::new(format!("listen({p})"), e))?;
         capture.push(std::net::TcpListener::from(fd));
     }
     Ok(BrokerSockets {
