@@ -24,7 +24,8 @@ if [ "$(id -u)" != 0 ]; then echo "launch/gateway: skipped (needs root)"; exit 0
 work="$(mktemp -d /var/tmp/cj-bench-egress-XXXXXX)"
 chmod 755 "$work"
 trap 'rm -f "$out"; rm -rf "$work"' EXIT
-ms() { date +%s%N | awk '{printf "%d", $1/1000000}'; }
+# Shell arithmetic (64-bit): mawk's printf %d saturates at 2^31-1, which made every run 0 ms.
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # clawjail run -- /bin/true, 20 times each: the difference is [egress]'s launch cost
