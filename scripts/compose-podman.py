@@ -10,7 +10,7 @@ service is either translated or named below as not applying to scripts/test-cont
 compose.yaml and the container test cannot drift apart silently. scripts/lint-examples.sh
 runs it too (no root or podman needed). Needs PyYAML (Debian: python3-yaml).
 """
-import re, sys, yaml
+import os, re, sys, yaml
 path, variant = sys.argv[1], sys.argv[2]
 text = open(path).read()
 svc = yaml.safe_load(text)["services"]["gateway"]
@@ -54,6 +54,11 @@ for key, val in svc.items():
             k, _, v = o.partition(":")
             if k == "no-new-privileges" and v == "true":
                 out.append("--security-opt=no-new-privileges")
+            elif o == "seccomp=./seccomp-clawjail.json":
+                # Relative to compose.yaml's directory, as compose resolves it.
+                prof = os.path.join(os.path.dirname(os.path.abspath(path)), "seccomp-clawjail.json")
+                os.path.isfile(prof) or die(f"security_opt {o!r}: no {prof}")
+                out.append(f"--security-opt=seccomp={prof}")
             else:
                 die(f"security_opt {o!r} has no translation")
     elif key == "stop_grace_period":

@@ -159,12 +159,26 @@ lint_compose() {
         printf '%s\n' "$out" >&2
         fail "compose.yaml: scripts/compose-podman.py (above)"
     fi
+    # The shipped seccomp profile is moby's default plus one rule, regenerated from Debian's
+    # golang-github-docker-docker-dev (scripts/test.sh installs it; elsewhere it may be absent).
+    if [ -f /usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json ]; then
+        if out="$(sh "$here/gen-docker-seccomp.sh" | cmp - "$repo/examples/docker/seccomp-clawjail.json" 2>&1)"; then
+            log "ok: examples/docker/seccomp-clawjail.json is moby's default profile plus clawjail's rule"
+        else
+            printf '%s\n' "$out" >&2
+            fail "examples/docker/seccomp-clawjail.json differs from sh scripts/gen-docker-seccomp.sh (above): regenerate it"
+        fi
+    else
+        log "seccomp-clawjail.json not regenerated: no moby default.json (apt-get install golang-github-docker-docker-dev)"
+    fi
     # A real compose implementation resolves the file (durations, port syntax, secrets).
     # Not installed by this script: Debian's docker-compose 1.29 predates the Compose spec's
     # top-level `name:`, so it gets a copy without that line.
     local dir="$work/compose"
     mkdir -p "$dir"
     printf 'OPENCLAW_GATEWAY_TOKEN=lint\n' >"$dir/gateway-token.env"   # the secret file must exist
+    # security_opt's seccomp file is read relative to the compose file (compose v2, and 1.29).
+    cp "$repo/examples/docker/seccomp-clawjail.json" "$dir/"
     if docker compose version >/dev/null 2>&1; then
         cp "$f" "$dir/compose.yaml"
         docker compose -f "$dir/compose.yaml" config -q || fail "compose.yaml: docker compose config"

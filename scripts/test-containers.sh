@@ -14,7 +14,7 @@
 # scripts/compose-podman.py, which knows every key of that service and fails on a new one, so
 # the two cannot drift apart silently; ENTRYPOINT and CMD are read from the Dockerfile.
 #
-# Two variants run side by side: `root` (compose as shipped: root start, six capabilities,
+# Two variants run side by side: `root` (compose as shipped: root start, seven capabilities,
 # clawjail switches to openclaw) and `user` (compose's commented alternative: --user
 # 10001:10001, no capabilities at all, and the `--var`s its comment appends). For each, asserted from the host:
 #   1. /healthz through the published loopback port, and compose's healthcheck command via
@@ -211,11 +211,29 @@ check_running() {
     mapfile -t hc < <(/usr/bin/python3 -c 'import sys, yaml; t = yaml.safe_load(open(sys.argv[1]))["services"]["gateway"]["healthcheck"]["test"]; assert t[0] == "CMD"; print("\n".join(t[1:]))' "$compose")
     podman exec "$n" "${hc[@]}" || fail "$v: compose's healthcheck command failed"
 
-    # The gateway is the child of PID 1 (clawjail's supervisor).
+    # The gateway is a child of PID 1 (clawjail's supervisor); with the policy's [egress]
+    # inbound, so is the socket factory (a fork of clawjail, not in the gateway's tree).
     hpid="$(podman inspect -f '{{.State.Pid}}' "$n")"
     kids="$(cat /proc/"$hpid"/task/*/children | tr ' ' '\n' | sed '/^$/d')"
-    [ "$(wc -l <<<"$kids")" = 1 ] || fail "$v: PID 1 has children '$(tr '\n' ' ' <<<"$kids")', want exactly the gateway"
-    gw="$kids"
+    gw="" factory=""
+    for k in $kids; do
+        if [ "$(cat "/proc/$k/comm")" = clawjail ]; then factory="$factory$k"; else gw="$gw$k"; fi
+    done
+    [[ "$gw" =~ ^[0-9]+$ && ( -z "$factory" || "$factory" =~ ^[0-9]+$ ) ]] \
+        || fail "$v: PID 1 has children '$(tr '\n' ' ' <<<"$kids")', want the gateway and at most the egress socket factory"
+    if grep -q '^inbound' "$repo/policies/openclaw-gateway.toml"; then
+        [ -n "$factory" ] || fail "$v: the policy has [egress] inbound but PID 1 has no socket factory child"
+        status="$(cat "/proc/$factory/status")"
+        local f
+        for f in CapInh CapPrm CapEff CapAmb; do
+            [ "$(sed -n "s/^$f:[[:space:]]*//p" <<<"$status")" = 0000000000000000 ] || fail "$v: socket factory $f not 0"
+        done
+        [ "$(sed -n 's/^NoNewPrivs:[[:space:]]*//p' <<<"$status")" = 1 ] || fail "$v: socket factory NoNewPrivs not 1"
+        [ "$(sed -n 's/^Uid:[[:space:]]*//p' <<<"$status" | awk '{print $1}')" = "$uid" ] || fail "$v: socket factory uid not $uid"
+        # The gateway runs in a network namespace of its own, not the container's.
+        [ "$(readlink "/proc/$gw/ns/net")" != "$(readlink "/proc/$hpid/ns/net")" ] || fail "$v: the gateway shares PID 1's network namespace"
+        say "$v: [egress]: the gateway in a network namespace of its own; the socket factory (host pid $factory): uid $uid, no capabilities, NoNewPrivs 1"
+    fi
     status="$(cat "/proc/$gw/status")"
     field() { sed -n "s/^$1:[[:space:]]*//p" <<<"$status" | tr -s ' \t' ' ' | sed 's/ $//'; }
     expect() {

@@ -24,6 +24,11 @@ for tool in setpriv:util-linux gcc:gcc python3:python3 curl:curl openssl:openssl
 done
 # python3-yaml: scripts/test-containers.sh translates examples/docker/compose.yaml for podman.
 /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
+# moby's default seccomp profile (Docker's): scripts/test-containers-egress.sh shows clawjail
+# refusing [egress] under it, and examples/docker/seccomp-clawjail.json is generated from it.
+[ -f /usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json ] || missing+=(golang-github-docker-docker-dev)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
@@ -96,5 +101,9 @@ if [ "${CLAWJAIL_SKIP_OPENCLAW:-0}" != 1 ]; then
 else
   echo "test-containers: skipped: CLAWJAIL_SKIP_OPENCLAW=1"
 fi
+
+say "[egress] in podman + runc: podman's, moby's and the shipped seccomp profile"
+# No gateway: python and curl clients in a network namespace this script makes (~20 s).
+bash scripts/test-containers-egress.sh "$PWD/target/static/clawjail"
 
 say "all checks passed"

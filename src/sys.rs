@@ -166,6 +166,19 @@ pub fn unblock_all_signals() -> io::Result<()> {
     .map(drop)
 }
 
+/// `listen(2)` with the backlog as given. nix's `Backlog::new` refuses values above the
+/// C library's SOMAXCONN constant, which is 128 on musl (4096 on glibc): the static musl
+/// build failed every [egress] launch with EINVAL before the syscall (measured). The
+/// kernel clamps the backlog to net.core.somaxconn itself (listen(2)).
+pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
+    // SAFETY: fd is a live descriptor borrowed for the call; listen takes no pointers.
+    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// `SIGRTMAX` as this libc reports it.
 pub fn sigrtmax() -> i32 {
     libc::SIGRTMAX()

@@ -60,13 +60,15 @@ pub struct NamespaceCheck {
     /// `Ok(ipv6)`: made, lo up, AnyIP routes in place (IPv6 too when true);
     /// `Err(why)`: the failing call and the kernel's answer.
     pub result: Result<bool, String>,
-    pub fix: Option<&'static str>,
+    pub fix: Option<String>,
 }
 
 impl NamespaceCheck {
     /// Try it now (see [`netns::probe_in_child`]).
     pub fn probe(privileged: bool, uid: u32, gid: u32) -> Self {
-        let kind = if privileged {
+        let kind = if privileged && netns::root_needs_user_namespace() {
+            "CLONE_NEWUSER|CLONE_NEWNET mapping every id to itself (root start without CAP_SYS_ADMIN, as in a container)"
+        } else if privileged {
             "CLONE_NEWNET (root start)"
         } else {
             "CLONE_NEWUSER|CLONE_NEWNET mapping the caller's uid and gid (unprivileged start)"
@@ -138,7 +140,7 @@ pub fn refuse_run_unless_enforceable(plan: Option<&EgressPlan>) -> Result<(), St
         return Err(format!(
             "refusing to start: the policy's [egress] section needs the target in its own network namespace ({}), and it cannot be made here: {e}; fix: {}",
             p.namespace.kind,
-            p.namespace.fix.unwrap_or("see docs/egress.md")
+            p.namespace.fix.as_deref().unwrap_or("see docs/egress.md")
         ));
     }
     Ok(())
@@ -183,6 +185,11 @@ mod tests {
         assert!(v["namespace"]["fix"].as_str().unwrap().contains("userns,"));
         let no_userns = netns::fix_for(false, "unshare(CLONE_NEWUSER|CLONE_NEWNET): EPERM");
         assert!(no_userns.contains("max_user_namespaces"), "{no_userns}");
+        // In a container, the runtime's seccomp profile: the shipped one is named.
+        for privileged in [true, false] {
+            let f = netns::fix_for(privileged, "unshare(CLONE_NEWUSER|CLONE_NEWNET): EPERM");
+            assert!(f.contains("examples/docker/seccomp-clawjail.json"), "{f}");
+        }
         assert!(netns::fix_for(true, "unshare(CLONE_NEWNET): EPERM").contains("CAP_SYS_ADMIN"));
     }
 }

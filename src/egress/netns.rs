@@ -24,12 +24,12 @@
 //! Netlink is two fixed messages, built here by hand (rtnetlink(7)); no crate needed.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::sched::CloneFlags;
 use nix::sys::socket::{
-    self, bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, ControlMessage,
-    ControlMessageOwned, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, SockaddrIn6,
+    self, bind, setsockopt, socket, sockopt, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, SockaddrIn6,
 };
 
 use super::broker::BrokerSockets;
@@ -85,6 +85,96 @@ pub fn unshare_user_and_net(uid: u32, gid: u32) -> Result<(), NetnsError> {
     write_proc("/proc/self/setgroups", "deny")?;
     write_proc("/proc/self/uid_map", &format!("{uid} {uid} 1\n"))?;
     write_proc("/proc/self/gid_map", &format!("{gid} {gid} 1\n"))
+}
+
+/// A root start without CAP_SYS_ADMIN: inside a container (the default capability sets of
+/// Docker, podman and Kubernetes lack it), `unshare(CLONE_NEWNET)` alone is EPERM
+/// (network_namespaces(7): CAP_SYS_ADMIN in the owning user namespace). Measured in podman:
+/// `unshare(CLONE_NEWUSER|CLONE_NEWNET)` works there, as root and as any uid.
+pub fn root_needs_user_namespace() -> bool {
+    !caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_ADMIN,
+    )
+    .unwrap_or(false)
+}
+
+/// The root start's namespace: `CLONE_NEWNET`, or with [`root_needs_user_namespace`]
+/// `CLONE_NEWUSER|CLONE_NEWNET` with every id this process can see mapped to itself
+/// ([`unshare_user_and_net_identity`]).
+pub fn unshare_for_root() -> Result<(), NetnsError> {
+    if root_needs_user_namespace() {
+        unshare_user_and_net_identity()
+    } else {
+        unshare_net()
+    }
+}
+
+/// `CLONE_NEWUSER|CLONE_NEWNET` for a root start that lacks CAP_SYS_ADMIN, keeping every
+/// id: the later uid switch (setresuid to the policy's user), setgroups and chown need the
+/// target's ids mapped, and a one-id map (the unprivileged path) would map root alone.
+/// user_namespaces(7): a map of more than the writer's own id needs CAP_SETUID/CAP_SETGID
+/// in the PARENT user namespace (and mapping uid 0 needs CAP_SETFCAP there, Linux >= 5.12:
+/// measured, EPERM without it), which this process loses by entering the new one; so a
+/// helper forked before the unshare (same ids and capabilities, still outside) writes the
+/// identity maps of this process, copied from its own /proc/self/{uid,gid}_map (every id
+/// valid here, nothing more). The caller must be single-threaded.
+pub fn unshare_user_and_net_identity() -> Result<(), NetnsError> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path).map_err(|e| NetnsError::new(format!("read {path}"), e))
+    };
+    let uid_map = identity_map(&read("/proc/self/uid_map")?);
+    let gid_map = identity_map(&read("/proc/self/gid_map")?);
+    let (r, w) = nix::unistd::pipe().map_err(|e| errno("pipe(id maps)", e))?;
+    let helper = crate::sys::fork().map_err(|e| NetnsError::new("fork(id maps)", e))?;
+    if helper == 0 {
+        drop(w);
+        let mut go = [0u8; 1];
+        let code = match nix::unistd::read(&r, &mut go) {
+            Ok(1) => {
+                let pid = nix::unistd::getppid();
+                let res = std::fs::write(format!("/proc/{pid}/uid_map"), &uid_map)
+                    .and_then(|()| std::fs::write(format!("/proc/{pid}/gid_map"), &gid_map));
+                // The errno as exit status, so the caller can name it.
+                res.err()
+                    .map_or(0, |e| e.raw_os_error().unwrap_or(255).min(255))
+            }
+            _ => 0, // the unshare failed; the caller reports it
+        };
+        crate::sys::exit_now(code);
+    }
+    drop(r);
+    let unshared = nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET)
+        .map_err(|e| errno("unshare(CLONE_NEWUSER|CLONE_NEWNET)", e));
+    if unshared.is_ok() {
+        nix::unistd::write(&w, b"1").ok();
+    }
+    drop(w);
+    let status = crate::sys::waitpid(helper, 0);
+    unshared?;
+    match status {
+        Ok((_, st)) if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 => Ok(()),
+        Ok((_, st)) if libc::WIFEXITED(st) => Err(NetnsError::new(
+            "write /proc/<pid>/{uid,gid}_map (identity maps, by a helper outside)",
+            io::Error::from_raw_os_error(libc::WEXITSTATUS(st)),
+        )),
+        r => Err(NetnsError::new(
+            "write /proc/<pid>/{uid,gid}_map (identity maps, by a helper outside)",
+            io::Error::other(format!("the helper failed: {r:?}")),
+        )),
+    }
+}
+
+/// `inside outside count` lines of this process's map, as a map of each visible id to
+/// itself (`inside inside count`): the new namespace sees exactly the ids this one does.
+fn identity_map(map: &str) -> String {
+    map.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3).then(|| format!("{} {} {}\n", f[0], f[0], f[2]))
+        })
+        .collect()
 }
 
 fn write_proc(path: &str, text: &str) -> Result<(), NetnsError> {
@@ -237,7 +327,7 @@ pub fn probe_in_child(privileged: bool, uid: u32, gid: u32) -> Result<LoopbackOu
     if pid == 0 {
         drop(r);
         let result = if privileged {
-            unshare_net()
+            unshare_for_root()
         } else {
             unshare_user_and_net(uid, gid)
         }
@@ -265,14 +355,28 @@ pub fn probe_in_child(privileged: bool, uid: u32, gid: u32) -> Result<LoopbackOu
     }
 }
 
+/// The seccomp profile shipped for Docker, containerd and Kubernetes: their default
+/// profiles allow `unshare` only with CAP_SYS_ADMIN; this one adds exactly the call above.
+pub const CONTAINER_PROFILE: &str = "examples/docker/seccomp-clawjail.json";
+
 /// What to do about a namespace that cannot be made, by the failing call.
-pub fn fix_for(privileged: bool, failure: &str) -> &'static str {
-    if privileged {
-        "a root start needs CAP_SYS_ADMIN (unshare(CLONE_NEWNET)), CAP_NET_ADMIN (lo up, AnyIP routes) and CAP_NET_BIND_SERVICE (the broker's ports 53 and 443 inside); in a container, add them (Docker: --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add NET_BIND_SERVICE, as examples/docker/compose.yaml does; its default seccomp profile allows unshare only with CAP_SYS_ADMIN); under systemd, keep them in CapabilityBoundingSet= and allow RestrictNamespaces=net (docs/egress.md)"
-    } else if failure.starts_with("unshare") {
-        "unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0 or user.max_user_namespaces=0) or refused by a seccomp profile (in Docker without CAP_SYS_ADMIN: run with security_opt seccomp=examples/docker/seccomp-clawjail.json, Docker's default profile plus exactly unshare(CLONE_NEWUSER|CLONE_NEWNET) and its setns): enable them, or start clawjail as root (docs/egress.md)"
+pub fn fix_for(privileged: bool, failure: &str) -> String {
+    let seccomp = format!(
+        "in a container, the runtime's default seccomp profile (Docker, containerd, Kubernetes RuntimeDefault) refuses unshare without CAP_SYS_ADMIN: run it with clawjail's profile {CONTAINER_PROFILE} (docker run --security-opt seccomp=seccomp-clawjail.json; compose security_opt; Kubernetes seccompProfile Localhost), never seccomp=unconfined"
+    );
+    if failure.starts_with("write /proc/<pid>") {
+        "a root start without CAP_SYS_ADMIN maps every id, root included, into a user namespace: that needs CAP_SETUID, CAP_SETGID and CAP_SETFCAP (mapping uid 0 needs CAP_SETFCAP since Linux 5.12, user_namespaces(7)); add them to the container (examples/docker/compose.yaml's cap_add has them; docs/egress.md)".to_string()
+    } else if failure.starts_with("unshare(CLONE_NEWUSER") {
+        let or_root = if privileged {
+            ""
+        } else {
+            ", or start clawjail as root"
+        };
+        format!("{seccomp}; otherwise user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0 or user.max_user_namespaces=0): enable them{or_root} (docs/egress.md)")
+    } else if privileged && (failure.starts_with("unshare") || !root_needs_user_namespace()) {
+        "a root start with CAP_SYS_ADMIN uses CLONE_NEWNET and needs CAP_SYS_ADMIN (unshare), CAP_NET_ADMIN (lo up, AnyIP routes) and CAP_NET_BIND_SERVICE (the broker's ports 53 and 443 inside): under systemd, keep them in CapabilityBoundingSet= and allow RestrictNamespaces=net; in a container, do not add them: without CAP_SYS_ADMIN clawjail makes a user+network namespace instead (CAP_SETFCAP and the seccomp profile examples/docker/seccomp-clawjail.json, docs/egress.md)".to_string()
     } else {
-        "the user namespace was made but grants no capability inside it (Ubuntu >= 23.10: kernel.apparmor_restrict_unprivileged_userns=1): install the AppArmor profile shipped in examples/apparmor/clawjail (`userns,`; sudo install -m 0644 examples/apparmor/clawjail /etc/apparmor.d/clawjail && sudo apparmor_parser -r /etc/apparmor.d/clawjail, docs/egress.md), or start clawjail as root"
+        "the user namespace was made but grants no capability inside it (Ubuntu >= 23.10: kernel.apparmor_restrict_unprivileged_userns=1): install the AppArmor profile shipped in examples/apparmor/clawjail (`userns,`; sudo install -m 0644 examples/apparmor/clawjail /etc/apparmor.d/clawjail && sudo apparmor_parser -r /etc/apparmor.d/clawjail, docs/egress.md), or start clawjail as root".to_string()
     }
 }
 
@@ -307,16 +411,12 @@ fn dual_stack(kind: SockType, port: u16) -> Result<OwnedFd, NetnsError> {
 pub fn make_broker_sockets(capture_ports: &[u16]) -> Result<BrokerSockets, NetnsError> {
     let udp = dual_stack(SockType::Datagram, DNS_PORT)?;
     let tcp53 = dual_stack(SockType::Stream, DNS_PORT)?;
-    listen(&tcp53, Backlog::new(64).map_err(|e| errno("listen", e))?)
-        .map_err(|e| errno("listen(53)", e))?;
+    crate::sys::listen(tcp53.as_fd(), 64).map_err(|e| NetnsError::new("listen(53)", e))?;
     let mut capture = Vec::new();
     for &p in capture_ports {
         let fd = dual_stack(SockType::Stream, p)?;
-        listen(
-            &fd,
-            Backlog::new(CAPTURE_BACKLOG).map_err(|e| errno("listen", e))?,
-        )
-        .map_err(|e| errno(&format!("listen({p})"), e))?;
+        crate::sys::listen(fd.as_fd(), CAPTURE_BACKLOG)
+            .map_err(|e| NetnsError::new(format!("listen({p})"), e))?;
         capture.push(std::net::TcpListener::from(fd));
     }
     Ok(BrokerSockets {
@@ -440,6 +540,19 @@ mod tests {
         assert_eq!(
             u16::from_ne_bytes(r[30..32].try_into().unwrap()),
             libc::RTA_OIF
+        );
+    }
+
+    #[test]
+    fn identity_maps_keep_exactly_the_visible_ids() {
+        // The init namespace, and a container with a userns-remap style map.
+        assert_eq!(
+            identity_map("         0          0 4294967295\n"),
+            "0 0 4294967295\n"
+        );
+        assert_eq!(
+            identity_map("0 100000 65536\n70000 300000 10\n"),
+            "0 0 65536\n70000 70000 10\n"
         );
     }
 

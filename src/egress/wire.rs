@@ -36,6 +36,11 @@ pub struct EgressJob {
     pub rules: EgressRules,
     /// Root start: `CLONE_NEWNET` alone; otherwise a user namespace too.
     pub privileged: bool,
+    /// The target's namespace comes with a user namespace: an unprivileged start, or a root
+    /// start without CAP_SYS_ADMIN (a container: [`netns::root_needs_user_namespace`]).
+    /// Decided once in `plan::prepare`, so the child, the supervisor and the socket factory
+    /// agree.
+    pub user_namespace: bool,
     /// The caller's ids, mapped to themselves in the user namespace (unprivileged start).
     pub uid: u32,
     pub gid: u32,
@@ -95,18 +100,32 @@ fn child_err(e: netns::NetnsError, fix: Option<&str>) -> (String, io::Error) {
 /// (unshare(2): CLONE_NEWUSER needs it).
 pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io::Error)> {
     let fix = |e: &netns::NetnsError| netns::fix_for(job.privileged, &e.to_string());
-    if job.privileged {
+    if job.privileged && job.user_namespace {
+        netns::unshare_user_and_net_identity()
+    } else if job.privileged {
         netns::unshare_net()
     } else {
         netns::unshare_user_and_net(job.uid, job.gid)
     }
     .map_err(|e| {
         let f = fix(&e);
-        child_err(e, Some(f))
+        child_err(e, Some(&f))
     })?;
+    if !job.privileged {
+        // A new user namespace starts with a FULL bounding set (user_namespaces(7)), and an
+        // unprivileged start has no later bounding-set drop: without this the target would
+        // show CapBnd 000001ffffffffff inside it (measured in podman --user; harmless under
+        // no_new_privs, but a non-empty bounding set is one step less). CAP_SETPCAP is ours
+        // in the new namespace; the capabilities still needed here (lo up, ports below 1024)
+        // are in the permitted and effective sets, which this does not touch.
+        let last = crate::caps::read_cap_last_cap()
+            .map_err(|e| (format!("{CALL_PREFIX}read cap_last_cap"), e))?;
+        crate::caps::drop_bounding_set(last, &[])
+            .map_err(|(call, e)| (format!("{CALL_PREFIX}{call}"), e))?;
+    }
     netns::set_up_loopback().map_err(|e| {
         let f = fix(&e);
-        child_err(e, Some(f))
+        child_err(e, Some(&f))
     })?;
     let s = netns::make_broker_sockets(&job.capture_ports()).map_err(|e| child_err(e, None))?;
     let mut fds = vec![s.dns_udp[0].as_raw_fd(), s.dns_tcp[0].as_raw_fd()];
@@ -124,7 +143,7 @@ pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io
     let ns = if job.inbound.is_empty() {
         Vec::new()
     } else {
-        namespace_fds(job.privileged)?
+        namespace_fds(job.user_namespace)?
     };
     fds.extend(ns.iter().map(AsRawFd::as_raw_fd));
     netns::send_fds(chan.as_raw_fd(), SOCKETS_TAG, &fds).map_err(|e| child_err(e, None))?;
@@ -132,16 +151,16 @@ pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io
     Ok(())
 }
 
-/// This process's network namespace (and, unprivileged, its user namespace first: setns
-/// into the network namespace needs CAP_SYS_ADMIN in its owning user namespace).
-fn namespace_fds(privileged: bool) -> Result<Vec<OwnedFd>, (String, io::Error)> {
+/// This process's network namespace (and with a user namespace, that first: setns into the
+/// network namespace needs CAP_SYS_ADMIN in its owning user namespace and in the caller's).
+fn namespace_fds(user_namespace: bool) -> Result<Vec<OwnedFd>, (String, io::Error)> {
     let open = |p: &str| {
         std::fs::File::open(p)
             .map(OwnedFd::from)
             .map_err(|e| (format!("{CALL_PREFIX}open({p})"), e))
     };
     let mut v = Vec::new();
-    if !privileged {
+    if user_namespace {
         v.push(open("/proc/self/ns/user")?);
     }
     v.push(open("/proc/self/ns/net")?);
@@ -218,10 +237,10 @@ fn drop_factory_privileges(job: &EgressJob) -> Result<(), (String, io::Error)> {
 /// and with `inbound` the socket factory forked into the namespace. EOF (the child failed
 /// before sending) is an error: the launch is aborted. Before the privilege drop.
 pub fn receive(job: &EgressJob, chan: &OwnedFd) -> io::Result<Received> {
-    let ns = match (job.inbound.is_empty(), job.privileged) {
+    let ns = match (job.inbound.is_empty(), job.user_namespace) {
         (true, _) => 0,
-        (false, true) => 1,
-        (false, false) => 2,
+        (false, false) => 1,
+        (false, true) => 2,
     };
     let want = 2 + job.capture_ports().len() + job.proxy_ports().len() + ns;
     let (tag, fds) = netns::recv_fds(chan.as_raw_fd(), want).map_err(|e| {

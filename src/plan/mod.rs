@@ -332,6 +332,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         let job = crate::egress::wire::EgressJob {
             rules: e.rules.clone(),
             privileged,
+            user_namespace: !privileged || crate::egress::netns::root_needs_user_namespace(),
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
             factory_ids: supervisor.ids.clone(),

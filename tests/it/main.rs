@@ -9,6 +9,7 @@ mod util;
 mod audit;
 mod cli;
 mod egress;
+mod egress_container;
 mod egress_names;
 mod egress_run;
 mod export;
