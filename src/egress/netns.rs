@@ -445,11 +445,8 @@ pub fn make_proxy_listener(port: u16) -> Result<std::net::TcpListener, NetnsErro
         port,
     ));
     bind(fd.as_raw_fd(), &lo).map_err(|e| errno(&format!("bind(127.0.0.1:{port})"), e))?;
-    listen(
-        &fd,
-        Backlog::new(CAPTURE_BACKLOG).map_err(|e| errno("listen", e))?,
-    )
-    .map_err(|e| errno(&format!("listen(127.0.0.1:{port})"), e))?;
+    crate::sys::listen(fd.as_fd(), CAPTURE_BACKLOG)
+        .map_err(|e| NetnsError::new(format!("listen(127.0.0.1:{port})"), e))?;
     Ok(std::net::TcpListener::from(fd))
 }
 
