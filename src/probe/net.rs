@@ -89,7 +89,10 @@ pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
         // relaying to an echo server in the same process; prints `listening PORT`, serves
         // until stdin closes, logs JSON decisions on stderr. The fd-exhaustion test drives it.
         Action::BrokerFdLimit => match arg::<u64>(args, 0) {
-            Ok(limit) => broker_fd_limit(limit),
+            // An optional echo upstream outside this process: one inside shares the fd
+            // limit, and its own accept failing would hang a relayed connection instead of
+            // the broker refusing it.
+            Ok(limit) => broker_fd_limit(limit, arg::<std::net::SocketAddr>(args, 1).ok()),
             Err(o) => o,
         },
         _ => return None,
@@ -108,7 +111,7 @@ impl crate::egress::relay::Upstream for Fixed {
     }
 }
 
-fn broker_fd_limit(limit: u64) -> Outcome {
+fn broker_fd_limit(limit: u64, upstream: Option<std::net::SocketAddr>) -> Outcome {
     use crate::egress::{broker, EgressRules};
     use std::io::{Read, Write};
     let sub = tracing_subscriber::fmt()
@@ -127,10 +130,13 @@ fn broker_fd_limit(limit: u64) -> Outcome {
         (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
     };
     let (echo_at, capture_at) = match (echo.local_addr(), capture.local_addr()) {
-        (Ok(e), Ok(c)) => (e, c),
+        (Ok(e), Ok(c)) => (upstream.unwrap_or(e), c),
         (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
     };
     std::thread::spawn(move || {
+        if upstream.is_some() {
+            return;
+        }
         for s in echo.incoming().flatten() {
             std::thread::spawn(move || {
                 let mut s = s;
