@@ -180,8 +180,13 @@ start_gateway() {
     mapfile -t opts < <(base_opts "$v")
     [ "${#opts[@]}" -gt 10 ] || fail "compose translation failed"
     mapfile -t ep < <(entrypoint_of "$v")
-    say "$v: podman $(printf '%q ' "${opts[@]}" -d --name "${name[$v]}" -p 127.0.0.1::18789 --rootfs /:O "${ep[@]}" "${cmd[@]}")"
-    podman "${opts[@]}" -d --name "${name[$v]}" -p 127.0.0.1::18789 \
+    say "$v: podman $(printf '%q ' "${opts[@]}" -d --name "${name[$v]}" -p 127.0.0.1::18789 --dns 127.0.0.1 --rootfs /:O "${ep[@]}" "${cmd[@]}")"
+    # --dns 127.0.0.1: nothing listens there, so the gateway's lookups (the broker's upstream
+    # lookups for the allowlisted catalog/telemetry names) fail at once inside the container
+    # instead of reaching this machine's real resolver over podman's bridge: tests send
+    # traffic only to loopback or to namespaces they make (the egress checks are in
+    # scripts/test-containers-egress.sh).
+    podman "${opts[@]}" -d --name "${name[$v]}" -p 127.0.0.1::18789 --dns 127.0.0.1 \
         --rootfs /:O "${ep[@]}" "${cmd[@]}" >/dev/null
 }
 say "compose.yaml as podman options: root: $(compose_opts root | tr '\n' ' ')"
