@@ -97,7 +97,7 @@ impl Step {
             Step::OpenResources => "open the target (O_PATH) and Landlock path fds, read env files, compile the BPF, build argv/envp",
             Step::NewNamespaces => "unshare(CLONE_NEWPID | CLONE_NEWIPC) when the start allows it; a PID namespace makes new-session fork (supervisor, namespace init, target)",
             Step::NewSession => "setsid(), or fork once and leave a supervisor (process-group leader, --init, a PID namespace, a terminal on fds 0-2: the target gets a new pty)",
-            Step::EgressNamespace => "[egress] only, in the forked child: unshare(CLONE_NEWNET) (unprivileged: CLONE_NEWUSER|CLONE_NEWNET mapping the caller's uid/gid), lo up, AnyIP routes, capture and DNS sockets sent to the supervisor's broker (SCM_RIGHTS)",
+            Step::EgressNamespace => "[egress] only, in the forked child: unshare(CLONE_NEWNET) with CAP_SYS_ADMIN (otherwise CLONE_NEWUSER|CLONE_NEWNET: unprivileged, the caller's uid/gid mapped; a root start in a container, identity maps), lo up, AnyIP routes, capture and DNS sockets sent to the supervisor's broker (SCM_RIGHTS)",
             Step::DropBoundingSet => "PR_CAPBSET_DROP 0..=cap_last_cap (needs CAP_SETPCAP, so before the uid switch); root start only",
             Step::LockSecurebits => "NOROOT + NO_SETUID_FIXUP off, both locked; KEEP_CAPS only when a cap is kept; root start only",
             Step::SetIds => "setgroups -> setresgid -> setresuid, then prove root cannot be regained; root start only",
