@@ -74,8 +74,8 @@ impl<U: Upstream> Broker<U> {
         for l in sockets.capture {
             l.set_nonblocking(true)?;
             let l = TcpListener::from_std(l)?;
-            let (relay, log) = (self.relay.clone(), self.log);
-            set.spawn(async move { serve_capture(l, relay, log).await });
+            let relay = self.relay.clone();
+            set.spawn(async move { serve_capture(l, relay).await });
         }
         match set.join_next().await {
             Some(Ok(r)) => r,
@@ -226,11 +226,7 @@ fn per_connection_error(e: &io::Error) -> bool {
     ) || e.kind() == io::ErrorKind::ConnectionAborted
 }
 
-async fn serve_capture<U: Upstream>(
-    l: TcpListener,
-    relay: Arc<Relay<U>>,
-    log: LogLevel,
-) -> io::Result<()> {
+async fn serve_capture<U: Upstream>(l: TcpListener, relay: Arc<Relay<U>>) -> io::Result<()> {
     loop {
         let s = match l.accept().await {
             Ok((s, _)) => s,
@@ -253,9 +249,9 @@ async fn serve_capture<U: Upstream>(
             tracing::debug!(error = %e, "TCP_NODELAY");
         }
         let relay = relay.clone();
+        // `handle` logs the decision itself (a refusal before the reset).
         tokio::spawn(async move {
-            let d = relay.handle(s, dst).await;
-            d.log(log);
+            relay.handle(s, dst).await;
         });
     }
 }

@@ -235,8 +235,9 @@ impl ConnDecision {
 }
 
 impl<U: Upstream> Relay<U> {
-    /// Handle one accepted connection whose original destination is `dst`. Returns the
-    /// decision after the connection ends (or is refused).
+    /// Handle one accepted connection whose original destination is `dst`, and log its
+    /// decision (`rules.log`). Returns the decision after the connection ends (or is
+    /// refused).
     pub async fn handle(&self, client: TcpStream, dst: SocketAddr) -> ConnDecision {
         let start = Instant::now();
         let mut d = ConnDecision {
@@ -250,8 +251,8 @@ impl<U: Upstream> Relay<U> {
         };
         let Ok(_permit) = self.slots.clone().try_acquire_owned() else {
             d.verdict = Err(Refused::Busy);
-            reset(client);
             d.duration = start.elapsed();
+            self.refuse(client, &d);
             return d;
         };
         let decided = {
@@ -270,11 +271,23 @@ impl<U: Upstream> Relay<U> {
             }
             Err(r) => {
                 d.verdict = Err(r);
-                reset(client);
+                d.duration = start.elapsed();
+                self.refuse(client, &d);
+                return d;
             }
         }
         d.duration = start.elapsed();
+        d.log(self.rules.log);
         d
+    }
+
+    /// Log the refusal, then reset: in that order, so the line is written before the
+    /// client can see the reset and exit (a supervisor that ends with its target would
+    /// otherwise lose it; `verify` reads the line as the proof the refusal was the
+    /// broker's).
+    fn refuse(&self, client: TcpStream, d: &ConnDecision) {
+        d.log(self.rules.log);
+        reset(client);
     }
 
     async fn dial(&self, dest: Destination, d: &mut ConnDecision) -> Result<TcpStream, Refused> {
