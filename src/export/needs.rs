@@ -215,6 +215,9 @@ const CLONE_NEWUSER: u64 = 0x1000_0000;
 /// broker.rs, relay.rs); systemd's `@system-service` holds all of them.
 const EGRESS_SYSCALLS: &[&str] = &[
     "unshare",
+    // The socket factory enters the target's namespace (wire.rs namespace_fds); measured
+    // by the export_systemd strace test on a root start.
+    "setns",
     "socket",
     "socketpair",
     "bind",

@@ -238,7 +238,16 @@ fn export_systemd_filter_covers_every_syscall_clawjail_makes() {
         s.path.display(),
         env.display()
     ));
-    let filter = |start: &str| -> BTreeSet<String> {
+    // The same policy with [egress] (issue 13): the namespace set-up and the broker.
+    let policy_egress = s.file(
+        "egress.toml",
+        &format!(
+            "{}[egress]\ndomains = [\"api.example.com\"]\nports = [443]\n",
+            std::fs::read_to_string(&policy).unwrap()
+        ),
+        0o644,
+    );
+    let filter = |start: &str, policy: &Path| -> BTreeSet<String> {
         let unit = export(&[
             "systemd",
             "--start",
@@ -268,7 +277,7 @@ fn export_systemd_filter_covers_every_syscall_clawjail_makes() {
         );
         f
     };
-    let traced = |name: &str, pre: &[&str], args: &[&str]| -> BTreeSet<String> {
+    let traced = |name: &str, pre: &[&str], args: &[&str], policy: &Path| -> BTreeSet<String> {
         let trace = s.join(&format!("{name}.trace"));
         let mut c = Command::new("strace");
         c.args(["-f", "-qq", "-o"])
@@ -278,7 +287,7 @@ fn export_systemd_filter_covers_every_syscall_clawjail_makes() {
         c.arg("run")
             .args(args)
             .arg("--policy")
-            .arg(&policy)
+            .arg(policy)
             .args(["--", "/usr/bin/true"]);
         c.env_clear().env("PATH", "/usr/bin:/bin");
         let o = c.output().unwrap();
@@ -300,18 +309,26 @@ fn export_systemd_filter_covers_every_syscall_clawjail_makes() {
     ];
     // Every combination is traced before the verdict, so one failure names all the gaps.
     let mut gaps = Vec::new();
-    for (start, pre) in [("root", &[][..]), ("user", &as_nobody[..])] {
-        let allowed = filter(start);
-        for init in [false, true] {
-            let args: &[&str] = if init { &["--init"] } else { &[] };
-            let made = traced(&format!("{start}-{init}"), pre, args);
-            assert!(
-                made.contains("landlock_restrict_self") && made.contains("seccomp"),
-                "{made:?}"
-            );
-            let missing: Vec<&String> = made.difference(&allowed).collect();
-            if !missing.is_empty() {
-                gaps.push(format!("--start {start} (init {init}): clawjail made {missing:?}, which the exported SystemCallFilter= refuses"));
+    for (label, pol) in [("plain", &policy), ("egress", &policy_egress)] {
+        for (start, pre) in [("root", &[][..]), ("user", &as_nobody[..])] {
+            let allowed = filter(start, pol);
+            for init in [false, true] {
+                let args: &[&str] = if init { &["--init"] } else { &[] };
+                let made = traced(&format!("{label}-{start}-{init}"), pre, args, pol);
+                assert!(
+                    made.contains("landlock_restrict_self") && made.contains("seccomp"),
+                    "{made:?}"
+                );
+                if label == "egress" {
+                    assert!(
+                        made.contains("unshare"),
+                        "{label}: no namespace made: {made:?}"
+                    );
+                }
+                let missing: Vec<&String> = made.difference(&allowed).collect();
+                if !missing.is_empty() {
+                    gaps.push(format!("{label} --start {start} (init {init}): clawjail made {missing:?}, which the exported SystemCallFilter= refuses"));
+                }
             }
         }
     }
@@ -323,7 +340,7 @@ fn export_systemd_filter_covers_every_syscall_clawjail_makes() {
         .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
         .filter(|l| !l.is_empty())
         .collect();
-    let made = traced("control", &[], &[]);
+    let made = traced("control", &[], &[], &policy);
     assert!(
         made.iter().any(|n| !strict_only.contains(n)),
         "the policy alone would have covered clawjail: the test proves nothing"
