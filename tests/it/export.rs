@@ -130,7 +130,8 @@ fn export_systemd_verifies_clean_and_exposes_no_more_than_the_example() {
             } else if l.starts_with("SystemCallFilter=@system-service") {
                 format!("{l} mount")
             } else if l.starts_with("RestrictNamespaces=") {
-                "RestrictNamespaces=ipc mnt pid".to_string()
+                // The example's own `net` ([egress]) plus the three above.
+                "RestrictNamespaces=ipc mnt net pid".to_string()
             } else {
                 l.to_string()
             }
