@@ -293,6 +293,17 @@ pub fn init_logging(format: LogFormat) {
 /// `clawjail __verify-exec ACTION ARGS...`: verify's internal re-exec, answered before clap
 /// so that it appears in no help, completion or man page. `None` for any other command line.
 pub fn internal_command(args: &[OsString]) -> Option<i32> {
+    // `__verify-egress`: verify's confined egress attempt, `run` of the policy on stdin
+    // (src/verify/egress.rs).
+    if args.get(1).map(OsString::as_os_str)
+        == Some(std::ffi::OsStr::new(crate::verify::egress::INTERNAL))
+    {
+        let rest: Option<Vec<String>> = args[2..]
+            .iter()
+            .map(|a| a.clone().into_string().ok())
+            .collect();
+        return Some(crate::verify::egress::internal(&rest.unwrap_or_default()));
+    }
     if args.get(1).map(OsString::as_os_str) != Some(std::ffi::OsStr::new("__verify-exec")) {
         return None;
     }

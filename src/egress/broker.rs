@@ -264,8 +264,8 @@ async fn serve_capture<U: Upstream>(
         }
         let relay = relay.clone();
         tokio::spawn(async move {
-            let d = relay.handle(s, dst).await;
-            d.log(log);
+            let mut d = relay.handle(s, dst).await;
+            d.log_once(log);
         });
     }
 }

@@ -157,7 +157,7 @@ pub async fn serve_proxy<U: Upstream>(
         }
         let relay = relay.clone();
         tokio::spawn(async move {
-            handle(&relay, s, at).await.log(log);
+            handle(&relay, s, at).await.log_once(log);
         });
     }
 }
@@ -179,6 +179,7 @@ pub async fn handle<U: Upstream>(
         bytes_out: 0,
         bytes_in: 0,
         duration: Duration::ZERO,
+        logged: false,
     };
     let Ok(_permit) = relay.slots.clone().try_acquire_owned() else {
         answer(&mut client, 503, "connection limit reached").await;

@@ -210,9 +210,22 @@ pub struct ConnDecision {
     pub bytes_out: u64,
     pub bytes_in: u64,
     pub duration: Duration,
+    /// Already logged (a refusal is logged before the reset: [`ConnDecision::log_once`]).
+    pub logged: bool,
 }
 
 impl ConnDecision {
+    /// Log once. A refusal is logged before the client is reset, so the line is written
+    /// before the client can see the reset and exit (a supervisor that ends with its
+    /// target would otherwise lose it; `verify` reads the line as the proof that the
+    /// refusal was the broker's); the caller's final log call is then a no-op.
+    pub fn log_once(&mut self, level: LogLevel) {
+        if !self.logged {
+            self.log(level);
+            self.logged = true;
+        }
+    }
+
     /// Emit the decision on the launch log's subscriber (text or JSON).
     pub fn log(&self, level: LogLevel) {
         let name = self.name.as_deref().unwrap_or("-");
@@ -260,11 +273,13 @@ impl<U: Upstream> Relay<U> {
             bytes_out: 0,
             bytes_in: 0,
             duration: Duration::ZERO,
+            logged: false,
         };
         let Ok(_permit) = self.slots.clone().try_acquire_owned() else {
             d.verdict = Err(Refused::Busy);
-            reset(client);
             d.duration = start.elapsed();
+            d.log_once(self.rules.log);
+            reset(client);
             return d;
         };
         let decided = {
@@ -308,6 +323,7 @@ impl<U: Upstream> Relay<U> {
             }
             Err(r) => {
                 d.verdict = Err(r);
+                d.log_once(self.rules.log);
                 reset(client);
             }
         }
@@ -895,6 +911,7 @@ pub(crate) mod tests {
             bytes_out: 14,
             bytes_in: 2048,
             duration: Duration::from_millis(12),
+            logged: false,
         };
         let refused = ConnDecision {
             dst: sa("169.254.169.254:443"),
@@ -904,6 +921,7 @@ pub(crate) mod tests {
             bytes_out: 0,
             bytes_in: 0,
             duration: Duration::from_millis(0),
+            logged: false,
         };
         let lines = captured_json(|| {
             allowed.log(LogLevel::All);

@@ -430,6 +430,7 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
             pid_namespace: p.process.pid_namespace && p.process.new_session,
             private_tmp: p.filesystem.private_tmp,
             create_mode,
+            egress: loaded.egress.is_some(),
         }),
         text: src.text.clone(),
     })

@@ -205,6 +205,76 @@ const CREATE_MODE: Need = Need {
     flags_only: &[],
 };
 
+const CLONE_NEWNET: u64 = 0x4000_0000;
+const CLONE_NEWUSER: u64 = 0x1000_0000;
+
+/// The egress broker's syscalls, beside the supervisor's: the child's namespace set-up
+/// (netlink for lo and the AnyIP routes, the capture and DNS sockets, SCM_RIGHTS), the
+/// broker's tokio runtime (epoll, eventfd, worker threads) and its relay (TCP both ways,
+/// UDP DNS), the inbound listeners. Measured against src/egress (netns.rs, wire.rs,
+/// broker.rs, relay.rs); systemd's `@system-service` holds all of them.
+const EGRESS_SYSCALLS: &[&str] = &[
+    "unshare",
+    // The socket factory enters the target's namespace (wire.rs namespace_fds); measured
+    // by the export_systemd strace test on a root start.
+    "setns",
+    "socket",
+    "socketpair",
+    "bind",
+    "listen",
+    "accept4",
+    "connect",
+    "getsockname",
+    "getpeername",
+    "setsockopt",
+    "getsockopt",
+    "sendmsg",
+    "recvmsg",
+    "sendto",
+    "recvfrom",
+    "shutdown",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_wait",
+    "epoll_pwait",
+    "eventfd2",
+    "clone",
+    "clone3",
+    "madvise",
+    "sched_yield",
+    "write",
+    "uname",
+];
+
+/// `[egress]` on a root start: clawjail makes the target's network namespace
+/// (`unshare(CLONE_NEWNET)`), sets `lo` up with AnyIP routes over netlink (CAP_NET_ADMIN
+/// in that namespace, which a root start holds through the initial user namespace) and
+/// binds the broker's DNS listener on port 53 inside it and the inbound listeners on the
+/// host (CAP_NET_BIND_SERVICE for ports below 1024). docs/egress.md "Mechanism".
+const EGRESS_ROOT: Need = Need {
+    feature: "egress",
+    why: "[egress]: unshare(CLONE_NEWNET) for the target, lo and AnyIP routes over netlink, the broker's capture and DNS (port 53) listeners handed to the supervisor over SCM_RIGHTS, the broker (tokio) and its relay, the inbound listeners",
+    syscalls: EGRESS_SYSCALLS,
+    capabilities: &["CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE"],
+    write_paths: &[],
+    namespaces: &["net"],
+    unguarded: &[],
+    flags_only: &[("unshare", 0, CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID)],
+};
+
+/// `[egress]` on a user start: `unshare(CLONE_NEWUSER|CLONE_NEWNET)` mapping the caller's
+/// one uid and gid (the capabilities it needs there come with the new user namespace).
+const EGRESS_USER: Need = Need {
+    feature: "egress",
+    why: "[egress] on a user start: unshare(CLONE_NEWUSER|CLONE_NEWNET) mapping the caller's uid and gid (uid_map, setgroups, gid_map written under /proc/self), lo and AnyIP routes, the broker's listeners over SCM_RIGHTS, the broker (tokio) and its relay, the inbound listeners",
+    syscalls: EGRESS_SYSCALLS,
+    capabilities: &[],
+    write_paths: &[],
+    namespaces: &["net", "user"],
+    unguarded: &[],
+    flags_only: &[("unshare", 0, CLONE_NEWUSER | CLONE_NEWNET)],
+};
+
 /// What in the policy changes clawjail's needs.
 #[derive(Debug, Clone, Copy)]
 pub struct NeedInputs {
@@ -215,6 +285,8 @@ pub struct NeedInputs {
     pub private_tmp: bool,
     /// `filesystem.create_mode`.
     pub create_mode: u32,
+    /// The policy has `[egress]`.
+    pub egress: bool,
 }
 
 impl NeedInputs {
@@ -225,13 +297,15 @@ impl NeedInputs {
             pid_namespace: true,
             private_tmp: false,
             create_mode: 0o700,
+            egress: false,
         }
     }
 }
 
 /// clawjail's own needs for this start mode and policy. The supervisor is always included:
 /// clawjail forks on its own when it leads a process group, whatever the engine. The
-/// namespaces are a root start's only (they need CAP_SYS_ADMIN; a user start creates none).
+/// namespaces are a root start's only (they need CAP_SYS_ADMIN), except `[egress]`'s: a
+/// user start makes a user and a network namespace for it.
 pub fn needs(inp: &NeedInputs) -> Vec<Need> {
     let mut v = vec![LAUNCH, SUPERVISOR];
     if inp.start == Start::Root {
@@ -243,6 +317,12 @@ pub fn needs(inp: &NeedInputs) -> Vec<Need> {
         if inp.private_tmp {
             v.push(PRIVATE_TMP);
         }
+    }
+    if inp.egress {
+        v.push(match inp.start {
+            Start::Root => EGRESS_ROOT,
+            Start::User => EGRESS_USER,
+        });
     }
     if u64::from(inp.create_mode) & crate::seccomp::guards::MODE_SPECIAL_GROUP_OTHER_WRITE != 0 {
         v.push(CREATE_MODE);
@@ -362,5 +442,33 @@ mod tests {
             .iter()
             .any(|n| n.unguarded.contains(&"fchmod")));
         assert!(!needs(&root).iter().any(|n| n.unguarded.contains(&"fchmod")));
+    }
+
+    #[test]
+    fn egress_adds_the_network_namespace_and_its_capabilities() {
+        let root = NeedInputs {
+            egress: true,
+            ..NeedInputs::defaults(Start::Root)
+        };
+        assert_eq!(namespaces(&needs(&root)), ["ipc", "mnt", "net", "pid"]);
+        let caps: Vec<&str> = needs(&root)
+            .iter()
+            .flat_map(|n| n.capabilities.iter().copied())
+            .collect();
+        for c in ["CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE"] {
+            assert!(caps.contains(&c), "{c}");
+        }
+        let user = NeedInputs {
+            egress: true,
+            ..NeedInputs::defaults(Start::User)
+        };
+        assert_eq!(namespaces(&needs(&user)), ["net", "user"]);
+        assert!(needs(&user).iter().all(|n| n.capabilities.is_empty()));
+        assert!(syscalls(&needs(&user)).contains(&"unshare"));
+        for n in needs(&user).iter().chain(&needs(&root)) {
+            for s in n.syscalls {
+                assert!(crate::seccomp::syscalls::number(s).is_some(), "{s}");
+            }
+        }
     }
 }

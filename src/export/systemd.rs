@@ -223,7 +223,7 @@ pub fn directives(r: &Resolved, opts: &ExportOptions) -> Result<Vec<Directive>, 
                 let mut v = vec![
                     format!("{id}: a root start (no User=): clawjail switches to uid {} gid {} itself", r.uid, r.gid),
                     "clawjail needs (root-start): SETUID SETGID for the switch, SETPCAP to drop the bounding set and lock securebits, CHOWN FOWNER DAC_OVERRIDE to create and open the target's directories".into(),
-                    "clawjail needs (namespaces, private-tmp): SYS_ADMIN for unshare and mount; it drops the whole bounding set before the exec, so the target never holds it".into(),
+                    "clawjail needs (namespaces, private-tmp, egress): SYS_ADMIN for unshare and mount; with [egress] also NET_ADMIN (lo and the AnyIP routes in the target's network namespace) and NET_BIND_SERVICE (the broker's DNS on 53, inbound below 1024); it drops the whole bounding set before the exec, so the target never holds them".into(),
                 ];
                 v.extend(r.caps_keep.iter().map(|(c, from)| format!("{}: {c} survives into the target", cite(from))));
                 v
@@ -303,7 +303,11 @@ pub fn directives(r: &Resolved, opts: &ExportOptions) -> Result<Vec<Directive>, 
         format!("{}: the socket families clawjail's socket guard allows (TCP/UDP over IPv4/IPv6, route netlink; AF_UNIX: socketpair always{})", cite(&r.unix), if r.network_unix { ", socket(AF_UNIX) with network.unix = true" } else { "; socket(AF_UNIX) stays refused by clawjail, network.unix = false" }),
     ]);
     let eph = ephemeral_range();
-    for p in &r.bind {
+    // [egress]: SocketBind*= is a cgroup hook, blind to network namespaces: it would also
+    // refuse the broker's listeners (DNS on 53, the capture ports) that clawjail binds inside
+    // the target's namespace. Landlock's bind rule still holds the target to network.bind.
+    let egress = r.needs.iter().any(|n| n.feature == "egress");
+    for p in r.bind.iter().filter(|_| !egress) {
         let v = if p.port == 0 {
             format!("tcp:{eph}")
         } else {
@@ -324,11 +328,17 @@ pub fn directives(r: &Resolved, opts: &ExportOptions) -> Result<Vec<Directive>, 
             )],
         );
     }
-    u.svc("SocketBindDeny", "any", &["network.bind: no other TCP port (Landlock enforces the same inside); UDP binds are refused here too, which clawjail (TCP-only Landlock) does not do"]);
+    if !egress {
+        u.svc("SocketBindDeny", "any", &["network.bind: no other TCP port (Landlock enforces the same inside); UDP binds are refused here too, which clawjail (TCP-only Landlock) does not do"]);
+    }
     let connect: Vec<String> = r.connect.iter().map(|p| format!("{}", p.port)).collect();
-    u.add("Service", "IPAddressDeny", "link-local multicast", vec![
+    let mut why = vec![
         format!("network.connect (TCP {}): systemd filters addresses, not ports (Landlock enforces the ports); deny link-local (cloud metadata 169.254.169.254) and multicast. Not 127/8 (inbound), not private ranges (resolvers, LAN model servers)", if connect.is_empty() { "none".into() } else { connect.join(", ") }),
-    ]);
+    ];
+    if egress {
+        why.push("[egress]: no SocketBindAllow=/SocketBindDeny=: the broker binds DNS (53) and its capture ports inside the target's network namespace, and systemd's cgroup bind filter cannot tell that namespace from the host's; Landlock's bind rule holds the target to network.bind, and the broker refuses every destination [egress] does not name".into());
+    }
+    u.add("Service", "IPAddressDeny", "link-local multicast", why);
 
     // --- filesystem ------------------------------------------------------------------------------
     u.svc("ProtectSystem", "strict", &["[filesystem]: everything read-only but the write and create paths below (Landlock narrows reads further: only the read/exec lists)"]);
@@ -556,11 +566,11 @@ pub fn directives(r: &Resolved, opts: &ExportOptions) -> Result<Vec<Directive>, 
     let g = "seccomp guard (every profile)";
     let ns = super::needs::namespaces(&r.needs);
     if ns.is_empty() {
-        u.svc("RestrictNamespaces", "yes", &[&format!("{g}: unshare, setns and clone(CLONE_NEW*) are refused; clawjail itself creates none on this start (the egress broker will need net, and user on a user start)")]);
+        u.svc("RestrictNamespaces", "yes", &[&format!("{g}: unshare, setns and clone(CLONE_NEW*) are refused; clawjail itself creates none on this start (a policy with [egress] would need net, and user on a user start)")]);
     } else {
         u.add("Service", "RestrictNamespaces", ns.join(" "), vec![
             format!("{g}: unshare, setns and clone(CLONE_NEW*) are refused to the target"),
-            format!("clawjail needs ({}): it creates these for the target on a root start; any other type stays refused", { let mut f: Vec<&str> = r.needs.iter().filter(|n| !n.namespaces.is_empty()).map(|n| n.feature).collect(); f.dedup(); f.join(", ") }),
+            format!("clawjail needs ({}): it creates these for the target; any other type stays refused", { let mut f: Vec<&str> = r.needs.iter().filter(|n| !n.namespaces.is_empty()).map(|n| n.feature).collect(); f.dedup(); f.join(", ") }),
         ]);
     }
     u.svc(

@@ -131,6 +131,10 @@ actions! {
     AncestorFd => "ancestor-fd",
     ProcFd => "proc-fd",
     ReadLine => "read-line",
+    EgressTcp => "egress-tcp",
+    EgressUdp => "egress-udp",
+    EgressName => "egress-name",
+    EgressControl => "egress-control",
 }
 
 impl std::fmt::Display for Action {

@@ -11,6 +11,7 @@
 
 pub mod action;
 pub mod core;
+pub mod egress;
 pub mod fs;
 pub mod net;
 pub mod sys;

@@ -95,6 +95,33 @@ pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
             Ok(limit) => broker_fd_limit(limit, arg::<std::net::SocketAddr>(args, 1).ok()),
             Err(o) => o,
         },
+        // Egress rows of `verify` (src/probe/egress.rs): HOST PORT.
+        Action::EgressTcp => match host_port(args) {
+            Ok(a) => super::egress::tcp(a.into()),
+            Err(o) => o,
+        },
+        // HOST PORT NAME: one datagram carrying NAME as a DNS query.
+        Action::EgressUdp => match (host_port(&args[..args.len().min(2)]), args.get(2)) {
+            (Ok(a), Some(n)) => super::egress::udp(a.into(), n),
+            (Err(o), _) => o,
+            (_, None) => Outcome::Broken("usage: egress-udp HOST PORT NAME".into()),
+        },
+        // NAME PORT.
+        Action::EgressName => match (args.first(), arg::<u16>(args, 1)) {
+            (Some(n), Ok(p)) => super::egress::name(n, p),
+            (_, Err(o)) => o,
+            (None, _) => Outcome::Broken("usage: egress-name NAME PORT".into()),
+        },
+        // tcp|udp|name HOST PORT [NAME].
+        Action::EgressControl => {
+            match (args.first(), arg::<IpAddr>(args, 1), arg::<u16>(args, 2)) {
+                (Some(k), Ok(h), Ok(p)) => {
+                    super::egress::control(k, h, p, args.get(3).map(String::as_str))
+                }
+                (_, Err(o), _) | (_, _, Err(o)) => o,
+                (None, _, _) => Outcome::Broken("usage: egress-control KIND HOST PORT".into()),
+            }
+        }
         _ => return None,
     })
 }

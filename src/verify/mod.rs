@@ -44,6 +44,10 @@
 //! | `read-fd` | N | `ok CONTENT` | core (exists) |
 //! | `env-names` | - | `ok A,B,C` | core (exists) |
 //! | `status` | - | status lines, then `ok` | core (exists) |
+//! | `egress-tcp` | HOST PORT (connect, send, wait for an answer) | `ok answered, N bytes` | net (egress) |
+//! | `egress-udp` | HOST PORT NAME (a DNS query for NAME, wait for an answer) | `ok answered, N bytes` | net (egress) |
+//! | `egress-name` | NAME PORT (plain DNS lookup via resolv.conf, then `egress-tcp`) | `ok answered, N bytes` | net (egress) |
+//! | `egress-control` | tcp\|udp\|name HOST PORT [NAME] (the same, in a fresh namespace where it listens) | `ok answered, N bytes` | net (egress) |
 
 pub mod canary;
 pub mod checks;
@@ -264,6 +268,8 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
         .iter()
         .map(|c| finish_row(c, &view, &control, &confined))
         .collect();
+    // [egress]: the destinations, each through `run` of this policy (src/verify/egress.rs).
+    rows.extend(egress::rows(loaded, cli_vars, &exe));
     let passed = row::settle(&mut rows);
     drop(fx);
     drop(canaries);

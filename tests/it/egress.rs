@@ -52,7 +52,8 @@ fn run_refuses_a_taken_inbound_port_and_the_target_never_runs() {
     drop(taken);
 }
 
-/// verify runs a policy with [egress] and says plainly what it does not attempt.
+/// verify runs a policy with [egress] and says plainly how its egress rows are attempted
+/// and what it does not attempt (the rows themselves: tests/it/verify.rs).
 #[test]
 fn verify_runs_a_policy_with_egress_and_names_what_it_does_not_attempt() {
     let s = Scratch::new("egress-verify");
@@ -63,7 +64,8 @@ fn verify_runs_a_policy_with_egress_and_names_what_it_does_not_attempt() {
         .output()
         .unwrap();
     assert!(
-        stdout(&o).contains("egress: the attempts run WITHOUT the target's network namespace"),
+        stdout(&o).contains("egress: the egress-* rows run each attempt through `clawjail run`")
+            && stdout(&o).contains("Allowed names and host_services are not attempted"),
         "{}\n{}",
         stdout(&o),
         stderr(&o)

@@ -130,7 +130,8 @@ fn export_systemd_verifies_clean_and_exposes_no_more_than_the_example() {
             } else if l.starts_with("SystemCallFilter=@system-service") {
                 format!("{l} mount")
             } else if l.starts_with("RestrictNamespaces=") {
-                "RestrictNamespaces=ipc mnt pid".to_string()
+                // The example's own `net` ([egress]) plus the three above.
+                "RestrictNamespaces=ipc mnt net pid".to_string()
             } else {
                 l.to_string()
             }
@@ -238,7 +239,16 @@ fn export_systemd_filter_covers_every_syscall_clawjail_makes() {
         s.path.display(),
         env.display()
     ));
-    let filter = |start: &str| -> BTreeSet<String> {
+    // The same policy with [egress] (issue 13): the namespace set-up and the broker.
+    let policy_egress = s.file(
+        "egress.toml",
+        &format!(
+            "{}[egress]\ndomains = [\"api.example.com\"]\nports = [443]\n",
+            std::fs::read_to_string(&policy).unwrap()
+        ),
+        0o644,
+    );
+    let filter = |start: &str, policy: &Path| -> BTreeSet<String> {
         let unit = export(&[
             "systemd",
             "--start",
@@ -268,7 +278,7 @@ fn export_systemd_filter_covers_every_syscall_clawjail_makes() {
         );
         f
     };
-    let traced = |name: &str, pre: &[&str], args: &[&str]| -> BTreeSet<String> {
+    let traced = |name: &str, pre: &[&str], args: &[&str], policy: &Path| -> BTreeSet<String> {
         let trace = s.join(&format!("{name}.trace"));
         let mut c = Command::new("strace");
         c.args(["-f", "-qq", "-o"])
@@ -278,7 +288,7 @@ fn export_systemd_filter_covers_every_syscall_clawjail_makes() {
         c.arg("run")
             .args(args)
             .arg("--policy")
-            .arg(&policy)
+            .arg(policy)
             .args(["--", "/usr/bin/true"]);
         c.env_clear().env("PATH", "/usr/bin:/bin");
         let o = c.output().unwrap();
@@ -300,18 +310,26 @@ fn export_systemd_filter_covers_every_syscall_clawjail_makes() {
     ];
     // Every combination is traced before the verdict, so one failure names all the gaps.
     let mut gaps = Vec::new();
-    for (start, pre) in [("root", &[][..]), ("user", &as_nobody[..])] {
-        let allowed = filter(start);
-        for init in [false, true] {
-            let args: &[&str] = if init { &["--init"] } else { &[] };
-            let made = traced(&format!("{start}-{init}"), pre, args);
-            assert!(
-                made.contains("landlock_restrict_self") && made.contains("seccomp"),
-                "{made:?}"
-            );
-            let missing: Vec<&String> = made.difference(&allowed).collect();
-            if !missing.is_empty() {
-                gaps.push(format!("--start {start} (init {init}): clawjail made {missing:?}, which the exported SystemCallFilter= refuses"));
+    for (label, pol) in [("plain", &policy), ("egress", &policy_egress)] {
+        for (start, pre) in [("root", &[][..]), ("user", &as_nobody[..])] {
+            let allowed = filter(start, pol);
+            for init in [false, true] {
+                let args: &[&str] = if init { &["--init"] } else { &[] };
+                let made = traced(&format!("{label}-{start}-{init}"), pre, args, pol);
+                assert!(
+                    made.contains("landlock_restrict_self") && made.contains("seccomp"),
+                    "{made:?}"
+                );
+                if label == "egress" {
+                    assert!(
+                        made.contains("unshare"),
+                        "{label}: no namespace made: {made:?}"
+                    );
+                }
+                let missing: Vec<&String> = made.difference(&allowed).collect();
+                if !missing.is_empty() {
+                    gaps.push(format!("{label} --start {start} (init {init}): clawjail made {missing:?}, which the exported SystemCallFilter= refuses"));
+                }
             }
         }
     }
@@ -323,7 +341,7 @@ fn export_systemd_filter_covers_every_syscall_clawjail_makes() {
         .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
         .filter(|l| !l.is_empty())
         .collect();
-    let made = traced("control", &[], &[]);
+    let made = traced("control", &[], &[], &policy);
     assert!(
         made.iter().any(|n| !strict_only.contains(n)),
         "the policy alone would have covered clawjail: the test proves nothing"
@@ -701,6 +719,16 @@ fn export_systemd_unit_starts_under_systemd_as_pid1() {
     let policy = s.policy(
         "version = 1\n[identity]\nuser = 65534\ngroup = 65534\n[vars]\nCREDENTIALS_DIRECTORY = \"/etc/cj-export\"\n[filesystem]\nexec = [\"/usr/local/libexec/cj-export\"]\ncreate = [\"/var/lib/cj-export/state\"]\nwrite = [\"/var/lib/cj-export/state\"]\n[network]\nbind = [18080]\n[env]\nfiles = [\"${CREDENTIALS_DIRECTORY}/t.env\"]\n",
     );
+    // The same with [egress] (issue 13): the unit must let clawjail make the target's
+    // network namespace and run the broker.
+    let policy_egress = s.file(
+        "policy-egress.toml",
+        &format!(
+            "{}[egress]\ndomains = [\"api.example.com\"]\nports = [443]\n",
+            std::fs::read_to_string(&policy).unwrap()
+        ),
+        0o644,
+    );
     let name = format!("cj-export-pid1-{}", std::process::id());
     let mut c = Command::new("podman");
     c.args([
@@ -740,6 +768,7 @@ fn export_systemd_unit_starts_under_systemd_as_pid1() {
         (probe(), "/usr/local/libexec/cj-export/probe"),
         (Path::new(clawjail_bin()), "/usr/local/bin/clawjail-export"),
         (policy.as_path(), "/etc/cj-export/policy.toml"),
+        (policy_egress.as_path(), "/etc/cj-export/policy-egress.toml"),
     ] {
         let (ok, out) = in_container(&name, &format!("mkdir -p $(dirname {dst})"));
         assert!(ok, "{out}");
@@ -752,18 +781,35 @@ fn export_systemd_unit_starts_under_systemd_as_pid1() {
         assert!(o.status.success(), "podman cp: {}", stderr(&o));
     }
     // systemd needs a moment to come up as PID 1.
-    let (ok, out) = in_container(&name, "for i in $(seq 1 50); do systemctl is-system-running >/dev/null 2>&1 && break; [ \"$(systemctl is-system-running 2>/dev/null)\" = degraded ] && break; sleep 0.2; done; chmod 755 /usr/local/libexec/cj-export /usr/local/libexec/cj-export/probe /usr/local/bin/clawjail-export; chmod 644 /etc/cj-export/policy.toml; umask 077; printf 'CJ_EXPORT_TOKEN=t0k\\n' > /etc/cj-export/t.env");
+    let (ok, out) = in_container(&name, "for i in $(seq 1 50); do systemctl is-system-running >/dev/null 2>&1 && break; [ \"$(systemctl is-system-running 2>/dev/null)\" = degraded ] && break; sleep 0.2; done; chmod 755 /usr/local/libexec/cj-export /usr/local/libexec/cj-export/probe /usr/local/bin/clawjail-export; chmod 644 /etc/cj-export/policy.toml /etc/cj-export/policy-egress.toml; umask 077; printf 'CJ_EXPORT_TOKEN=t0k\\n' > /etc/cj-export/t.env");
     assert!(ok, "{out}");
-    for start in ["root", "user"] {
-        let unit_name = format!("cj-export-{start}.service");
+    for (start, egress) in [
+        ("root", false),
+        ("user", false),
+        // [egress] on a user start only: a root start needs CAP_SYS_ADMIN and
+        // CAP_NET_ADMIN, which podman's default set lacks (with them added, systemd's
+        // LoadCredential= changes and the root start's env file goes missing: not
+        // investigated). The root start's filter is covered by the strace test above.
+        ("user", true),
+    ] {
+        let (pol, at, tag) = if egress {
+            (
+                &policy_egress,
+                "/etc/cj-export/policy-egress.toml",
+                "-egress",
+            )
+        } else {
+            (&policy, "/etc/cj-export/policy.toml", "")
+        };
+        let unit_name = format!("cj-export-{start}{tag}.service");
         let unit = export(&[
             "systemd",
             "--start",
             start,
             "--policy",
-            policy.to_str().unwrap(),
+            pol.to_str().unwrap(),
             "--policy-at",
-            "/etc/cj-export/policy.toml",
+            at,
             "--clawjail-bin",
             "/usr/local/bin/clawjail-export",
             "--name",
@@ -788,7 +834,7 @@ fn export_systemd_unit_starts_under_systemd_as_pid1() {
             "0:0"
         };
         let (ok, out) = in_container(&name, &format!(
-            "chown {owner} /etc/cj-export/t.env && systemctl daemon-reload && systemctl start {unit_name} && sleep 1 && systemctl is-active {unit_name} && pid=$(systemctl show -p MainPID --value {unit_name}) && grep -E '^(Uid|CapEff|NoNewPrivs|Seccomp):' /proc/$pid/status && stat -c '%u %a' /var/lib/cj-export/state && systemctl stop {unit_name}"
+            "chown {owner} /etc/cj-export/t.env && systemctl daemon-reload && systemctl start {unit_name} && sleep 1 && systemctl is-active {unit_name} && pid=$(systemctl show -p MainPID --value {unit_name}) && grep -E '^(Uid|CapEff|NoNewPrivs|Seccomp):' /proc/$pid/status && stat -c '%u %a' /var/lib/cj-export/state && t=$(cat /proc/$pid/task/$pid/children) && t=${{t%% *}} && echo capture443=$(cat /proc/${{t:-$pid}}/net/tcp6 | grep -c ':01BB 0*:0000 0A') && systemctl stop {unit_name}"
         ));
         let journal = in_container(
             &name,
@@ -797,7 +843,7 @@ fn export_systemd_unit_starts_under_systemd_as_pid1() {
             ),
         )
         .1;
-        assert!(ok, "--start {start}: {out}\n{journal}");
+        assert!(ok, "--start {start} egress={egress}: {out}\n{journal}");
         for want in [
             "active",
             "Uid:\t65534\t65534\t65534\t65534",
@@ -811,6 +857,20 @@ fn export_systemd_unit_starts_under_systemd_as_pid1() {
                 "--start {start}: missing {want:?} in\n{out}\n{journal}"
             );
         }
+        // [egress]: the target (the supervisor's child; MainPID is the supervisor) runs in a
+        // network namespace of its own, where the broker's capture listener on 443 is (its
+        // /proc/PID/net is that namespace's; ns links of
+        // another uid are closed to the container's root); without, in the container's,
+        // where nothing listens on 443.
+        let ns = out
+            .lines()
+            .find_map(|l| l.strip_prefix("capture443="))
+            .map(|n| n.trim() != "0");
+        assert_eq!(
+            ns,
+            Some(egress),
+            "--start {start} egress={egress}: {out}\n{journal}"
+        );
         // The env file reached the target (the launch event lists the names it passed;
         // /proc/PID/environ of another uid is closed to the container's root).
         assert!(

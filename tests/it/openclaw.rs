@@ -538,3 +538,107 @@ fn gateway_restarts_after_sigkill_on_the_same_state() {
         "gateway stop: {status}"
     );
 }
+
+/// A TCP connection from `src` (a local address under AnyIP) to `dst`.
+fn connect_from(src: &str, dst: &str) -> TcpStream {
+    use nix::sys::socket::*;
+    let src: std::net::SocketAddrV4 = format!("{src}:0").parse().unwrap();
+    let dst: std::net::SocketAddrV4 = dst.parse().unwrap();
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(src)).unwrap();
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(dst)).unwrap();
+    let s = TcpStream::from(fd);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Issue 13: the real gateway under the shipped gateway policy with `[egress]` and
+/// `inbound`, in a network namespace this test makes (only `lo`, AnyIP: 192.0.2.77 and
+/// 198.51.100.1 are local, nothing leaves). The policy is the shipped one with a second
+/// inbound listener on 198.51.100.1:PORT (a host's LAN address; a non-loopback client
+/// cannot reach 127.0.0.1). A client from 192.0.2.77 gets /healthz through the host port,
+/// and the gateway's own WebSocket log names 192.0.2.77 as the remote address: it does not
+/// see a loopback client (which it would trust for pairing).
+#[test]
+fn gateway_egress_inbound_sees_the_non_loopback_client_address() {
+    require_root!();
+    let s = require_openclaw!();
+    let run = Run::new("gateway-egress-inbound");
+    let shipped =
+        std::fs::read_to_string(Path::new(POLICIES).join("openclaw-gateway.toml")).unwrap();
+    let line = "inbound = [\"127.0.0.1:${PORT}\"]";
+    assert!(
+        shipped.contains(line),
+        "the shipped policy's inbound line moved"
+    );
+    let policy = run.scratch.file(
+        "gateway-inbound.toml",
+        &shipped.replace(
+            line,
+            "inbound = [\"127.0.0.1:${PORT}\", \"198.51.100.1:${PORT}\"]",
+        ),
+        0o644,
+    );
+    let port = run.port;
+    let t = Instant::now();
+    let (health, log) = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            clawjail::egress::netns::set_up_loopback().unwrap();
+            let mut gw = start_gateway(&s, &run, policy.to_str().unwrap());
+            wait_healthy(&mut gw, port, Duration::from_secs(60));
+            let to = format!("198.51.100.1:{port}");
+            let mut c = connect_from("192.0.2.77", &to);
+            write!(c, "GET /healthz HTTP/1.0\r\nHost: {to}\r\n\r\n").unwrap();
+            let mut health = String::new();
+            c.read_to_string(&mut health).ok();
+            // A WebSocket whose first frame is not a connect request: the gateway logs
+            // "invalid handshake conn=... remote=ADDR" (message-handler, logWsControl).
+            let mut ws = connect_from("192.0.2.77", &to);
+            write!(ws, "GET / HTTP/1.1\r\nHost: {to}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+            let mut buf = [0u8; 512];
+            let n = ws.read(&mut buf).unwrap_or(0);
+            let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+            let payload = br#"{"type":"req","id":"1","method":"bogus","params":{}}"#;
+            let mask = [1u8, 2, 3, 4];
+            let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+            frame.extend_from_slice(&mask);
+            frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+            ws.write_all(&frame).ok();
+            // Wait for the gateway to answer or close (what it says does not matter here).
+            let _answered: Option<usize> = ws.read(&mut buf).ok();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut log = String::new();
+            while Instant::now() < deadline {
+                log = std::fs::read_to_string(&gw.log).unwrap_or_default();
+                if log.contains("192.0.2.77") {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            gw.stop();
+            (health, format!("upgrade reply: {reply}\n{log}"))
+        })
+        .join()
+        .unwrap()
+    });
+    eprintln!(
+        "gateway with [egress] + inbound, non-loopback client: {:?}",
+        t.elapsed()
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}\n{log}");
+    let seen: Vec<&str> = log.lines().filter(|l| l.contains("remote=")).collect();
+    eprintln!("gateway log lines naming the remote: {seen:#?}");
+    assert!(
+        seen.iter().any(|l| l.contains("remote=192.0.2.77")),
+        "the gateway did not log the client's address: {log}"
+    );
+    // Never as a loopback client.
+    assert!(!seen.iter().any(|l| l.contains("remote=127.")), "{log}");
+}

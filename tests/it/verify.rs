@@ -348,3 +348,112 @@ fn verify_stops_at_a_plan_error_like_run() {
     let r = clawjail_run(&p, &["/bin/true"], &[]);
     assert_eq!(r.status.code(), Some(125));
 }
+
+/// The `[egress]` rows of verify (src/verify/egress.rs), with a policy whose allowlist is
+/// one name on 443. verify itself never sends outside (each confined attempt runs inside
+/// `run`'s namespace, each control in a fresh one); the test still runs it inside a
+/// network namespace it makes, holding only `lo`, as every network test here does.
+const EGRESS_ROWS: &[&str] = &[
+    "egress-metadata-443",
+    "egress-metadata-80",
+    "egress-rfc1918-10",
+    "egress-rfc1918-192",
+    "egress-ula",
+    "egress-loopback",
+    "egress-public-literal",
+    "egress-dns-exfil",
+    "egress-unlisted-name",
+    "egress-quic",
+];
+
+fn egress_policy() -> String {
+    policy_65534(
+        "[network]\nconnect = [443]\n[egress]\ndomains = [\"api.example.com\"]\nports = [443]\n",
+    )
+}
+
+/// `verify --json` in a test-made network namespace; `unprivileged`: as uid 65534.
+fn verify_in_netns(
+    policy: &std::path::Path,
+    unprivileged: bool,
+    env: &[(&str, &str)],
+) -> (i32, serde_json::Value) {
+    let mut c = Command::new("unshare");
+    c.args(["-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"]);
+    if unprivileged {
+        c.args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]);
+    }
+    c.args([clawjail_bin(), "verify", "--json", "--policy"])
+        .arg(policy)
+        .current_dir("/");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(&o), stderr(&o)));
+    (o.status.code().unwrap(), v)
+}
+
+fn egress_rows_pass(unprivileged: bool) {
+    let s = Scratch::new(if unprivileged {
+        "verify-egress-u"
+    } else {
+        "verify-egress"
+    });
+    let t = std::time::Instant::now();
+    let (code, v) = verify_in_netns(&s.policy(&egress_policy()), unprivileged, &[]);
+    eprintln!("verify with [egress]: {:?}", t.elapsed());
+    for id in EGRESS_ROWS {
+        let r = row(&v, id);
+        assert_eq!(r["status"], "PASS", "{r:#}");
+        // The control reached the probe's own listener: the refusal is the broker's.
+        assert!(r["control"].as_str().unwrap().starts_with("ok"), "{r:#}");
+    }
+    assert_eq!(v["passed"], true, "{v:#}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn verify_egress_rows_pass_with_controls_root_start() {
+    require_root!();
+    egress_rows_pass(false);
+}
+
+#[test]
+fn verify_egress_rows_pass_with_controls_unprivileged_start() {
+    require_root!();
+    egress_rows_pass(true);
+}
+
+/// With the broker out of the way (the test-only hook, honoured only in a test-made
+/// network namespace), the same attempts are refused by nothing the broker logged: the
+/// rows FAIL. Without the hook outside a test namespace, the hook is refused.
+#[test]
+fn verify_egress_rows_fail_without_the_broker() {
+    require_root!();
+    let s = Scratch::new("verify-egress-nobroker");
+    let p = s.policy(&egress_policy());
+    let (code, v) = verify_in_netns(&p, false, &[("CLAWJAIL_VERIFY_TEST_NO_BROKER", "1")]);
+    assert_ne!(code, 0);
+    for id in [
+        "egress-metadata-443",
+        "egress-rfc1918-10",
+        "egress-unlisted-name",
+        "egress-dns-exfil",
+    ] {
+        assert_eq!(row(&v, id)["status"], "FAIL", "{:#}", row(&v, id));
+    }
+    // A policy without [egress] has no egress rows (and says destinations are not controlled).
+    let (_, v) = verify_in_netns(&s.policy(&policy_65534("")), false, &[]);
+    assert!(!v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["id"].as_str().unwrap().starts_with("egress-")));
+}
