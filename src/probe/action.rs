@@ -134,6 +134,7 @@ actions! {
     EgressTcp => "egress-tcp",
     EgressUdp => "egress-udp",
     EgressName => "egress-name",
+    EgressSni => "egress-sni",
     EgressControl => "egress-control",
 }
 

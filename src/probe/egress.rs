@@ -41,12 +41,17 @@ pub fn tcp_connect(dst: SocketAddr) -> Result<TcpStream, Outcome> {
 }
 
 /// Send a request line on a connected stream and wait for the first bytes of an answer.
-pub fn tcp_exchange(mut s: TcpStream) -> Outcome {
+pub fn tcp_exchange(s: TcpStream) -> Outcome {
+    exchange(s, b"GET / HTTP/1.0\r\n\r\n")
+}
+
+/// Send `first` (a request line, a ClientHello) and wait for the first bytes of an answer.
+fn exchange(mut s: TcpStream, first: &[u8]) -> Outcome {
     if let Err(e) = s.set_read_timeout(Some(WAIT)) {
         return Outcome::Broken(format!("SO_RCVTIMEO: {e}"));
     }
     // A refused connection may already be reset: a failed write is the same refusal.
-    if let Err(e) = s.write_all(b"GET / HTTP/1.0\r\n\r\n") {
+    if let Err(e) = s.write_all(first) {
         return errno_of(&e);
     }
     let mut buf = [0u8; 256];
@@ -148,16 +153,32 @@ fn first_a(answer: &[u8]) -> Option<Ipv4Addr> {
 /// /etc/resolv.conf (not glibc: on a host with systemd-resolved, glibc may ask it over a
 /// unix socket, which would make the control a real lookup), then connect as `tcp`.
 pub fn name(name: &str, port: u16) -> Outcome {
-    let answer = match udp_exchange(SocketAddr::new(nameserver(), 53), &dns_query(0x0a0a, name)) {
+    match lookup(name) {
+        Ok(a) => tcp(SocketAddr::new(IpAddr::V4(a), port)),
+        Err(o) => o,
+    }
+}
+
+/// The first A record for `name` from the resolv.conf nameserver (ENXIO when none).
+fn lookup(name: &str) -> Result<Ipv4Addr, Outcome> {
+    let answer = udp_exchange(SocketAddr::new(nameserver(), 53), &dns_query(0x0a0a, name))?;
+    if answer.len() < 4 || answer[3] & 0x0f != 0 {
+        return Err(Outcome::Errno(libc::ENXIO));
+    }
+    first_a(&answer).ok_or(Outcome::Errno(libc::ENXIO))
+}
+
+/// `egress-sni NAME PORT SNI`: NAME looked up as [`name`] does, then a TLS ClientHello
+/// naming SNI. Under the broker an allowed NAME with another SNI is reset before any dial
+/// (docs/egress.md "Names bound to the bytes").
+pub fn sni(name: &str, port: u16, sni: &str) -> Outcome {
+    let a = match lookup(name) {
         Ok(a) => a,
         Err(o) => return o,
     };
-    if answer.len() < 4 || answer[3] & 0x0f != 0 {
-        return Outcome::Errno(libc::ENXIO);
-    }
-    match first_a(&answer) {
-        Some(a) => tcp(SocketAddr::new(IpAddr::V4(a), port)),
-        None => Outcome::Errno(libc::ENXIO),
+    match tcp_connect(SocketAddr::new(IpAddr::V4(a), port)) {
+        Ok(s) => exchange(s, &crate::egress::inspect::client_hello(Some(sni))),
+        Err(o) => o,
     }
 }
 
@@ -206,7 +227,13 @@ fn serve_dns(addr: Ipv4Addr) -> Result<(), Outcome> {
 
 /// `egress-control tcp|udp|name HOST PORT [NAME]`: the same attempt, in a fresh namespace
 /// where this process listens on HOST:PORT (for `name`: answers NAME with HOST).
-pub fn control(kind: &str, host: IpAddr, port: u16, name_arg: Option<&str>) -> Outcome {
+pub fn control(
+    kind: &str,
+    host: IpAddr,
+    port: u16,
+    name_arg: Option<&str>,
+    sni_arg: Option<&str>,
+) -> Outcome {
     if let Err(o) = fresh_namespace() {
         return o;
     }
@@ -221,12 +248,12 @@ pub fn control(kind: &str, host: IpAddr, port: u16, name_arg: Option<&str>) -> O
         port,
     );
     match kind {
-        "tcp" | "name" => {
+        "tcp" | "name" | "sni" => {
             let l = match TcpListener::bind(any) {
                 Ok(l) => l,
                 Err(e) => return Outcome::Broken(format!("listen {dst}: {e}")),
             };
-            let client = if kind == "name" {
+            let client = if kind != "tcp" {
                 let IpAddr::V4(a) = host else {
                     return Outcome::Broken("name control needs an IPv4 HOST".into());
                 };
@@ -253,7 +280,12 @@ pub fn control(kind: &str, host: IpAddr, port: u16, name_arg: Option<&str>) -> O
                     if let Err(e) = s.write_all(HELLO) {
                         return Outcome::Broken(format!("listener write: {e}"));
                     }
-                    tcp_exchange(client)
+                    match (kind, sni_arg) {
+                        ("sni", Some(sni)) => {
+                            exchange(client, &crate::egress::inspect::client_hello(Some(sni)))
+                        }
+                        _ => tcp_exchange(client),
+                    }
                 }
                 Err(e) => Outcome::Broken(format!("accept: {e}")),
             }
@@ -273,7 +305,9 @@ pub fn control(kind: &str, host: IpAddr, port: u16, name_arg: Option<&str>) -> O
             });
             udp(dst, name_arg.unwrap_or("clawjail-verify.example"))
         }
-        _ => Outcome::Broken("usage: egress-control tcp|udp|name HOST PORT [NAME]".into()),
+        _ => {
+            Outcome::Broken("usage: egress-control tcp|udp|name|sni HOST PORT [NAME [SNI]]".into())
+        }
     }
 }
 

@@ -112,12 +112,23 @@ pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
             (_, Err(o)) => o,
             (None, _) => Outcome::Broken("usage: egress-name NAME PORT".into()),
         },
-        // tcp|udp|name HOST PORT [NAME].
+        // NAME PORT SNI: look NAME up as egress-name does, connect, open with a TLS
+        // ClientHello naming SNI (verify's SNI-mismatch row: domain fronting).
+        Action::EgressSni => match (args.first(), arg::<u16>(args, 1), args.get(2)) {
+            (Some(n), Ok(p), Some(sni)) => super::egress::sni(n, p, sni),
+            (_, Err(o), _) => o,
+            _ => Outcome::Broken("usage: egress-sni NAME PORT SNI".into()),
+        },
+        // tcp|udp|name|sni HOST PORT [NAME [SNI]].
         Action::EgressControl => {
             match (args.first(), arg::<IpAddr>(args, 1), arg::<u16>(args, 2)) {
-                (Some(k), Ok(h), Ok(p)) => {
-                    super::egress::control(k, h, p, args.get(3).map(String::as_str))
-                }
+                (Some(k), Ok(h), Ok(p)) => super::egress::control(
+                    k,
+                    h,
+                    p,
+                    args.get(3).map(String::as_str),
+                    args.get(4).map(String::as_str),
+                ),
                 (_, Err(o), _) | (_, _, Err(o)) => o,
                 (None, _, _) => Outcome::Broken("usage: egress-control KIND HOST PORT".into()),
             }

@@ -27,6 +27,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::row::{self, Evidence, Expect, Got, Kind, Row};
+use crate::egress::rules::{DomainPattern, PortKind};
 use crate::egress::{dns::SyntheticMap, relay, EgressRules, LogLevel};
 use crate::policy::{Loaded, Origin, Source};
 
@@ -41,7 +42,7 @@ pub const TEST_NO_BROKER: &str = "CLAWJAIL_VERIFY_TEST_NO_BROKER";
 /// The report line for a policy with `[egress]`, or `None` without it.
 pub fn note(loaded: &Loaded) -> Option<String> {
     loaded.egress.as_ref().map(|_| {
-        "egress: the egress-* rows run each attempt through `clawjail run` of this policy (supervisor, network namespace and broker; the inbound listeners left out), so nothing leaves the machine; their controls run the same probe in a fresh namespace of the same shape where verify listens on the destination. The other rows run without the namespace, with `run`'s Landlock connect rule (the capture ports and 53). Allowed names and host_services are not attempted (they would dial real hosts)".to_string()
+        "egress: the egress-* rows run each attempt through `clawjail run` of this policy (supervisor, network namespace and broker; the inbound listeners left out), so nothing leaves the machine; their controls run the same probe in a fresh namespace of the same shape where verify listens on the destination. The other rows run without the namespace, with `run`'s Landlock connect rule (the capture ports and 53). Allowed names and host_services are not attempted (they would dial real hosts); the SNI-mismatch row names an allowed name but is refused on its first bytes, before any lookup or dial".to_string()
     })
 }
 
@@ -49,6 +50,8 @@ pub fn note(loaded: &Loaded) -> Option<String> {
 enum Decision {
     Connect(SocketAddr),
     Dns(String),
+    /// A connection bound to an allowed name, refused for its first bytes (TLS SNI).
+    Sni(String),
     /// No broker listener for it: the namespace's kernel refuses (said in the note).
     None(&'static str),
 }
@@ -179,6 +182,9 @@ fn derive(rules: &EgressRules) -> Vec<EgressRow> {
             decision: Decision::Dns(unlisted.into()),
         });
     }
+    if let Some(row) = sni_row(rules) {
+        v.push(row);
+    }
     v.push(EgressRow {
         id: "egress-quic",
         attempt: "UDP datagram to 1.1.1.1:443 (QUIC's first flight)".into(),
@@ -187,6 +193,43 @@ fn derive(rules: &EgressRules) -> Vec<EgressRow> {
         decision: Decision::None("only UDP 53 is captured in the namespace: the kernel answers port unreachable; nothing reaches the broker or leaves"),
     });
     v
+}
+
+/// Domain fronting: an allowed name (the first exact entry of `domains`) looked up through
+/// the broker, then a TLS ClientHello naming another host. The broker checks the SNI before
+/// it looks the name up or dials anything (docs/egress.md "Names bound to the bytes"), so
+/// nothing leaves. None when no exact name is allowed on a `tls` port.
+fn sni_row(rules: &EgressRules) -> Option<EgressRow> {
+    let port = rules
+        .ports
+        .iter()
+        .copied()
+        .find(|p| rules.port_kind(*p) == PortKind::Tls)?;
+    let name = rules.domains.iter().find_map(|d| match d {
+        DomainPattern::Exact(n) => Some(n.clone()),
+        DomainPattern::Subdomains(_) => None,
+    })?;
+    let front = "fronted.clawjail-verify.invalid";
+    Some(EgressRow {
+        id: "egress-sni-mismatch",
+        attempt: format!(
+            "look up {name} (allowed) and open TLS to it on {port} with SNI {front} (domain fronting)"
+        ),
+        action: vec![
+            "egress-sni".into(),
+            name.clone(),
+            port.to_string(),
+            front.into(),
+        ],
+        control: vec![
+            "sni".into(),
+            "192.0.2.10".into(),
+            port.to_string(),
+            name.clone(),
+            front.into(),
+        ],
+        decision: Decision::Sni(name),
+    })
 }
 
 /// The last JSON `Got` line of a probe's stdout.
@@ -215,6 +258,11 @@ fn broker_refused(stderr: &str, d: &Decision) -> bool {
                             .parse::<SocketAddr>()
                             .map(|l| SocketAddr::new(relay_unmap(l.ip()), l.port()) == *dst)
                             .unwrap_or(false)
+                }
+                Decision::Sni(name) => {
+                    s("event") == "egress-connect"
+                        && s("name") == *name
+                        && s("why").starts_with("TLS SNI")
                 }
                 Decision::Dns(name) => {
                     s("event") == "egress-dns" && s("name").trim_end_matches('.') == name

@@ -363,6 +363,7 @@ const EGRESS_ROWS: &[&str] = &[
     "egress-public-literal",
     "egress-dns-exfil",
     "egress-unlisted-name",
+    "egress-sni-mismatch",
     "egress-quic",
 ];
 
@@ -446,6 +447,7 @@ fn verify_egress_rows_fail_without_the_broker() {
         "egress-rfc1918-10",
         "egress-unlisted-name",
         "egress-dns-exfil",
+        "egress-sni-mismatch",
     ] {
         assert_eq!(row(&v, id)["status"], "FAIL", "{:#}", row(&v, id));
     }
