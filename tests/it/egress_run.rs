@@ -683,6 +683,17 @@ fn run_egress_inbound_forwards_with_the_clients_real_address() {
 #[test]
 fn run_egress_shipped_gateway_policy_node_inside_reaches_nothing_forbidden() {
     require_root!();
+    shipped_gateway_policy_node_inside_reaches_nothing_forbidden(false);
+}
+
+/// The same under an unprivileged start: clawjail started as `openclaw`.
+#[test]
+fn run_egress_shipped_gateway_policy_unprivileged_start_reaches_nothing_forbidden() {
+    require_root!();
+    shipped_gateway_policy_node_inside_reaches_nothing_forbidden(true);
+}
+
+fn shipped_gateway_policy_node_inside_reaches_nothing_forbidden(unprivileged: bool) {
     let (Some(node), Ok(user)) = (
         node(),
         nix::unistd::User::from_name("openclaw")
@@ -693,13 +704,35 @@ fn run_egress_shipped_gateway_policy_node_inside_reaches_nothing_forbidden() {
         eprintln!("skipped: no Node 24 in the openclaw cache or no `openclaw` user");
         return;
     };
-    let s = world("egress-shipped");
-    let run = Scratch::new_in("/var/tmp", "egress-shipped-run");
+    let s = world(if unprivileged {
+        "egress-shipped-u"
+    } else {
+        "egress-shipped"
+    });
+    let run = Scratch::new_in(
+        "/var/tmp",
+        if unprivileged {
+            "egress-shipped-run-u"
+        } else {
+            "egress-shipped-run"
+        },
+    );
     run.file(
         "secrets/gateway-token.env",
         "OPENCLAW_GATEWAY_TOKEN=t\n",
         0o600,
     );
+    let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
+    if unprivileged {
+        // clawjail itself runs as openclaw: the state dir and the token are its own.
+        let st = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{uid}:{gid}"))
+            .arg(&run.path)
+            .status()
+            .unwrap();
+        assert!(st.success(), "chown");
+    }
     let script = NODE_CLIENT
         .replace(
             "const ca = fs.readFileSync(process.env.CJ_CA, 'utf8');\n",
@@ -719,10 +752,20 @@ fn run_egress_shipped_gateway_policy_node_inside_reaches_nothing_forbidden() {
         .unwrap()
         .to_path_buf();
     let port = free_port();
-    let uid = user.uid.as_raw();
     let dir = s.path.clone();
     let (jailed, jc, control, cc) = in_internet(dir, move |net| {
-        let jailed = Command::new(clawjail_bin())
+        // Root start: clawjail switches to openclaw. Unprivileged start: clawjail itself
+        // runs as openclaw (a user + network namespace for the target).
+        let mut jailed = Command::new("setpriv");
+        if unprivileged {
+            jailed
+                .arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={gid}"))
+                .args(["--clear-groups", clawjail_bin()]);
+        } else {
+            jailed = Command::new(clawjail_bin());
+        }
+        let jailed = jailed
             .args(["run", "--policy"])
             .arg(&policy)
             .arg("--var")
@@ -736,9 +779,24 @@ fn run_egress_shipped_gateway_policy_node_inside_reaches_nothing_forbidden() {
                 "CREDENTIALS_DIRECTORY={}",
                 run.join("secrets").display()
             ))
+            .args(if unprivileged {
+                // [unprivileged.vars] find the install from PATH; the CI cache's layout
+                // (node_modules directly under the prefix) is named instead.
+                vec![
+                    "--var".to_string(),
+                    format!("NPM_PREFIX={}", prefix.display()),
+                    "--var".to_string(),
+                    format!("OPENCLAW_MODULES={}", prefix.join("node_modules").display()),
+                    "--var".to_string(),
+                    format!("NODE_BIN={NODE_DIR}"),
+                ]
+            } else {
+                Vec::new()
+            })
             .args(["--", node, "-e", &script])
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
+            .env("HOME", run.path.display().to_string())
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -747,7 +805,7 @@ fn run_egress_shipped_gateway_policy_node_inside_reaches_nothing_forbidden() {
         net.reset();
         let control = Command::new("setpriv")
             .arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={uid}"))
+            .arg(format!("--regid={gid}"))
             .args(["--clear-groups", node, "-e", &script])
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
@@ -780,7 +838,7 @@ fn run_egress_shipped_gateway_policy_node_inside_reaches_nothing_forbidden() {
         assert_eq!(
             jc[label],
             0,
-            "{label} reached under the shipped policy: {}",
+            "{label} reached under the shipped policy (unprivileged: {unprivileged}): {}",
             stdout(&jailed)
         );
     }
