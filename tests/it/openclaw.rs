@@ -572,7 +572,7 @@ fn gateway_egress_inbound_sees_the_non_loopback_client_address() {
     let run = Run::new("gateway-egress-inbound");
     let shipped =
         std::fs::read_to_string(Path::new(POLICIES).join("openclaw-gateway.toml")).unwrap();
-    let line = "inbound = [\"127.0.0.1:${PORT}\"]";
+    let line = "inbound = [\"${INBOUND_HOST}:${PORT}\"]";
     assert!(
         shipped.contains(line),
         "the shipped policy's inbound line moved"
@@ -581,7 +581,7 @@ fn gateway_egress_inbound_sees_the_non_loopback_client_address() {
         "gateway-inbound.toml",
         &shipped.replace(
             line,
-            "inbound = [\"127.0.0.1:${PORT}\", \"198.51.100.1:${PORT}\"]",
+            "inbound = [\"${INBOUND_HOST}:${PORT}\", \"198.51.100.1:${PORT}\"]",
         ),
         0o644,
     );
