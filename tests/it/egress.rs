@@ -208,44 +208,13 @@ fn netns_capture_dns_and_relay_end_to_end() {
             });
         }
         // The upstream resolver.
-        let dns = std::net::UdpSocket::bind("[::]:53").unwrap();
-        let seen = queries.clone();
-        std::thread::spawn(move || {
-            use hickory_proto::op::{Message, ResponseCode};
-            use hickory_proto::rr::{rdata::A, RData, Record, RecordType};
-            let mut buf = [0u8; 1500];
-            while let Ok((n, peer)) = dns.recv_from(&mut buf) {
-                let Ok(q) = Message::from_vec(&buf[..n]) else {
-                    continue;
-                };
-                let Some(question) = q.queries.first().cloned() else {
-                    continue;
-                };
-                let name = question.name.to_ascii().trim_end_matches('.').to_string();
-                seen.lock().unwrap().push(name.clone());
-                let mut r = Message::response(q.metadata.id, q.metadata.op_code);
-                r.metadata.recursion_available = true;
-                r.metadata.recursion_desired = q.metadata.recursion_desired;
-                r.add_query(question.clone());
-                let ip = match name.as_str() {
-                    "api.example.com" => Some([93, 184, 216, 34]),
-                    "rebind.example.com" => Some([169, 254, 169, 254]),
-                    _ => None,
-                };
-                match (ip, question.query_type) {
-                    (Some(ip), RecordType::A) => {
-                        r.add_answer(Record::from_rdata(
-                            question.name.clone(),
-                            60,
-                            RData::A(A(ip.into())),
-                        ));
-                    }
-                    (Some(_), _) => {}
-                    (None, _) => r.metadata.response_code = ResponseCode::NXDomain,
-                }
-                dns.send_to(&r.to_vec().unwrap(), peer).ok();
-            }
-        });
+        spawn_test_resolver(
+            &[
+                ("api.example.com", [93, 184, 216, 34]),
+                ("rebind.example.com", [169, 254, 169, 254]),
+            ],
+            queries.clone(),
+        );
         // Controls: without the broker, the same client reaches every forbidden stand-in.
         for addr in ["169.254.169.254:443", "169.254.169.254:80", "10.0.0.1:443"] {
             TcpStream::connect(addr).unwrap_or_else(|e| panic!("control {addr}: {e}"));

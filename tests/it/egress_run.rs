@@ -219,7 +219,13 @@ fn in_internet<R: Send + 'static>(
             }
         });
         let queries = Arc::new(Mutex::new(Vec::new()));
-        spawn_resolver(queries.clone());
+        spawn_test_resolver(
+            &[
+                ("api.example.com", [93, 184, 216, 34]),
+                ("evil.example.com", [8, 8, 4, 4]),
+            ],
+            queries.clone(),
+        );
         let mut tls = Command::new("openssl")
             .args([
                 "s_server",
@@ -250,46 +256,6 @@ fn in_internet<R: Send + 'static>(
     })
     .join()
     .unwrap()
-}
-
-fn spawn_resolver(seen: Arc<Mutex<Vec<String>>>) {
-    let dns = UdpSocket::bind("[::]:53").unwrap();
-    std::thread::spawn(move || {
-        use hickory_proto::op::{Message, ResponseCode};
-        use hickory_proto::rr::{rdata::A, RData, Record, RecordType};
-        let mut buf = [0u8; 1500];
-        while let Ok((n, peer)) = dns.recv_from(&mut buf) {
-            let Ok(q) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let Some(question) = q.queries.first().cloned() else {
-                continue;
-            };
-            let name = question.name.to_ascii().trim_end_matches('.').to_string();
-            seen.lock().unwrap().push(name.clone());
-            let mut r = Message::response(q.metadata.id, q.metadata.op_code);
-            r.metadata.recursion_available = true;
-            r.metadata.recursion_desired = q.metadata.recursion_desired;
-            r.add_query(question.clone());
-            let ip = match name.as_str() {
-                "api.example.com" => Some([93, 184, 216, 34]),
-                "evil.example.com" => Some([8, 8, 4, 4]),
-                _ => None,
-            };
-            match (ip, question.query_type) {
-                (Some(ip), RecordType::A) => {
-                    r.add_answer(Record::from_rdata(
-                        question.name.clone(),
-                        60,
-                        RData::A(A(ip.into())),
-                    ));
-                }
-                (Some(_), _) => {}
-                (None, _) => r.metadata.response_code = ResponseCode::NXDomain,
-            }
-            dns.send_to(&r.to_vec().unwrap(), peer).ok();
-        }
-    });
 }
 
 fn node() -> Option<&'static str> {

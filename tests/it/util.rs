@@ -302,3 +302,45 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A test "internet"'s resolver on UDP [::]:53 of the calling thread's network namespace:
+/// answers an A record for each name in `answers`, NXDOMAIN for the rest, and records every
+/// name it is asked in `seen`. Only for namespaces a test made itself.
+pub fn spawn_test_resolver(
+    answers: &'static [(&'static str, [u8; 4])],
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use hickory_proto::op::{Message, ResponseCode};
+    use hickory_proto::rr::{rdata::A, RData, Record, RecordType};
+    let dns = std::net::UdpSocket::bind("[::]:53").unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = dns.recv_from(&mut buf) {
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let Some(question) = q.queries.first().cloned() else {
+                continue;
+            };
+            let name = question.name.to_ascii().trim_end_matches('.').to_string();
+            seen.lock().unwrap().push(name.clone());
+            let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+            r.metadata.recursion_available = true;
+            r.metadata.recursion_desired = q.metadata.recursion_desired;
+            r.add_query(question.clone());
+            let ip = answers.iter().find(|(n, _)| *n == name).map(|(_, ip)| *ip);
+            match (ip, question.query_type) {
+                (Some(ip), RecordType::A) => {
+                    r.add_answer(Record::from_rdata(
+                        question.name.clone(),
+                        60,
+                        RData::A(A(ip.into())),
+                    ));
+                }
+                (Some(_), _) => {}
+                (None, _) => r.metadata.response_code = ResponseCode::NXDomain,
+            }
+            dns.send_to(&r.to_vec().unwrap(), peer).ok();
+        }
+    });
+}
