@@ -26,6 +26,8 @@ pub mod compat;
 pub mod lower;
 pub mod net;
 pub mod rights;
+mod view;
+pub use view::LandlockView;
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -150,54 +152,6 @@ pub struct LandlockOutcome {
 }
 
 impl LandlockPlan {
-    /// For `check` and the launch log: ABI, status, features and the final rule list.
-    pub fn describe(&self) -> Value {
-        let c = &self.compat;
-        let rules: Vec<Value> = self
-            .rules
-            .iter()
-            .map(|r| {
-                json!({
-                    "path": r.path.display().to_string(),
-                    "kind": if r.is_dir { "dir" } else { "file" },
-                    "rights": rights::names(r.rights),
-                    "why": r.why.join("; "),
-                    "opened": if r.fd.is_some() { "yes" } else { "at launch (directory created then)" },
-                })
-            })
-            .collect();
-        let net = |ports: &[u16], what: &str| -> Vec<Value> {
-            ports
-                .iter()
-                .map(|p| json!({"port": p, "access": what}))
-                .collect()
-        };
-        let mut net_rules = net(&self.bind, "bind_tcp");
-        net_rules.extend(net(&self.connect, "connect_tcp"));
-        json!({
-            "mode": match c.mode { policy::LandlockMode::Required => "required", policy::LandlockMode::BestEffort => "best-effort" },
-            "kernel_abi": c.kernel_abi,
-            "kernel_error": c.kernel_error,
-            "effective_abi": c.effective_abi,
-            "test_abi_override": c.override_warning(),
-            "status": c.expected_status(),
-            "features": c.features,
-            "handled_fs": rights::names(self.handled_fs),
-            "tcp": if c.enforced(Feature::Tcp) { "every TCP bind/connect not listed is denied" } else { "NOT enforced" },
-            "scopes": self.scopes.iter().map(|s| match s { Scope::AbstractUnixSocket => "abstract_unix_socket", Scope::Signal => "signal", _ => "other" }).collect::<Vec<_>>(),
-            "audit": if c.enforced(Feature::Audit) { "log_new_exec" } else { "unavailable" },
-            "rules": rules,
-            "net_rules": net_rules,
-            "deny": self.report.deny,
-            "splits": self.report.splits,
-            "automatic": self.report.automatic,
-            "created_dirs": self.report.created.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-            "optional_missing": self.report.optional_missing,
-            "notes": self.report.notes,
-            "cannot_enforce": LIMITS,
-        })
-    }
-
     /// `clawjail learn`: handle no TCP access, so every bind/connect reaches the
     /// supervisor's record instead of EACCES (src/learn/). Files and scopes are unchanged.
     pub fn open_network_for_learning(&mut self) {
