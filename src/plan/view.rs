@@ -287,3 +287,7 @@ pub fn target_exec(plan: &Plan) -> String {
 fn exec_path(t: &super::target::TargetPlan) -> String {
     t.exec_path.display().to_string()
 }
+
+#[cfg(test)]
+#[path = "view_tests.rs"]
+mod tests;
