@@ -1,5 +1,6 @@
-//! Landlock: filesystem, TCP port and scope rules, applied at step 14 with
-//! landlock_restrict_self(2) (kernel Documentation/userspace-api/landlock.rst).
+//! Landlock: filesystem, TCP port and scope rules, applied at step 16
+//! (`landlock-restrict-self`) with landlock_restrict_self(2) (kernel
+//! Documentation/userspace-api/landlock.rst).
 //!
 //! Enforces, for the target and everything it execs:
 //! - files: only what `[filesystem] read/write/exec` and the automatic exec chain grant
@@ -10,15 +11,15 @@
 //!   out (ABI 6);
 //! - audit: denials after exec are logged (`log_new_exec`, ABI 7).
 //!
-//! Cannot: restrict fds opened before restrict_self (step 12 marks them close-on-exec);
-//! restrict code rather than execve (ld.so runs any readable ELF, an interpreter any
-//! readable script); see `LIMITS` for the rest, printed by `check`.
+//! Cannot: restrict fds opened before restrict_self (step 14 (`cloexec-fds`) marks them
+//! close-on-exec); restrict code rather than execve (ld.so runs any readable ELF, an
+//! interpreter any readable script); see `LIMITS` for the rest, printed by `check`.
 //!
 //! Needs: Landlock ABI >= 6 for the default policy under `kernel.landlock = "required"`
 //! (`compat.rs`). Paths are resolved and opened in `prepare`, while still privileged, with
 //! `paths::resolve` (no symlink the target could have planted is followed); restrict_self
 //! only uses those fds. The crate's `restrict_self` also sets no_new_privs (already set at
-//! step 10, so a no-op here).
+//! step 12 (`no-new-privs`), so a no-op here).
 
 mod chain;
 pub use chain::{ChainEntry, ChainRole};

@@ -14,8 +14,8 @@
 //! which file an fd is (Landlock's job); stop what io_uring would do (hence EPERM on it).
 //!
 //! **Needs**: x86_64 (the only syscall table in this build; elsewhere `prepare` refuses),
-//! no_new_privs set before install (step 10), Linux >= 4.14 for SECCOMP_RET_LOG and
-//! KILL_PROCESS. The plan is compiled while still privileged; `install` is one syscall.
+//! no_new_privs set before install (step 12 (`no-new-privs`)), Linux >= 4.14 for
+//! SECCOMP_RET_LOG and KILL_PROCESS. The plan is compiled while still privileged; `install` is one syscall.
 //!
 //! `action = "log"` is the learning mode: every call that would be denied (unlisted,
 //! policy `deny`, argument guards, the [`guards`] denials) is allowed and logged by the
