@@ -28,7 +28,7 @@ pub mod lower;
 pub mod net;
 pub mod rights;
 mod view;
-pub use view::LandlockView;
+pub use view::{LandlockView, OutcomeSummary};
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -38,7 +38,7 @@ use landlock::{
     AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
     RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
-use serde_json::{json, Value};
+
 use toml::Spanned;
 
 use crate::paths::{self, DirOutcome, PathError};
@@ -110,11 +110,11 @@ struct FsRule {
 #[derive(Debug, Default)]
 struct Report {
     created: Vec<DirOutcome>,
-    optional_missing: Vec<Value>,
-    automatic: Vec<Value>,
+    optional_missing: Vec<view::OptionalMissing>,
+    automatic: Vec<view::AutoRule>,
     notes: Vec<String>,
     splits: Vec<lower::Split>,
-    deny: Vec<Value>,
+    deny: Vec<view::DenyEntry>,
 }
 
 /// The rules, resolved and opened, ready for restrict_self.
@@ -143,7 +143,7 @@ impl LandlockPlan {
 /// What restrict_self achieved.
 #[derive(Debug, Clone)]
 pub struct LandlockOutcome {
-    pub summary: Value,
+    pub summary: view::OutcomeSummary,
     pub kernel_abi: i32,
     pub effective_abi: i32,
     /// From the policy's point of view.
@@ -255,7 +255,11 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
                     ));
                 }
                 Err(PathError::Missing { missing, .. }) if optional => {
-                    report.optional_missing.push(json!({"list": key, "path": path.display().to_string(), "missing": missing.display().to_string()}));
+                    report.optional_missing.push(view::OptionalMissing {
+                        list: key,
+                        path: path.display().to_string(),
+                        missing: missing.display().to_string(),
+                    });
                 }
                 Err(PathError::Missing { .. })
                     if would_create.iter().any(|w| path.starts_with(w)) =>
@@ -281,11 +285,11 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
         LandlockError::Refused(format!("landlock: exec chain: {}: {e}", p.display()))
     })?;
     for a in chain_rules.autos {
-        report.automatic.push(json!({
-            "path": a.resolved.path.display().to_string(),
-            "rights": rights::names(a.rights),
-            "why": a.why,
-        }));
+        report.automatic.push(view::AutoRule {
+            path: a.resolved.path.display().to_string(),
+            rights: rights::names(a.rights),
+            why: a.why.clone(),
+        });
         entries.push(entry(a.resolved, a.rights, Origin::Auto, a.why));
     }
     report.notes.extend(chain_rules.notes);
@@ -468,9 +472,11 @@ fn resolve_denies(
         let (_optional, path) = expand_entry(inp, v, key)?;
         match paths::resolve(&path, inp.target) {
             Ok(r) => {
-                report
-                    .deny
-                    .push(json!({"path": r.path.display().to_string(), "exists": true}));
+                report.deny.push(view::DenyEntry {
+                    path: r.path.display().to_string(),
+                    exists: true,
+                    guarded_by_splitting: None,
+                });
                 out.push(Deny {
                     id: r.meta.id,
                     ancestors: r.ancestors,
@@ -482,7 +488,11 @@ fn resolve_denies(
                 let parent = missing.parent().unwrap_or(Path::new("/")).to_path_buf();
                 let r = paths::resolve(&parent, inp.target)
                     .map_err(|e| path_error(inp, v, key, &parent, e))?;
-                report.deny.push(json!({"path": path.display().to_string(), "exists": false, "guarded_by_splitting": r.path.display().to_string()}));
+                report.deny.push(view::DenyEntry {
+                    path: path.display().to_string(),
+                    exists: false,
+                    guarded_by_splitting: Some(r.path.display().to_string()),
+                });
                 out.push(Deny {
                     id: r.meta.id,
                     ancestors: r.ancestors,
@@ -716,18 +726,18 @@ fn outcome(plan: &LandlockPlan, status: Status, crate_status: &str) -> LandlockO
     let c = &plan.compat;
     let enforced = c.in_state(State::Enforced);
     let dropped = c.dropped();
-    let summary = json!({
-        "kernel_abi": c.kernel_abi,
-        "effective_abi": c.effective_abi,
-        "status": status,
-        "ruleset_status": crate_status,
-        "enforced": enforced,
-        "dropped": dropped,
-        "fs_rules": plan.rules.len(),
-        "tcp_bind": plan.bind,
-        "tcp_connect": plan.connect,
-        "test_abi_override": c.override_warning(),
-    });
+    let summary = view::OutcomeSummary {
+        kernel_abi: c.kernel_abi,
+        effective_abi: c.effective_abi,
+        status,
+        ruleset_status: crate_status.to_string(),
+        enforced,
+        dropped: dropped.clone(),
+        fs_rules: plan.rules.len(),
+        tcp_bind: plan.bind.clone(),
+        tcp_connect: plan.connect.clone(),
+        test_abi_override: c.override_warning(),
+    };
     LandlockOutcome {
         summary,
         kernel_abi: c.kernel_abi,

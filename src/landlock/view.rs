@@ -4,7 +4,6 @@
 
 use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
-use serde_json::Value;
 
 use super::compat::{Feature, FeatureState, Status};
 use super::{lower, rights, FsRule, LandlockPlan, LIMITS};
@@ -28,13 +27,57 @@ pub struct LandlockView<'a> {
     pub audit: &'static str,
     pub rules: Rules<'a>,
     pub net_rules: Vec<NetRule>,
-    pub deny: &'a [Value],
+    pub deny: &'a [DenyEntry],
     pub splits: &'a [lower::Split],
-    pub automatic: &'a [Value],
+    pub automatic: &'a [AutoRule],
     pub created_dirs: Vec<String>,
-    pub optional_missing: &'a [Value],
+    pub optional_missing: &'a [OptionalMissing],
     pub notes: &'a [String],
     pub cannot_enforce: &'static [&'static str],
+}
+
+/// A `filesystem.deny` entry: an existing path (its own inode is cut out of the grants) or a
+/// missing one, guarded by splitting the nearest existing parent.
+#[derive(Debug, Clone, Serialize)]
+pub struct DenyEntry {
+    pub path: String,
+    pub exists: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guarded_by_splitting: Option<String>,
+}
+
+/// A rule the target's exec chain needs (its ELF interpreter, libraries, scripts).
+#[derive(Debug, Clone, Serialize)]
+pub struct AutoRule {
+    pub path: String,
+    pub rights: String,
+    pub why: String,
+}
+
+/// An optional (`?`) entry skipped because it does not exist.
+#[derive(Debug, Clone, Serialize)]
+pub struct OptionalMissing {
+    /// The policy key, e.g. `filesystem.read`.
+    pub list: &'static str,
+    pub path: String,
+    /// The first component that is missing.
+    pub missing: String,
+}
+
+/// What restrict_self achieved, for the launch event (`LandlockOutcome::summary`).
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeSummary {
+    pub kernel_abi: i32,
+    pub effective_abi: i32,
+    pub status: Status,
+    /// The landlock crate's own RulesetStatus.
+    pub ruleset_status: String,
+    pub enforced: Vec<Feature>,
+    pub dropped: Vec<Feature>,
+    pub fs_rules: usize,
+    pub tcp_bind: Vec<u16>,
+    pub tcp_connect: Vec<u16>,
+    pub test_abi_override: Option<String>,
 }
 
 /// One TCP port rule.
@@ -129,5 +172,13 @@ impl LandlockPlan {
             notes: &self.report.notes,
             cannot_enforce: LIMITS,
         }
+    }
+}
+
+/// Compact JSON with sorted keys, as the launch event's `landlock` field.
+impl std::fmt::Display for OutcomeSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        write!(f, "{v}")
     }
 }
