@@ -360,6 +360,12 @@ fn shipped_gateway_policy() {
         );
         return;
     }
+    // limits.nofile = 16384 is clamped (and says so in `degraded`) when this process's
+    // hard limit is lower: the test's environment, not the policy.
+    if let Some(clamp) = p.degraded.iter().find(|d| d.starts_with("limits.")) {
+        eprintln!("skipped: {clamp}");
+        return;
+    }
     if landlock_abi_is_current(&p) {
         assert_snapshot("openclaw-gateway", &normalised(&p, &s));
     }
