@@ -340,3 +340,62 @@ fn step_numbers_in_docs_name_the_right_steps() {
     }
     assert!(checked >= 6, "only {checked} step citations found");
 }
+
+/// The keys the policy schema accepts in `table` (`""`: the top level), read from the
+/// schema itself: the deserializer's own "expected one of" list for an unknown key.
+fn schema_keys(table: &str) -> BTreeSet<String> {
+    use crate::policy::{Origin, Source};
+    let text = if table.is_empty() {
+        "version = 1\nzz_not_a_key = 1\n".to_string()
+    } else {
+        format!("version = 1\n[{table}]\nzz_not_a_key = 1\n")
+    };
+    let e = crate::policy::load(Source::new(Origin::Flag("k.toml".into()), text)).unwrap_err();
+    assert_eq!(e.code, "unknown-key", "{e}");
+    // "expected one of: a, b, c", "expected a or b", "expected a".
+    let list = e.message.rsplit("expected ").next().unwrap();
+    let list = list.strip_prefix("one of: ").unwrap_or(list);
+    list.split(", ")
+        .flat_map(|k| k.split(" or "))
+        .map(|k| {
+            k.trim_matches(|c: char| c == '`' || c.is_whitespace())
+                .to_string()
+        })
+        .collect()
+}
+
+/// docs/policy.md documents exactly the keys the schema accepts, table by table (a key
+/// added to a policy struct without a row, or a row for a key that was removed, fails).
+#[test]
+fn policy_key_tables_match_the_schema() {
+    let text = doc("docs/policy.md");
+    let top = schema_keys("");
+    assert!(top.contains("version") && top.contains("egress"), "{top:?}");
+    let top_table = first_column(section(&text, "## Top level"));
+    for key in &top {
+        let documented = top_table.contains(key)
+            || top_table.iter().any(|t| {
+                t.strip_prefix('[').is_some_and(|t| {
+                    t.starts_with(&format!("{key}]")) || t.starts_with(&format!("{key}."))
+                })
+            })
+            || text.contains(&format!("## `[{key}]`"));
+        assert!(
+            documented,
+            "docs/policy.md does not document the top-level key `{key}`"
+        );
+    }
+    let tables: Vec<&String> = top
+        .iter()
+        .filter(|k| text.contains(&format!("## `[{k}]`")))
+        .collect();
+    assert!(tables.len() >= 10, "{tables:?}");
+    for t in tables {
+        let documented = first_column(section(&text, &format!("## `[{t}]`")));
+        let schema = schema_keys(t);
+        assert_eq!(
+            documented, schema,
+            "docs/policy.md's [{t}] table (left) and the schema's keys (right) differ"
+        );
+    }
+}
