@@ -399,3 +399,40 @@ fn policy_key_tables_match_the_schema() {
         );
     }
 }
+
+/// docs/landlock.md's `[filesystem]` table: the first sentence of the `read`, `write` and
+/// `exec` rows names exactly the rights `src/landlock/rights.rs` grants for that list
+/// (`read` in the `write` row stands for the read rights).
+#[test]
+fn landlock_rights_table_matches_the_code() {
+    use crate::landlock::rights;
+    let text = doc("docs/landlock.md");
+    let table = section(&text, "## `[filesystem]`");
+    let names =
+        |r| -> BTreeSet<String> { rights::names(r).split(',').map(str::to_string).collect() };
+    for (key, granted) in [
+        ("read", rights::READ),
+        ("write", rights::WRITE),
+        ("exec", rights::EXEC),
+    ] {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{key}` |")))
+            .unwrap_or_else(|| panic!("docs/landlock.md has no `{key}` row"));
+        let cell = row.split('|').nth(2).unwrap();
+        let first = cell.split(". ").next().unwrap();
+        let mut documented = BTreeSet::new();
+        for word in first.split('`').skip(1).step_by(2) {
+            if word == "read" {
+                documented.extend(names(rights::READ));
+            } else {
+                documented.insert(word.to_string());
+            }
+        }
+        assert_eq!(
+            documented,
+            names(granted),
+            "docs/landlock.md's `{key}` row (left) and rights.rs (right) differ"
+        );
+    }
+}
