@@ -250,6 +250,35 @@ fn policy_error_codes_are_listed() {
             "docs/policy.md lists `{c}`, which no code spells"
         );
     }
+    // Codes cited elsewhere (`error[code]` in any doc, docs/landlock.md's own list) are
+    // codes of the table.
+    let mut cited = Vec::new();
+    let mut docs = vec!["README.md".to_string()];
+    for e in
+        std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")).unwrap()
+    {
+        docs.push(format!("docs/{}", e.unwrap().file_name().to_string_lossy()));
+    }
+    for d in docs.iter().filter(|d| d.ends_with(".md")) {
+        for after in doc(d).split("error[").skip(1) {
+            cited.push((d.clone(), after.split(']').next().unwrap().to_string()));
+        }
+    }
+    let landlock = doc("docs/landlock.md");
+    // Its list ends at the first `;` (then prose about refusals).
+    let list = section(&landlock, "## Error codes")
+        .split(';')
+        .next()
+        .unwrap();
+    for code in list.split('`').skip(1).step_by(2) {
+        cited.push(("docs/landlock.md".into(), code.to_string()));
+    }
+    for (d, code) in cited {
+        assert!(
+            listed.contains(&code),
+            "{d} cites error code `{code}`, which docs/policy.md's table does not list"
+        );
+    }
 }
 
 /// Step numbers cited in prose ("step 16 (`landlock-restrict-self`)", "steps 7-9
