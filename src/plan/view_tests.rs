@@ -9,8 +9,9 @@
 //!
 //! On a mismatch the test prints a line diff. After an intended change, rewrite them:
 //!   UPDATE_SNAPSHOTS=1 cargo test --lib plan::view::tests
-//! (as root for `.root.json`, as an unprivileged user for `.user.json`), and review the
-//! diff in git like any other change.
+//! (as root for `.root.json`, as an unprivileged user for `.user.json`; as root,
+//! `scripts/update-snapshots.sh` does both), and review the diff in git like any other
+//! change.
 //!
 //! Placeholders (each replaces something that differs between machines or runs, never
 //! something the policy decides): `<SCRATCH>` the test's temporary directory, `<HOME>`
@@ -216,9 +217,15 @@ fn assert_snapshot(name: &str, actual: &str) {
         .join("tests/snapshots/plan-view")
         .join(format!("{name}.{start}.json"));
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        eprintln!("updated {}", path.display());
+        // UPDATE_SNAPSHOTS_DIR: somewhere an unprivileged run may write
+        // (scripts/update-snapshots.sh copies its files back).
+        let out = match std::env::var_os("UPDATE_SNAPSHOTS_DIR") {
+            Some(dir) => Path::new(&dir).join(path.file_name().unwrap()),
+            None => path.clone(),
+        };
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        std::fs::write(&out, actual).unwrap();
+        eprintln!("updated {}", out.display());
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
@@ -230,7 +237,7 @@ fn assert_snapshot(name: &str, actual: &str) {
     });
     if expected != actual {
         panic!(
-            "the plan view of {name} ({start} start) differs from {}:\n{}\nIf the change is intended: UPDATE_SNAPSHOTS=1 cargo test --lib plan::view::tests, then review the diff in git.",
+            "the plan view of {name} ({start} start) differs from {}:\n{}\nIf the change is intended: bash scripts/update-snapshots.sh (as root: both starts) or UPDATE_SNAPSHOTS=1 cargo test --lib plan::view::tests (this start), then review the diff in git.",
             path.display(),
             line_diff(&expected, actual)
         );
