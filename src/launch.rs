@@ -313,7 +313,7 @@ pub(crate) fn pinned_list(doc: &str, name: &str) -> Vec<String> {
 /// Every plan field comes from the plan's view (`plan::view`, the parts `check --json`
 /// prints); only what the steps achieved (`Applied`) is added here. Nothing is built when
 /// INFO is off.
-fn launch_event(plan: &Plan, applied: &Applied) {
+pub(crate) fn launch_event(plan: &Plan, applied: &Applied) {
     use crate::plan::view;
     if !tracing::enabled!(tracing::Level::INFO) {
         return;

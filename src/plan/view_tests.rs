@@ -75,6 +75,16 @@ fn privileged() -> bool {
 
 /// Prepare `text` as `check --policy NAME [--var ...]` does (no command, nothing created).
 fn plan(name: &str, text: &str, vars: &[(&str, String)]) -> Result<Plan, String> {
+    prepared(name, text, vars, None).map(|(_, p)| p)
+}
+
+/// The same with an optional command, keeping the loaded policy.
+fn prepared(
+    name: &str,
+    text: &str,
+    vars: &[(&str, String)],
+    command: Option<&[&str]>,
+) -> Result<(policy::Loaded, Plan), String> {
     let loaded = policy::load(Source::new(Origin::Flag(name.into()), text.to_string()))
         .map_err(|e| e.to_string())?;
     let opts = PrepareOptions {
@@ -82,12 +92,13 @@ fn plan(name: &str, text: &str, vars: &[(&str, String)]) -> Result<Plan, String>
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
-        command: None::<Vec<OsString>>,
+        command: command.map(|c| c.iter().map(OsString::from).collect()),
         init: false,
         apply: false,
         ..Default::default()
     };
-    prepare(&loaded, &opts).map_err(|e| e.to_string())
+    let plan = prepare(&loaded, &opts).map_err(|e| e.to_string())?;
+    Ok((loaded, plan))
 }
 
 /// The view as pretty JSON with this machine's values replaced (see the module header).
@@ -375,6 +386,131 @@ fn shipped_gateway_policy() {
     }
     if landlock_abi_is_current(&p) {
         assert_snapshot("openclaw-gateway", &normalised(&p, &s));
+    }
+}
+
+/// The launch event and the run record carry the view's values, not values of their own
+/// (they are built from the same functions; this pins that they stay so).
+#[test]
+fn launch_event_and_run_record_report_the_views_values() {
+    use crate::launch::Applied;
+    use crate::session::SessionOutcome;
+    let s = Scratch::new("event");
+    let data = s.dir("data");
+    let text = format!(
+        "version = 1\n[identity]\nuser = \"nobody\"\n[filesystem]\nread = [{data:?}]\n[limits]\nnofile = 1024\n[env]\nset = {{ A = \"1\" }}\n"
+    );
+    let (loaded, p) = prepared("event.toml", &text, &[], Some(&["/bin/true"])).unwrap();
+    let v = serde_json::to_value(PlanView::of(&p)).unwrap();
+
+    let buf = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(buf.clone())
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false)
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .finish();
+    let applied = Applied {
+        session: SessionOutcome::NewSession,
+        bounding_dropped: None,
+        landlock: None,
+        forked_envp: None,
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        crate::launch::launch_event(&p, &applied);
+    });
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let line = out.lines().find(|l| l.contains("clawjail launch")).unwrap();
+    let ev: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(ev["policy"], v["policy"]["file"]);
+    assert_eq!(ev["policy_selected_by"], v["policy"]["selected_by"]);
+    assert_eq!(ev["policy_sha256"], v["policy"]["sha256"]);
+    let mode = v["identity"]["mode"].as_str().unwrap();
+    assert_eq!(
+        ev["identity"],
+        if mode == "switch" {
+            "switched"
+        } else {
+            "kept (unprivileged start)"
+        }
+    );
+    assert_eq!(ev["uid"], v["identity"]["uid"]);
+    assert_eq!(ev["gid"], v["identity"]["gid"]);
+    let debug_list = |items: Vec<String>| format!("{items:?}");
+    let strings = |x: &Value, f: &dyn Fn(&Value) -> String| -> Vec<String> {
+        x.as_array().unwrap().iter().map(f).collect()
+    };
+    assert_eq!(
+        ev["caps_kept"],
+        debug_list(strings(&v["capabilities"]["keep"], &|c| c
+            .as_str()
+            .unwrap()
+            .into()))
+    );
+    assert_eq!(
+        ev["rlimits"],
+        debug_list(strings(&v["limits"], &|l| format!(
+            "{}={}",
+            l["name"].as_str().unwrap(),
+            l["value"].as_str().unwrap()
+        )))
+    );
+    assert!(
+        ev["rlimits"].as_str().unwrap().contains("nofile=1024"),
+        "{ev}"
+    );
+    assert_eq!(ev["umask"], v["umask"]);
+    assert_eq!(
+        ev["env_names"],
+        debug_list(strings(&v["env"]["names"], &|n| n["name"]
+            .as_str()
+            .unwrap()
+            .into()))
+    );
+    assert_eq!(ev["fds_cloexec_from"], v["fds"]["cloexec_from"]);
+    assert_eq!(ev["terminal"], v["terminal"]);
+    let sc = &v["seccomp"];
+    assert_eq!(
+        ev["seccomp"],
+        format!(
+            "{} profile, action {}, {} syscalls allowed ({} with argument rules), {} BPF instructions",
+            sc["profile"].as_str().unwrap(),
+            sc["action"].as_str().unwrap(),
+            sc["allowed"],
+            sc["with_argument_rules"],
+            sc["bpf_instructions"]
+        )
+    );
+    assert_eq!(ev["target"], v["target"]["exec"]);
+    assert_eq!(ev["degraded"], format!("{:?}", p.degraded));
+
+    let rec = crate::runrecord::for_this_process(&p, &loaded.policy).unwrap();
+    assert_eq!(rec.policy, v["policy"]["file"]);
+    assert_eq!(rec.policy_sha256, v["policy"]["sha256"]);
+    assert_eq!(rec.target, v["target"]["exec"]);
+    assert_eq!(rec.uid, v["identity"]["uid"]);
+}
+
+/// A log writer the test reads back.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
     }
 }
 
