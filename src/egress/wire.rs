@@ -290,25 +290,40 @@ pub struct Received {
 
 /// Accept on one host listener and forward each connection to `127.0.0.1:PORT` inside,
 /// from the client's own address (src/egress/inbound.rs). One line per connection.
+/// Each forward holds two descriptors (the host client's and the namespace socket's), so
+/// it takes a slot from the relay's fd-sized bound; beyond it, and at EMFILE, new clients
+/// are reset and logged while the held ones keep going (src/egress/shed.rs).
 async fn serve_inbound(
     l: std::net::TcpListener,
     factory: Arc<std::sync::Mutex<UnixStream>>,
+    slots: Arc<tokio::sync::Semaphore>,
+    reserve: Arc<std::sync::Mutex<super::shed::Reserve>>,
 ) -> io::Result<()> {
     l.set_nonblocking(true)?;
     let host = l.local_addr()?;
     let inside = SocketAddr::from((Ipv4Addr::LOCALHOST, host.port()));
     let l = tokio::net::TcpListener::from_std(l)?;
     loop {
-        let (c, peer) = match l.accept().await {
-            Ok(x) => x,
+        let (c, peer) = match broker::accept(&l, &reserve, "inbound").await {
+            Ok(Some(x)) => x,
+            Ok(None) => continue,
             Err(e) => {
+                // Not per-connection, but the host side must not go away with one error.
                 tracing::warn!(error = %e, "egress inbound: accept failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(event = "egress-inbound", verdict = "refused", peer = %peer,
+                listener = %host, why = "connection limit reached (sized to the file descriptor limit; connections held are kept)",
+                "egress inbound: refused {peer} -> {host}: connection limit reached");
+            super::relay::reset(c);
+            continue;
+        };
         let factory = factory.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let t = std::time::Instant::now();
             match super::inbound::forward(c, peer, inside, factory).await {
                 Ok((o, i)) => tracing::info!(event = "egress-inbound", verdict = "forwarded",
@@ -337,7 +352,8 @@ fn serve_all(
         if let Some(f) = got.factory {
             let f = Arc::new(std::sync::Mutex::new(f));
             for l in inbound {
-                set.spawn(serve_inbound(l, f.clone()));
+                let (slots, reserve) = (b.relay.slots.clone(), b.reserve.clone());
+                set.spawn(serve_inbound(l, f.clone(), slots, reserve));
             }
         }
         tokio::select! {
