@@ -87,7 +87,8 @@ pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
         },
         // A broker on loopback with RLIMIT_NOFILE set to LIMIT (this process only),
         // relaying to an echo server in the same process; prints `listening PORT`, serves
-        // until stdin closes, logs JSON decisions on stderr. The fd-exhaustion test drives it.
+        // until stdin closes (`hog`/`free` lines: take every free descriptor and give them
+        // back), logs JSON decisions on stderr. The fd-exhaustion test drives it.
         Action::BrokerFdLimit => match arg::<u64>(args, 0) {
             // An optional echo upstream outside this process: one inside shares the fd
             // limit, and its own accept failing would hang a relayed connection instead of
@@ -213,9 +214,34 @@ fn broker_fd_limit(limit: u64, upstream: Option<std::net::SocketAddr>) -> Outcom
     });
     println!("listening {}", capture_at.port());
     std::io::stdout().flush().ok();
-    let mut rest = Vec::new();
-    std::io::stdin().read_to_end(&mut rest).ok();
+    hog_on_request();
     Outcome::Ok("stopped".into())
+}
+
+/// `broker-fd-limit`'s stdin, one command a line, until EOF: `hog` opens /dev/null until
+/// EMFILE (another part of the process taking every descriptor, outside the broker's
+/// budget, so the broker's accept itself fails) and prints `hogged N`; `free` closes them
+/// and prints `freed`.
+fn hog_on_request() {
+    use std::io::{BufRead, Write};
+    let mut hog: Vec<std::fs::File> = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match line.trim() {
+            "hog" => {
+                while let Ok(f) = std::fs::File::open("/dev/null") {
+                    hog.push(f);
+                }
+                println!("hogged {}", hog.len());
+            }
+            "free" => {
+                hog.clear();
+                println!("freed");
+            }
+            _ => println!("unknown command"),
+        }
+        std::io::stdout().flush().ok();
+    }
 }
 
 fn tls_hello(host: &str, port: u16, sni: &str) -> Outcome {
