@@ -86,7 +86,8 @@ pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
             _ => Outcome::Broken("usage: tls-hello HOST PORT SNI|-".into()),
         },
         // A broker on loopback with RLIMIT_NOFILE set to LIMIT (this process only),
-        // relaying to an echo server in the same process; prints `listening PORT`, serves
+        // relaying to an echo server in the same process; prints `listening PORT PROXY DNS`
+        // (the capture listener, the CONNECT proxy's, DNS over TCP's), serves
         // until stdin closes (`hog`/`free` lines: take every free descriptor and give them
         // back), logs JSON decisions on stderr. The fd-exhaustion test drives it.
         Action::BrokerFdLimit => match arg::<u64>(args, 0) {
@@ -172,6 +173,19 @@ fn broker_fd_limit(limit: u64, upstream: Option<std::net::SocketAddr>) -> Outcom
         (Ok(e), Ok(c)) => (upstream.unwrap_or(e), c),
         (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
     };
+    // The broker's other accept loops, for the EMFILE check: the CONNECT proxy and DNS
+    // over TCP.
+    let (proxy, dns) = match (
+        TcpListener::bind("127.0.0.1:0"),
+        TcpListener::bind("127.0.0.1:0"),
+    ) {
+        (Ok(p), Ok(d)) => (p, d),
+        (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
+    };
+    let (proxy_port, dns_port) = match (proxy.local_addr(), dns.local_addr()) {
+        (Ok(p), Ok(d)) => (p.port(), d.port()),
+        (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
+    };
     std::thread::spawn(move || {
         if upstream.is_some() {
             return;
@@ -207,12 +221,14 @@ fn broker_fd_limit(limit: u64, upstream: Option<std::net::SocketAddr>) -> Outcom
             &b,
             broker::BrokerSockets {
                 capture: vec![capture],
+                proxy: vec![proxy],
+                dns_tcp: vec![dns],
                 ..Default::default()
             },
         );
         println!("broker ended: {r:?}");
     });
-    println!("listening {}", capture_at.port());
+    println!("listening {} {proxy_port} {dns_port}", capture_at.port());
     std::io::stdout().flush().ok();
     hog_on_request();
     Outcome::Ok("stopped".into())

@@ -680,19 +680,28 @@ fn egress_broker_survives_fd_exhaustion() {
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    let port: u16 = first.strip_prefix("listening ").unwrap().parse().unwrap();
+    let ports: Vec<u16> = first
+        .strip_prefix("listening ")
+        .unwrap()
+        .split(' ')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let [port, proxy_port, dns_port] = ports[..] else {
+        panic!("{first}")
+    };
     let round_trip = |s: &mut TcpStream| -> std::io::Result<()> {
         s.set_read_timeout(Some(Duration::from_secs(3)))?;
         s.write_all(b"x")?;
         let mut b = [0u8; 1];
         s.read_exact(&mut b)
     };
-    let connect = || TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let connect_to = |p: u16| TcpStream::connect(("127.0.0.1", p)).unwrap();
+    let connect = || connect_to(port);
     // Refused at once, never left waiting (a wait would end in the 3 s read timeout,
     // WouldBlock): a reset.
-    let assert_refused = |what: &str| {
+    let assert_refused_on = |p: u16, what: &str| {
         let t = Instant::now();
-        let e = round_trip(&mut connect()).expect_err(what);
+        let e = round_trip(&mut connect_to(p)).expect_err(what);
         assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{what}: {e}");
         assert!(
             t.elapsed() < Duration::from_secs(1),
@@ -700,6 +709,7 @@ fn egress_broker_survives_fd_exhaustion() {
             t.elapsed()
         );
     };
+    let assert_refused = |what: &str| assert_refused_on(port, what);
 
     // 1. The budget. Control: below it every connection is served.
     let mut held = Vec::new();
@@ -738,6 +748,9 @@ fn egress_broker_survives_fd_exhaustion() {
     for i in 0..3 {
         assert_refused(&format!("at EMFILE, try {i}"));
     }
+    // The broker's other accept loops shed the same way.
+    assert_refused_on(proxy_port, "CONNECT proxy at EMFILE");
+    assert_refused_on(dns_port, "DNS over TCP at EMFILE");
     for (i, s) in held.iter_mut().enumerate() {
         round_trip(s).unwrap_or_else(|e| panic!("held connection {i} broke at EMFILE: {e}"));
     }
@@ -762,8 +775,14 @@ fn egress_broker_survives_fd_exhaustion() {
         .iter()
         .filter(|l| l.contains("file descriptor limit reached (connections held are kept)"))
         .count();
-    // Each refusal logged: 1 + 3 over the budget, 3 at EMFILE.
-    assert_eq!((budget, emfile), (4, 3), "{log}");
+    // Each refusal logged: 1 + 3 over the budget, 3 + 2 at EMFILE.
+    assert_eq!((budget, emfile), (4, 5), "{log}");
+    for what in ["proxy", "DNS-over-TCP"] {
+        assert!(
+            log.contains(&format!("refused a new {what} connection")),
+            "{what}: {log}"
+        );
+    }
     assert!(!log.contains("panicked"), "{log}");
 }
 
