@@ -339,8 +339,9 @@ async fn serve_inbound(
 }
 
 /// The broker and the inbound forwards on one single-threaded runtime, until one fails.
-fn serve_all(
-    b: &broker::Broker<SystemUpstream>,
+/// (Public for the probe's fd-exhaustion broker.)
+pub fn serve_all<U: super::relay::Upstream>(
+    b: &broker::Broker<U>,
     got: Received,
     inbound: Vec<std::net::TcpListener>,
 ) -> io::Result<()> {

@@ -86,8 +86,9 @@ pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
             _ => Outcome::Broken("usage: tls-hello HOST PORT SNI|-".into()),
         },
         // A broker on loopback with RLIMIT_NOFILE set to LIMIT (this process only),
-        // relaying to an echo server in the same process; prints `listening PORT PROXY DNS`
-        // (the capture listener, the CONNECT proxy's, DNS over TCP's), serves
+        // relaying to an echo server in the same process; prints `listening PORT PROXY DNS IN`
+        // (the capture listener, the CONNECT proxy's, DNS over TCP's, and an inbound
+        // forward's on 127.0.0.2:IN to the echo server's 127.0.0.1:IN), serves
         // until stdin closes (`hog`/`free` lines: take every free descriptor and give them
         // back), logs JSON decisions on stderr. The fd-exhaustion test drives it.
         Action::BrokerFdLimit => match arg::<u64>(args, 0) {
@@ -186,6 +187,18 @@ fn broker_fd_limit(limit: u64, upstream: Option<std::net::SocketAddr>) -> Outcom
         (Ok(p), Ok(d)) => (p.port(), d.port()),
         (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
     };
+    // And an inbound forward: the "host" listener on 127.0.0.2 at the echo server's port
+    // forwards to 127.0.0.1 at that port (the "inside"), through a socket factory on a
+    // thread here (this process's namespace stands in for the target's).
+    let inbound = match TcpListener::bind((std::net::Ipv4Addr::new(127, 0, 0, 2), echo_at.port())) {
+        Ok(l) => l,
+        Err(e) => return Outcome::Broken(format!("inbound listener: {e}")),
+    };
+    let (ours, theirs) = match std::os::unix::net::UnixStream::pair() {
+        Ok(p) => p,
+        Err(e) => return Outcome::Broken(e.to_string()),
+    };
+    std::thread::spawn(move || crate::egress::inbound::serve_factory(theirs));
     std::thread::spawn(move || {
         if upstream.is_some() {
             return;
@@ -217,18 +230,23 @@ fn broker_fd_limit(limit: u64, upstream: Option<std::net::SocketAddr>) -> Outcom
         return Outcome::Errno(e as i32);
     }
     std::thread::spawn(move || {
-        let r = broker::run_blocking(
-            &b,
-            broker::BrokerSockets {
+        let got = crate::egress::wire::Received {
+            sockets: broker::BrokerSockets {
                 capture: vec![capture],
                 proxy: vec![proxy],
                 dns_tcp: vec![dns],
                 ..Default::default()
             },
-        );
+            factory: Some(ours),
+        };
+        let r = crate::egress::wire::serve_all(&b, got, vec![inbound]);
         println!("broker ended: {r:?}");
     });
-    println!("listening {} {proxy_port} {dns_port}", capture_at.port());
+    println!(
+        "listening {} {proxy_port} {dns_port} {}",
+        capture_at.port(),
+        echo_at.port()
+    );
     std::io::stdout().flush().ok();
     hog_on_request();
     Outcome::Ok("stopped".into())

@@ -686,7 +686,7 @@ fn egress_broker_survives_fd_exhaustion() {
         .split(' ')
         .map(|p| p.parse().unwrap())
         .collect();
-    let [port, proxy_port, dns_port] = ports[..] else {
+    let [port, proxy_port, dns_port, inbound_port] = ports[..] else {
         panic!("{first}")
     };
     let round_trip = |s: &mut TcpStream| -> std::io::Result<()> {
@@ -695,7 +695,16 @@ fn egress_broker_survives_fd_exhaustion() {
         let mut b = [0u8; 1];
         s.read_exact(&mut b)
     };
-    let connect_to = |p: u16| TcpStream::connect(("127.0.0.1", p)).unwrap();
+    // The inbound forward listens on 127.0.0.2 (its "inside" is the echo server's
+    // 127.0.0.1 at the same port); everything else on 127.0.0.1.
+    let connect_to = |p: u16| {
+        let host = if p == inbound_port {
+            "127.0.0.2"
+        } else {
+            "127.0.0.1"
+        };
+        TcpStream::connect((host, p)).unwrap()
+    };
     let connect = || connect_to(port);
     // Refused at once, never left waiting (a wait would end in the 3 s read timeout,
     // WouldBlock): a reset.
@@ -710,6 +719,10 @@ fn egress_broker_survives_fd_exhaustion() {
         );
     };
     let assert_refused = |what: &str| assert_refused_on(port, what);
+
+    // Control for the inbound forward: served while descriptors are free.
+    round_trip(&mut connect_to(inbound_port)).expect("inbound forward");
+    std::thread::sleep(Duration::from_millis(100));
 
     // 1. The budget. Control: below it every connection is served.
     let mut held = Vec::new();
@@ -751,12 +764,14 @@ fn egress_broker_survives_fd_exhaustion() {
     // The broker's other accept loops shed the same way.
     assert_refused_on(proxy_port, "CONNECT proxy at EMFILE");
     assert_refused_on(dns_port, "DNS over TCP at EMFILE");
+    assert_refused_on(inbound_port, "inbound forward at EMFILE");
     for (i, s) in held.iter_mut().enumerate() {
         round_trip(s).unwrap_or_else(|e| panic!("held connection {i} broke at EMFILE: {e}"));
     }
     command("free", "freed");
-    // Control: the same connection, with descriptors free again.
+    // Control: the same connections, with descriptors free again.
     round_trip(&mut connect()).expect("the broker serves again once fds are free");
+    round_trip(&mut connect_to(inbound_port)).expect("inbound forward once fds are free");
 
     drop(stdin);
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
@@ -775,9 +790,9 @@ fn egress_broker_survives_fd_exhaustion() {
         .iter()
         .filter(|l| l.contains("file descriptor limit reached (connections held are kept)"))
         .count();
-    // Each refusal logged: 1 + 3 over the budget, 3 + 2 at EMFILE.
-    assert_eq!((budget, emfile), (4, 5), "{log}");
-    for what in ["proxy", "DNS-over-TCP"] {
+    // Each refusal logged: 1 + 3 over the budget, 3 + 3 at EMFILE.
+    assert_eq!((budget, emfile), (4, 6), "{log}");
+    for what in ["proxy", "DNS-over-TCP", "inbound"] {
         assert!(
             log.contains(&format!("refused a new {what} connection")),
             "{what}: {log}"
