@@ -13,6 +13,7 @@ pub mod env;
 pub mod export;
 pub mod fds;
 pub mod identity;
+pub mod kernel;
 pub mod landlock;
 pub mod launch;
 pub mod learn;
