@@ -200,6 +200,7 @@ pub fn apply_with(k: &mut impl Kernel, plan: &Plan) -> Result<Applied, LaunchErr
     if let (true, false, SessionOutcome::Forked { .. }) = (plan.namespaces.pid, relayed, session) {
         // The forked child is pid 1 of the new namespace; the target must not be its init
         // (an init ignores signals it has no handler for, and its exit kills the rest).
+        k.begin_step(Step::NewNamespaces.name());
         let init = crate::namespaces::fork_namespace_init(k, &plan.supervisor)
             .map_err(at(Step::NewNamespaces))?;
         session = SessionOutcome::Forked { supervisor: init };

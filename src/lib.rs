@@ -36,6 +36,9 @@ pub mod terminal;
 pub mod verify;
 
 #[cfg(test)]
+mod launch_tests;
+
+#[cfg(test)]
 mod layering_tests;
 
 #[cfg(test)]
