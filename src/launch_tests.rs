@@ -576,6 +576,35 @@ fn a_root_start_with_a_pid_namespace_forks_twice_before_the_id_switch() {
     );
 }
 
+/// A process-group leader (an interactive shell's job) gets EPERM from setsid(2): clawjail
+/// forks once, the child takes a new session after the supervisor is ready, and after the
+/// id step asks to die with the supervisor.
+#[test]
+fn a_process_group_leader_forks_when_setsid_is_refused() {
+    let p = plan(Start::Unprivileged);
+    let mut k = Fake::new(1000).failing("setsid()", libc::EPERM);
+    launch(&mut k, &p).unwrap();
+    let mut want = lines(
+        Step::NewSession,
+        &[
+            "getpid()",
+            "getsid(0)",
+            "setsid()",
+            "sigprocmask(SIG_BLOCK, 8 signals)",
+            "getpid()",
+            "fork()",
+            "setsid()",
+            "read(ready)",
+        ],
+    );
+    want.extend(lines(
+        Step::SetIds,
+        &["prctl(PR_SET_PDEATHSIG, 9)", "getppid()"],
+    ));
+    want.extend(common_tail());
+    assert_eq!(k.lines(), want);
+}
+
 /// Fail closed: whichever call fails, the launch stops right there with that call's step,
 /// makes no later call and never execs. Every call of every start is tried.
 #[test]
