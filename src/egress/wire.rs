@@ -120,7 +120,7 @@ pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io
         // are in the permitted and effective sets, which this does not touch.
         let last = crate::caps::read_cap_last_cap()
             .map_err(|e| (format!("{CALL_PREFIX}read cap_last_cap"), e))?;
-        crate::caps::drop_bounding_set(last, &[])
+        crate::caps::drop_bounding_set(&mut crate::kernel::Real, last, &[])
             .map_err(|(call, e)| (format!("{CALL_PREFIX}{call}"), e))?;
     }
     netns::set_up_loopback().map_err(|e| {
@@ -225,10 +225,10 @@ pub fn fork_socket_factory(job: &EgressJob, ns: Vec<OwnedFd>) -> io::Result<Unix
 /// with port 0 needs none), the supervisor's ids on a root start, not dumpable.
 fn drop_factory_privileges(job: &EgressJob) -> Result<(), (String, io::Error)> {
     if let Some(ids) = &job.factory_ids {
-        crate::identity::set_res_ids(ids)?;
+        crate::identity::set_res_ids(&mut crate::kernel::Real, ids)?;
     }
-    crate::caps::set_process_sets(&[])?;
-    crate::nnp::set_no_new_privs()?;
+    crate::caps::set_process_sets(&mut crate::kernel::Real, &[])?;
+    crate::nnp::set_no_new_privs(&mut crate::kernel::Real)?;
     nix::sys::prctl::set_dumpable(false)
         .map_err(|e| ("prctl(PR_SET_DUMPABLE, 0)".to_string(), io::Error::from(e)))
 }
