@@ -39,7 +39,7 @@ use serde_json::{json, Value};
 use toml::Spanned;
 
 use crate::paths::{self, DirOutcome, PathError};
-use crate::policy::{self, vars::Vars, PolicyError, Source};
+use crate::policy::{self, vars::Vars, PathEntry, PolicyError, Source};
 use compat::{Compat, Feature, Needs, State, Status};
 use lower::{Deny, Entry, NodeInfo, Origin, Tree};
 
@@ -270,7 +270,7 @@ fn inode_chain(path: &Path) -> Vec<paths::FileId> {
 pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> {
     let needs = Needs {
         refer: !inp.fs.write.is_empty(),
-        scopes: !inp.scope.abstract_unix_outside || !inp.scope.signal_outside,
+        scopes: !inp.scope.abstract_unix_outside.get() || !inp.scope.signal_outside.get(),
     };
     let compat = decide_compat(inp, needs)?;
     let mut report = Report::default();
@@ -364,10 +364,10 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
         false,
     )?;
     let mut scopes = BitFlags::<Scope>::empty();
-    if !inp.scope.abstract_unix_outside {
+    if !inp.scope.abstract_unix_outside.get() {
         scopes |= Scope::AbstractUnixSocket;
     }
-    if !inp.scope.signal_outside {
+    if !inp.scope.signal_outside.get() {
         scopes |= Scope::Signal;
     }
     if bind.contains(&0) {
@@ -400,7 +400,7 @@ fn decide_compat(inp: &LandlockInputs<'_>, needs: Needs) -> Result<Compat, Landl
     let raw = std::env::var(compat::TEST_ABI_ENV).ok();
     let test_override = compat::parse_override(raw.as_deref()).map_err(LandlockError::Refused)?;
     let c = compat::decide(
-        inp.kernel.landlock,
+        inp.kernel.landlock.get(),
         kernel_abi,
         kernel_error,
         test_override,
@@ -431,38 +431,23 @@ fn decide_compat(inp: &LandlockInputs<'_>, needs: Needs) -> Result<Compat, Landl
     Ok(c)
 }
 
-/// Strip the optional marker (`?`) and expand variables; the result must be absolute.
+/// An entry's optional marker and its path, expanded (`PathTemplate::expand_at`).
 fn expand_entry(
     inp: &LandlockInputs<'_>,
-    v: &Spanned<String>,
+    v: &Spanned<PathEntry>,
     key: &str,
 ) -> Result<(bool, PathBuf), LandlockError> {
-    let raw = v.get_ref().as_str();
-    let (optional, raw) = match raw.strip_prefix('?') {
-        Some(rest) => (true, rest),
-        None => (false, raw),
-    };
-    let s = inp
-        .vars
-        .expand(raw)
-        .map_err(|m| PolicyError::at(inp.src, v.span(), "undefined-variable", key, m))?;
-    if !s.starts_with('/') {
-        return Err(PolicyError::at(
-            inp.src,
-            v.span(),
-            "relative-path",
-            key,
-            format!("{raw:?} expands to {s:?}, which is not an absolute path; write /..., ~/..., or ${{HOME}}/..."),
-        )
-        .into());
-    }
-    Ok((optional, PathBuf::from(s)))
+    let e = v.get_ref();
+    Ok((
+        e.optional,
+        e.path.expand_at(inp.src, v.span(), key, inp.vars)?,
+    ))
 }
 
 /// A located error for a path that cannot be used.
 fn path_error(
     inp: &LandlockInputs<'_>,
-    v: &Spanned<String>,
+    v: &Spanned<PathEntry>,
     key: &str,
     path: &Path,
     e: PathError,
@@ -474,7 +459,7 @@ fn path_error(
                 "{} does not exist ({} is missing); mark the entry optional with a leading '?' (\"?{}\") if that is expected",
                 path.display(),
                 missing.display(),
-                v.get_ref()
+                v.get_ref().path.as_str()
             ),
         ),
         PathError::UnsafeSymlink { .. } => ("unsafe-symlink", e.to_string()),
@@ -544,15 +529,27 @@ fn resolve_denies(
 /// Whether the policy uses `${TMP}` in `[filesystem]` or `env.set` (raw values).
 fn uses_tmp(inp: &LandlockInputs<'_>) -> Option<std::ops::Range<usize>> {
     let fs = inp.fs;
+    let uses = |s: &str| s.contains("${TMP}");
     fs.read
         .iter()
         .chain(&fs.write)
         .chain(&fs.exec)
         .chain(&fs.deny)
-        .chain(&fs.create)
-        .chain(inp.env.set.values())
-        .find(|v| v.get_ref().contains("${TMP}"))
+        .find(|v| uses(v.get_ref().path.as_str()))
         .map(|v| v.span())
+        .or_else(|| {
+            fs.create
+                .iter()
+                .find(|v| uses(v.get_ref().as_str()))
+                .map(|v| v.span())
+        })
+        .or_else(|| {
+            inp.env
+                .set
+                .values()
+                .find(|v| uses(v.get_ref()))
+                .map(|v| v.span())
+        })
 }
 
 /// `[filesystem] create` (and `${TMP}` when used): directories owned by the target, made
@@ -562,25 +559,11 @@ fn create_dirs(
     report: &mut Report,
 ) -> Result<Vec<PathBuf>, LandlockError> {
     let key = "filesystem.create";
-    let mode = match &inp.fs.create_mode {
-        Some(m) => policy::parse_octal_mode(m.get_ref()).map_err(|msg| {
-            PolicyError::at(inp.src, m.span(), "bad-mode", "filesystem.create_mode", msg)
-        })?,
-        None => 0o700,
-    };
+    let mode = inp.fs.create_mode.as_ref().map_or(0o700, |m| m.get_ref().0);
     let mut targets: Vec<(PathBuf, std::ops::Range<usize>)> = Vec::new();
     for v in &inp.fs.create {
-        if v.get_ref().starts_with('?') {
-            return Err(PolicyError::at(
-                inp.src,
-                v.span(),
-                "bad-value",
-                key,
-                "create entries cannot be optional ('?'): clawjail creates them",
-            )
-            .into());
-        }
-        let (_, p) = expand_entry(inp, v, key)?;
+        // A leading '?' is refused when the policy is loaded (policy::validate).
+        let p = v.get_ref().expand_at(inp.src, v.span(), key, inp.vars)?;
         targets.push((p, v.span()));
     }
     if let (Some(span), Some(tmp)) = (uses_tmp(inp), inp.vars.get("TMP")) {

@@ -64,7 +64,7 @@ use serde::Serialize;
 
 use crate::identity::Ids;
 use crate::plan::{self, PlanError, PrepareOptions};
-use crate::policy::Loaded;
+use crate::policy::{Loaded, PathEntry};
 use checks::{Check, Inputs, PolicyView};
 use row::{Evidence, Got, Row, Status};
 
@@ -169,10 +169,10 @@ fn prepare_plan(
         .read
         .iter()
         .chain(&fs.write)
-        .any(|e| e.get_ref() == "/proc/self")
+        .any(|e| e.get_ref().written() == "/proc/self")
     {
         fs.read
-            .push(toml::Spanned::new(0..0, "/proc/self".to_string()));
+            .push(toml::Spanned::new(0..0, PathEntry::required("/proc/self")));
         added.push(PROC_SELF_GRANT.to_string());
     }
     let loaded = &loaded;

@@ -43,19 +43,14 @@ pub(super) fn at(loaded: &Loaded, span: std::ops::Range<usize>) -> String {
     format!("{}:{l}:{c}", loaded.source.origin.display_name())
 }
 
-/// The 1-based line of `key` inside `[section]`, for keys the schema does not span.
-pub(super) fn line_of_key(text: &str, section: &str, key: &str) -> Option<usize> {
-    let header = format!("[{section}]");
-    let mut inside = false;
-    for (i, l) in text.lines().enumerate() {
-        let t = l.trim();
-        if t.starts_with('[') {
-            inside = t == header;
-        } else if inside && t.split('=').next().map(str::trim) == Some(key) {
-            return Some(i + 1);
-        }
+/// `file:line` of a key with a default (a boolean, an enum), from its span.
+fn line_at<T>(loaded: &Loaded, v: &crate::policy::Located<T>) -> String {
+    let file = loaded.source.origin.display_name();
+    if v.is_written() {
+        format!("{file}:{}", loaded.source.line_col(v.span().start).0)
+    } else {
+        file.to_string()
     }
-    None
 }
 
 impl PolicyView {
@@ -63,16 +58,14 @@ impl PolicyView {
     /// skipped here: `plan::prepare` reports them with their location.
     pub fn new(loaded: &Loaded, vars: &Vars) -> PolicyView {
         let p = &loaded.policy;
-        let list = |key: &str, v: &[toml::Spanned<String>]| -> Vec<Entry> {
+        let list = |key: &str, v: &[toml::Spanned<crate::policy::PathEntry>]| -> Vec<Entry> {
             v.iter()
                 .filter_map(|e| {
-                    let raw = e.get_ref().strip_prefix('?').unwrap_or(e.get_ref());
-                    let path = vars.expand(raw).ok()?;
-                    path.starts_with('/').then(|| Entry {
-                        path: PathBuf::from(path),
+                    Some(Entry {
+                        path: e.get_ref().path.expand(vars).ok()?,
                         at: format!(
                             "filesystem.{key} {:?} ({})",
-                            e.get_ref(),
+                            e.get_ref().written(),
                             at(loaded, e.span())
                         ),
                     })
@@ -82,16 +75,10 @@ impl PolicyView {
         let ports = |v: &[toml::Spanned<PortSpec>]| -> Vec<u16> {
             v.iter()
                 .filter_map(|p| match p.get_ref() {
-                    PortSpec::Number(n) => u16::try_from(*n).ok(),
+                    PortSpec::Number(n) => Some(*n),
                     PortSpec::Text(t) => vars.expand(t).ok()?.parse().ok(),
                 })
                 .collect()
-        };
-        let file = loaded.source.origin.display_name();
-        let key_at = |section: &str, key: &str| {
-            line_of_key(&loaded.source.text, section, key)
-                .map(|l| format!("{file}:{l}"))
-                .unwrap_or_else(|| file.to_string())
         };
         PolicyView {
             read: list("read", &p.filesystem.read),
@@ -103,13 +90,14 @@ impl PolicyView {
             unix: p
                 .network
                 .unix
-                .then(|| format!("network.unix = true ({})", key_at("network", "unix"))),
-            abstract_outside: p.scope.abstract_unix_outside,
-            signal_outside: p.scope.signal_outside,
-            seccomp_log: (p.seccomp.action == crate::policy::SeccompAction::Log).then(|| {
+                .get()
+                .then(|| format!("network.unix = true ({})", line_at(loaded, &p.network.unix))),
+            abstract_outside: p.scope.abstract_unix_outside.get(),
+            signal_outside: p.scope.signal_outside.get(),
+            seccomp_log: (p.seccomp.action.get() == crate::policy::SeccompAction::Log).then(|| {
                 format!(
                     "seccomp.action = \"log\" denies nothing ({})",
-                    key_at("seccomp", "action")
+                    line_at(loaded, &p.seccomp.action)
                 )
             }),
             seccomp_allow: p
@@ -125,22 +113,22 @@ impl PolicyView {
                 .collect(),
             accept: p.risk.accept.iter().map(|a| a.get_ref().clone()).collect(),
             home: vars.get("HOME").map(PathBuf::from),
-            allow_chown: p.filesystem.allow_chown.then(|| {
+            allow_chown: p.filesystem.allow_chown.get().then(|| {
                 format!(
                     "filesystem.allow_chown = true ({})",
-                    key_at("filesystem", "allow_chown")
+                    line_at(loaded, &p.filesystem.allow_chown)
                 )
             }),
-            allow_xattr: p.filesystem.allow_xattr.then(|| {
+            allow_xattr: p.filesystem.allow_xattr.get().then(|| {
                 format!(
                     "filesystem.allow_xattr = true ({})",
-                    key_at("filesystem", "allow_xattr")
+                    line_at(loaded, &p.filesystem.allow_xattr)
                 )
             }),
-            allow_shared_ipc: p.process.allow_shared_ipc.then(|| {
+            allow_shared_ipc: p.process.allow_shared_ipc.get().then(|| {
                 format!(
                     "process.allow_shared_ipc = true ({})",
-                    key_at("process", "allow_shared_ipc")
+                    line_at(loaded, &p.process.allow_shared_ipc)
                 )
             }),
         }
