@@ -114,6 +114,25 @@ struct Report {
     deny: Vec<Value>,
 }
 
+/// Which `[filesystem]` list an entry is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Read,
+    Write,
+    Exec,
+    Deny,
+}
+
+/// One `[filesystem]` entry as `prepare` expanded it, for verify's rows and messages
+/// (whether a path is reachable is decided by the rules, by inode: `granted`).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub list: ListKind,
+    pub path: PathBuf,
+    /// e.g. `filesystem.read "~" (policy.toml:9:9)`.
+    pub at: String,
+}
+
 /// The rules, resolved and opened, ready for restrict_self.
 #[derive(Debug)]
 pub struct LandlockPlan {
@@ -124,6 +143,11 @@ pub struct LandlockPlan {
     connect: Vec<u16>,
     scopes: BitFlags<Scope>,
     report: Report,
+    /// Every read/write/exec/deny entry, expanded, in policy order.
+    listed: Vec<Listed>,
+    /// `network.bind` and `network.connect` as the policy lists them (`connect` may be
+    /// replaced by `[egress]`'s capture ports; these stay).
+    listed_ports: (Vec<u16>, Vec<u16>),
     /// The pid that opened the rules: `/proc/self` resolved to `/proc/<this>`.
     prepared_by: u32,
     /// `clawjail learn`: TCP is not handled (every port open, recorded by the supervisor).
@@ -134,6 +158,26 @@ impl LandlockPlan {
     /// Replace the TCP connect ports (`[egress]`: the broker's capture ports and 53).
     pub fn set_connect_ports(&mut self, ports: Vec<u16>) {
         self.connect = ports;
+    }
+
+    /// The `[filesystem]` entries, expanded, with their locations.
+    pub fn listed(&self) -> &[Listed] {
+        &self.listed
+    }
+
+    /// The TCP ports the rules allow to bind and to connect to (what `run` applies).
+    pub fn ports(&self) -> (&[u16], &[u16]) {
+        (&self.bind, &self.connect)
+    }
+
+    /// The `network.bind` and `network.connect` ports the policy lists, expanded.
+    pub fn listed_ports(&self) -> (&[u16], &[u16]) {
+        (&self.listed_ports.0, &self.listed_ports.1)
+    }
+
+    /// Whether the ruleset asks for `scope` (`[scope]` did not opt out of it).
+    pub fn scoped(&self, scope: Scope) -> bool {
+        self.scopes.contains(scope)
     }
 }
 
@@ -279,13 +323,30 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
     let mut pending = Vec::new();
     let mut entries = Vec::new();
     let mut chain_rules = chain::ChainRules::default();
-    for (list, origin, key) in [
-        (&inp.fs.read, Origin::Read, "filesystem.read"),
-        (&inp.fs.write, Origin::Write, "filesystem.write"),
-        (&inp.fs.exec, Origin::Exec, "filesystem.exec"),
+    let mut listed = Vec::new();
+    for (list, origin, key, kind) in [
+        (
+            &inp.fs.read,
+            Origin::Read,
+            "filesystem.read",
+            ListKind::Read,
+        ),
+        (
+            &inp.fs.write,
+            Origin::Write,
+            "filesystem.write",
+            ListKind::Write,
+        ),
+        (
+            &inp.fs.exec,
+            Origin::Exec,
+            "filesystem.exec",
+            ListKind::Exec,
+        ),
     ] {
         for v in list {
             let (optional, path) = expand_entry(inp, v, key)?;
+            listed.push(listed_entry(inp, kind, key, v, &path));
             match paths::resolve(&path, inp.target) {
                 Ok(r) => {
                     if origin == Origin::Exec && r.meta.is_regular() {
@@ -335,7 +396,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
     }
     report.notes.extend(chain_rules.notes);
 
-    let denies = resolve_denies(inp, &mut report)?;
+    let denies = resolve_denies(inp, &mut report, &mut listed)?;
     let lowered = lower::lower(entries, &denies, &mut FdTree).map_err(|e| {
         LandlockError::Refused(format!("{}: landlock: {e}", inp.src.origin.display_name()))
     })?;
@@ -379,10 +440,12 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
         handled_fs: rights::handled_fs(abi),
         compat,
         rules,
+        listed_ports: (bind.clone(), connect.clone()),
         bind,
         connect,
         scopes,
         report,
+        listed,
         prepared_by: std::process::id(),
         tcp_open: false,
     })
@@ -444,6 +507,26 @@ fn expand_entry(
     ))
 }
 
+/// An entry as verify names it: `filesystem.read "~" (policy.toml:9:9)`.
+fn listed_entry(
+    inp: &LandlockInputs<'_>,
+    list: ListKind,
+    key: &str,
+    v: &Spanned<PathEntry>,
+    path: &Path,
+) -> Listed {
+    let (l, c) = inp.src.line_col(v.span().start);
+    Listed {
+        list,
+        path: path.to_path_buf(),
+        at: format!(
+            "{key} {:?} ({}:{l}:{c})",
+            v.get_ref().written(),
+            inp.src.origin.display_name()
+        ),
+    }
+}
+
 /// A located error for a path that cannot be used.
 fn path_error(
     inp: &LandlockInputs<'_>,
@@ -491,11 +574,13 @@ fn entry(
 fn resolve_denies(
     inp: &LandlockInputs<'_>,
     report: &mut Report,
+    listed: &mut Vec<Listed>,
 ) -> Result<Vec<Deny>, LandlockError> {
     let key = "filesystem.deny";
     let mut out = Vec::new();
     for v in &inp.fs.deny {
         let (_optional, path) = expand_entry(inp, v, key)?;
+        listed.push(listed_entry(inp, ListKind::Deny, key, v, &path));
         match paths::resolve(&path, inp.target) {
             Ok(r) => {
                 report
@@ -811,6 +896,8 @@ mod granted_tests {
             connect: vec![],
             scopes: BitFlags::empty(),
             report: Report::default(),
+            listed: Vec::new(),
+            listed_ports: (Vec::new(), Vec::new()),
             prepared_by: std::process::id(),
             tcp_open: false,
         };
