@@ -154,7 +154,7 @@ pub struct Policy {
     /// Schema version; must be 1.
     pub version: Spanned<i64>,
     #[serde(default)]
-    pub description: Option<String>,
+    pub description: Option<Spanned<String>>,
     /// Default values for `${NAME}` variables; `--var NAME=VALUE` overrides them.
     #[serde(default)]
     pub vars: BTreeMap<String, Spanned<VarDef>>,
