@@ -335,11 +335,12 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
     let mut env_files = Vec::new();
     for f in &p.env.files {
         let (optional, rest) = (f.get_ref().optional, f.get_ref().path.as_str());
-        let path = vars
-            .expand(rest)
-            .map_err(|m| PolicyError::at(src, f.span(), "undefined-variable", "env.files", m))?;
+        let path = f
+            .get_ref()
+            .path
+            .expand_at(src, f.span(), "env.files", &vars)?;
         env_files.push(EnvFile {
-            path,
+            path: path.display().to_string(),
             optional,
             via_credentials_directory: rest.starts_with("${CREDENTIALS_DIRECTORY}/"),
             from: from_span(loaded, f.span()),

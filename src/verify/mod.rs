@@ -283,7 +283,8 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
         .map(|c| finish_row(c, &lines, &control, &confined))
         .collect();
     // [egress]: the destinations, each through `run` of this policy (src/verify/egress.rs).
-    rows.extend(egress::rows(loaded, cli_vars, &exe));
+    let egress_rules = plan.egress.as_ref().map(|e| &e.rules);
+    rows.extend(egress::rows(loaded, egress_rules, cli_vars, &exe));
     let passed = row::settle(&mut rows);
     drop(fx);
     drop(canaries);
