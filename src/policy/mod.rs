@@ -2,8 +2,10 @@
 //!
 //! This layer only parses and checks shape (ripgrep's "low args"): no NSS lookups, no
 //! `open`. Everything that needs the machine (users, paths, the target, BPF) happens in
-//! [`crate::plan`]. Every field that later validation may reject is kept as
-//! `toml::Spanned` so the error can point at `file:line:col`.
+//! [`crate::plan`]. Values deserialize into their types ([`values`]: modes, capabilities,
+//! ports, path templates, limits), so `plan` never parses a string again; every key keeps
+//! its span (`toml::Spanned`, or [`Located`] for keys with a default, booleans included),
+//! so any later error can point at `file:line:col`.
 //!
 //! The reference for every key is `docs/policy.md`.
 
