@@ -23,6 +23,7 @@ use toml::Spanned;
 pub use diag::PolicyError;
 pub use values::{
     Cap, Flag, LimitKind, LimitValue, Limits, Located, Mode, PathEntry, PathTemplate, PortSpec,
+    Syscall,
 };
 
 /// The policy compiled into the binary, used when neither `--policy`, `$CLAWJAIL_POLICY`
@@ -393,10 +394,10 @@ pub struct Seccomp {
     pub action: Located<SeccompAction>,
     /// Extra syscalls to allow (names).
     #[serde(default)]
-    pub allow: Vec<Spanned<String>>,
+    pub allow: Vec<Spanned<Syscall>>,
     /// Extra syscalls to deny (names).
     #[serde(default)]
-    pub deny: Vec<Spanned<String>>,
+    pub deny: Vec<Spanned<Syscall>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
