@@ -723,11 +723,12 @@ fn build_env(
         Ok(())
     };
     let mut plan = EnvPlan::default();
-    for name in &e.pass {
-        refuse(name.get_ref(), name.span(), "env.pass")?;
-        match std::env::var(name.get_ref()) {
-            Ok(v) => plan.insert(name.get_ref(), v, EnvFrom::Pass),
-            Err(_) => plan.missing.push(name.get_ref().clone()),
+    for entry in &e.pass {
+        let name = entry.get_ref().as_str();
+        refuse(name, entry.span(), "env.pass")?;
+        match std::env::var(name) {
+            Ok(v) => plan.insert(name, v, EnvFrom::Pass),
+            Err(_) => plan.missing.push(name.to_string()),
         }
     }
     for (name, value) in &e.set {

@@ -22,8 +22,8 @@ use toml::Spanned;
 
 pub use diag::PolicyError;
 pub use values::{
-    Cap, Flag, LimitKind, LimitValue, Limits, Located, Mode, PathEntry, PathTemplate, PortSpec,
-    Syscall,
+    Cap, EnvName, Flag, LimitKind, LimitValue, Limits, Located, Mode, PathEntry, PathTemplate,
+    PortSpec, Syscall,
 };
 
 /// The policy compiled into the binary, used when neither `--policy`, `$CLAWJAIL_POLICY`
@@ -405,7 +405,7 @@ pub struct Seccomp {
 pub struct Env {
     /// Variable names passed through from clawjail's environment.
     #[serde(default)]
-    pub pass: Vec<Spanned<String>>,
+    pub pass: Vec<Spanned<EnvName>>,
     /// Variables set to a value (variables expanded).
     #[serde(default)]
     pub set: BTreeMap<String, Spanned<String>>,
@@ -567,17 +567,6 @@ fn validate(src: &Source, p: &Policy, errs: &mut Vec<PolicyError>) {
                     "min_landlock_abi = {} is out of range; expected 1 to 9",
                     abi.get_ref()
                 ),
-            ));
-        }
-    }
-    for name in &p.env.pass {
-        if let Err(m) = check_env_name(name.get_ref()) {
-            errs.push(PolicyError::at(
-                src,
-                name.span(),
-                "bad-env-name",
-                "env.pass",
-                m,
             ));
         }
     }

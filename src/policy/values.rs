@@ -29,6 +29,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("invalid port ", "bad-port"),
     ("invalid limit ", "bad-value"),
     ("unknown syscall ", "unknown-syscall"),
+    ("invalid environment variable name ", "bad-env-name"),
 ];
 
 /// A value with its span, for keys that have a default: the span is `0..0` when the key
@@ -187,6 +188,24 @@ impl<'de> Deserialize<'de> for Syscall {
 impl fmt::Display for Syscall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)
+    }
+}
+
+/// An environment variable name (`env.pass`): non-empty, no `=`, no NUL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvName(pub String);
+
+impl EnvName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "an environment variable name", |s| {
+            super::check_env_name(s).map(|()| EnvName(s.to_string()))
+        })
     }
 }
 
