@@ -23,7 +23,7 @@ use toml::Spanned;
 pub use diag::PolicyError;
 pub use values::{
     Cap, EnvName, Flag, LimitKind, LimitValue, Limits, Located, Mode, PathEntry, PathTemplate,
-    PortSpec, Syscall,
+    PortSpec,
 };
 
 /// The policy compiled into the binary, used when neither `--policy`, `$CLAWJAIL_POLICY`
@@ -394,10 +394,10 @@ pub struct Seccomp {
     pub action: Located<SeccompAction>,
     /// Extra syscalls to allow (names).
     #[serde(default)]
-    pub allow: Vec<Spanned<Syscall>>,
+    pub allow: Vec<Spanned<String>>,
     /// Extra syscalls to deny (names).
     #[serde(default)]
-    pub deny: Vec<Spanned<Syscall>>,
+    pub deny: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -28,7 +28,6 @@ pub const CODES: &[(&str, &str)] = &[
     ("unknown capability ", "unknown-capability"),
     ("invalid port ", "bad-port"),
     ("invalid limit ", "bad-value"),
-    ("unknown syscall ", "unknown-syscall"),
     ("invalid environment variable name ", "bad-env-name"),
 ];
 
@@ -150,44 +149,6 @@ impl<'de> Deserialize<'de> for Cap {
 impl fmt::Display for Cap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
-    }
-}
-
-/// A syscall name of the filter's table (`seccomp.allow`, `seccomp.deny`), with the nearest
-/// known name suggested for a misspelling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Syscall(pub &'static str);
-
-impl Syscall {
-    pub fn parse(s: &str) -> Result<Syscall, String> {
-        use crate::seccomp::syscalls;
-        let wanted = s.trim();
-        match syscalls::X86_64.iter().find(|(n, _)| *n == wanted) {
-            Some(&(name, _)) => Ok(Syscall(name)),
-            None => {
-                let hint = match syscalls::nearest(wanted) {
-                    Some(n) => format!("; did you mean \"{n}\"?"),
-                    None => String::new(),
-                };
-                Err(format!("unknown syscall \"{wanted}\" (x86_64){hint}"))
-            }
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Syscall {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(
-            d,
-            "a syscall name such as \"io_uring_setup\"",
-            Syscall::parse,
-        )
-    }
-}
-
-impl fmt::Display for Syscall {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
     }
 }
 
