@@ -261,25 +261,7 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
         .collect::<Result<Vec<_>, _>>()?;
     // ${TMP} is created by clawjail whenever the policy uses it (landlock::create_dirs).
     if let Some(tmp) = vars.get("TMP") {
-        let uses = |s: &str| s.contains("${TMP}");
-        let span = [&fs.read, &fs.write, &fs.exec]
-            .into_iter()
-            .flatten()
-            .find(|v| uses(v.get_ref().path.as_str()))
-            .map(|v| v.span())
-            .or_else(|| {
-                fs.create
-                    .iter()
-                    .find(|v| uses(v.get_ref().as_str()))
-                    .map(|v| v.span())
-            })
-            .or_else(|| {
-                p.env
-                    .set
-                    .values()
-                    .find(|v| v.get_ref().contains("${TMP}"))
-                    .map(|v| v.span())
-            });
+        let span = policy::tmp_use(fs, &p.env);
         if let Some(span) = span {
             if !create.iter().any(|c| c.path == tmp) {
                 create.push(PathRule {
@@ -349,15 +331,9 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
     let seccomp = seccomp::prepare(&SeccompInputs {
         src,
         cfg: &p.seccomp,
-        guards: seccomp::guards::Options {
-            allow_unix: p.network.unix.get(),
-            allow_chown: p.filesystem.allow_chown.get(),
-            allow_xattr: p.filesystem.allow_xattr.get(),
-            // As `plan` decides it: a root start gives the target its own IPC namespace,
-            // inside which SysV IPC is private and allowed; the outer layer must not refuse
-            // what clawjail lets the target do.
-            allow_ipc: p.process.allow_shared_ipc.get() || opts.start == Start::Root,
-        },
+        // As `plan` decides it: a root start gives the target its own IPC namespace; the
+        // outer layer must not refuse what clawjail lets the target do.
+        guards: crate::plan::guard_options(p, opts.start == Start::Root),
     })?;
     let read = paths(&fs.read, "filesystem.read")?;
     let write = paths(&fs.write, "filesystem.write")?;

@@ -576,32 +576,6 @@ fn resolve_denies(
     Ok(out)
 }
 
-/// Whether the policy uses `${TMP}` in `[filesystem]` or `env.set` (raw values).
-fn uses_tmp(inp: &LandlockInputs<'_>) -> Option<std::ops::Range<usize>> {
-    let fs = inp.fs;
-    let uses = |s: &str| s.contains("${TMP}");
-    fs.read
-        .iter()
-        .chain(&fs.write)
-        .chain(&fs.exec)
-        .chain(&fs.deny)
-        .find(|v| uses(v.get_ref().path.as_str()))
-        .map(|v| v.span())
-        .or_else(|| {
-            fs.create
-                .iter()
-                .find(|v| uses(v.get_ref().as_str()))
-                .map(|v| v.span())
-        })
-        .or_else(|| {
-            inp.env
-                .set
-                .values()
-                .find(|v| uses(v.get_ref()))
-                .map(|v| v.span())
-        })
-}
-
 /// `[filesystem] create` (and `${TMP}` when used): directories owned by the target, made
 /// before the rules are resolved. Returns the paths that a dry run would create.
 fn create_dirs(
@@ -616,7 +590,8 @@ fn create_dirs(
         let p = v.get_ref().expand_at(inp.src, v.span(), key, inp.vars)?;
         targets.push((p, v.span()));
     }
-    if let (Some(span), Some(tmp)) = (uses_tmp(inp), inp.vars.get("TMP")) {
+    if let (Some(span), Some(tmp)) = (crate::policy::tmp_use(inp.fs, inp.env), inp.vars.get("TMP"))
+    {
         let p = PathBuf::from(tmp);
         if !targets.iter().any(|(t, _)| *t == p) {
             targets.push((p, span));

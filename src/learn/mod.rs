@@ -70,12 +70,7 @@ impl std::fmt::Debug for Job {
 pub fn learning_policy(base: &Loaded) -> Loaded {
     let mut l = base.clone();
     let fs = &mut l.policy.filesystem;
-    let uses_tmp = fs
-        .read
-        .iter()
-        .chain(&fs.write)
-        .chain(&fs.exec)
-        .any(|v| v.get_ref().path.as_str().contains("${TMP}"));
+    let uses_tmp = crate::policy::tmp_use(fs, &l.policy.env).is_some();
     let span = 0..0;
     fs.read = Vec::new();
     fs.write = vec![Spanned::new(span.clone(), PathEntry::required("/"))];

@@ -315,13 +315,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     let seccomp = seccomp::prepare(&SeccompInputs {
         src,
         cfg: &p.seccomp,
-        guards: seccomp::guards::Options {
-            allow_unix: p.network.unix.get(),
-            allow_chown: p.filesystem.allow_chown.get(),
-            allow_xattr: p.filesystem.allow_xattr.get(),
-            // An IPC namespace of its own makes SysV IPC and message queues private.
-            allow_ipc: p.process.allow_shared_ipc.get() || namespaces.ipc,
-        },
+        guards: guard_options(p, namespaces.ipc),
     })?;
 
     let egress = build_egress(loaded, &vars, privileged, &ids)?;
@@ -799,6 +793,22 @@ fn build_env(
         }
     }
     Ok((plan, fds))
+}
+
+/// What the policy lets the seccomp guards allow, for `run` and `export` alike. An IPC
+/// namespace of the target's own makes SysV IPC and message queues private, so the guard
+/// that refuses them is not needed there (`run` knows whether it made one; `export`
+/// decides as `run` would on the start it exports for).
+pub fn guard_options(
+    p: &crate::policy::Policy,
+    own_ipc_namespace: bool,
+) -> seccomp::guards::Options {
+    seccomp::guards::Options {
+        allow_unix: p.network.unix.get(),
+        allow_chown: p.filesystem.allow_chown.get(),
+        allow_xattr: p.filesystem.allow_xattr.get(),
+        allow_ipc: p.process.allow_shared_ipc.get() || own_ipc_namespace,
+    }
 }
 
 #[cfg(test)]

@@ -400,6 +400,33 @@ pub struct Seccomp {
     pub deny: Vec<Spanned<String>>,
 }
 
+/// Where the policy first uses `${TMP}`: a `[filesystem]` entry (read, write, exec, deny),
+/// then `create`, then an `env.set` value. clawjail creates that directory whenever the
+/// policy uses it, so `run` (landlock), `export` and `learn` must agree on what "uses"
+/// means: this is the one definition.
+pub fn tmp_use(fs: &Filesystem, env: &Env) -> Option<std::ops::Range<usize>> {
+    let uses = |s: &str| s.contains("${TMP}");
+    fs.read
+        .iter()
+        .chain(&fs.write)
+        .chain(&fs.exec)
+        .chain(&fs.deny)
+        .find(|v| uses(v.get_ref().path.as_str()))
+        .map(|v| v.span())
+        .or_else(|| {
+            fs.create
+                .iter()
+                .find(|v| uses(v.get_ref().as_str()))
+                .map(|v| v.span())
+        })
+        .or_else(|| {
+            env.set
+                .values()
+                .find(|v| uses(v.get_ref()))
+                .map(|v| v.span())
+        })
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Env {

@@ -81,6 +81,40 @@ pub struct Block {
     pub insns: Vec<sock_filter>,
 }
 
+/// The spans and blocks of one filter, pushed in syscall-number order: what `compile` and
+/// the learning filter both build before `emit`. Neighbours with the same constant answer
+/// merge (fewer spans, a shallower tree).
+#[derive(Debug, Default)]
+pub struct Table {
+    pub spans: Vec<Span>,
+    pub blocks: Vec<Block>,
+}
+
+impl Table {
+    /// Numbers from `start` up to the next push lead to `leaf`.
+    pub fn push(&mut self, start: u32, leaf: Leaf) {
+        if let (Some(last), Leaf::Ret(_)) = (self.spans.last(), &leaf) {
+            if last.leaf == leaf {
+                return;
+            }
+        }
+        self.spans.push(Span { start, leaf });
+    }
+
+    /// Add an argument-rule block; the leaf that jumps to it.
+    pub fn block(&mut self, label: &str, insns: Vec<sock_filter>) -> Leaf {
+        self.blocks.push(Block {
+            label: label.to_string(),
+            insns,
+        });
+        Leaf::Block(self.blocks.len() - 1)
+    }
+
+    pub fn emit(&self, arch: u32) -> Result<Program, EmitError> {
+        emit(arch, &self.spans, &self.blocks)
+    }
+}
+
 /// The emitted program and where its parts are, for the disassembly.
 #[derive(Debug, Clone)]
 pub struct Program {

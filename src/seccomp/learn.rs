@@ -21,7 +21,7 @@
 use std::io;
 use std::os::fd::OwnedFd;
 
-use super::bpf::{self, Block, Leaf, Span};
+use super::bpf::{self, Leaf};
 use super::rules::{Cond, Rule};
 use super::{syscalls, SeccompError, SeccompPlan, Verdict};
 
@@ -67,21 +67,12 @@ impl SeccompPlan {
             .filter_map(|n| syscalls::number(n))
             .collect();
         let sendmsg = syscalls::number("sendmsg");
-        let mut spans: Vec<Span> = Vec::new();
-        let mut blocks: Vec<Block> = Vec::new();
-        let mut push = |start: u32, leaf: Leaf| {
-            if let (Some(last), Leaf::Ret(_)) = (spans.last(), &leaf) {
-                if last.leaf == leaf {
-                    return;
-                }
-            }
-            spans.push(Span { start, leaf });
-        };
+        let mut t = bpf::Table::default();
         let mut next = 0u32;
         for e in &self.entries {
             while next < e.nr {
-                let leaf = unlisted_leaf(next, sendmsg, handoff_fd, &mut blocks).map_err(refuse)?;
-                push(next, leaf);
+                let leaf = unlisted_leaf(next, sendmsg, handoff_fd, &mut t).map_err(refuse)?;
+                t.push(next, leaf);
                 next += 1;
             }
             let notify_or_allow = if observed.contains(&e.nr) {
@@ -91,28 +82,25 @@ impl SeccompPlan {
             };
             let leaf = match &e.verdict {
                 Verdict::Allow => Leaf::Ret(notify_or_allow),
-                Verdict::AllowIf(rules) => {
-                    blocks.push(Block {
-                        label: e.name.to_string(),
-                        insns: bpf::rule_block(rules, notify_or_allow, EPERM).map_err(refuse)?,
-                    });
-                    Leaf::Block(blocks.len() - 1)
-                }
+                Verdict::AllowIf(rules) => t.block(
+                    e.name,
+                    bpf::rule_block(rules, notify_or_allow, EPERM).map_err(refuse)?,
+                ),
                 Verdict::Deny => Leaf::Ret(EPERM),
                 Verdict::Errno(errno) => Leaf::Ret(bpf::RET_ERRNO | (*errno as u32 & 0xffff)),
             };
-            push(e.nr, leaf);
+            t.push(e.nr, leaf);
             next = e.nr + 1;
         }
         // Numbers above the table up to the x32 bit: unlisted, so notified (and recorded).
         while next < 512 {
-            let leaf = unlisted_leaf(next, sendmsg, handoff_fd, &mut blocks).map_err(refuse)?;
-            push(next, leaf);
+            let leaf = unlisted_leaf(next, sendmsg, handoff_fd, &mut t).map_err(refuse)?;
+            t.push(next, leaf);
             next += 1;
         }
-        push(next, Leaf::Ret(bpf::RET_USER_NOTIF));
-        push(syscalls::X32_SYSCALL_BIT, Leaf::Ret(EPERM));
-        let program = bpf::emit(syscalls::AUDIT_ARCH_X86_64, &spans, &blocks).map_err(refuse)?;
+        t.push(next, Leaf::Ret(bpf::RET_USER_NOTIF));
+        t.push(syscalls::X32_SYSCALL_BIT, Leaf::Ret(EPERM));
+        let program = t.emit(syscalls::AUDIT_ARCH_X86_64).map_err(refuse)?;
         let kernel_insns = bpf::to_kernel(&program.insns);
         Ok(SeccompPlan {
             profile: self.profile,
@@ -153,7 +141,7 @@ fn unlisted_leaf(
     nr: u32,
     sendmsg: Option<u32>,
     handoff_fd: i32,
-    blocks: &mut Vec<Block>,
+    t: &mut bpf::Table,
 ) -> Result<Leaf, bpf::EmitError> {
     if Some(nr) != sendmsg {
         return Ok(Leaf::Ret(bpf::RET_USER_NOTIF));
@@ -163,11 +151,10 @@ fn unlisted_leaf(
         handoff_fd as u64,
         "the handoff socket (the listener goes to the supervisor)",
     )]);
-    blocks.push(Block {
-        label: "sendmsg".into(),
-        insns: bpf::rule_block(&[rule], bpf::RET_ALLOW, bpf::RET_USER_NOTIF)?,
-    });
-    Ok(Leaf::Block(blocks.len() - 1))
+    Ok(t.block(
+        "sendmsg",
+        bpf::rule_block(&[rule], bpf::RET_ALLOW, bpf::RET_USER_NOTIF)?,
+    ))
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ use std::io;
 use toml::Spanned;
 
 use crate::policy::{self, PolicyError, SeccompAction, SeccompProfile, Source};
-use bpf::{Block, Leaf, Program, Span};
+use bpf::{Leaf, Program};
 use guards::{Guard, Treatment};
 use rules::Rule;
 
@@ -188,41 +188,28 @@ pub fn compile(
     entries: Vec<Entry>,
 ) -> Result<SeccompPlan, SeccompError> {
     let refuse = |e: bpf::EmitError| SeccompError::Refused(format!("seccomp: {e}"));
-    let mut spans: Vec<Span> = Vec::new();
-    let mut blocks: Vec<Block> = Vec::new();
-    let mut push = |start: u32, leaf: Leaf| {
-        // Merge neighbours with the same constant answer: fewer spans, a shallower tree.
-        if let (Some(last), Leaf::Ret(_)) = (spans.last(), &leaf) {
-            if last.leaf == leaf {
-                return;
-            }
-        }
-        spans.push(Span { start, leaf });
-    };
+    let mut t = bpf::Table::default();
     let deny = deny_ret(action);
     let mut next = 0u32;
     for e in &entries {
         if e.nr > next {
-            push(next, Leaf::Ret(deny));
+            t.push(next, Leaf::Ret(deny));
         }
         let leaf = match &e.verdict {
-            Verdict::AllowIf(rules) => {
-                blocks.push(Block {
-                    label: e.name.to_string(),
-                    insns: bpf::rule_block(rules, bpf::RET_ALLOW, deny).map_err(refuse)?,
-                });
-                Leaf::Block(blocks.len() - 1)
-            }
+            Verdict::AllowIf(rules) => t.block(
+                e.name,
+                bpf::rule_block(rules, bpf::RET_ALLOW, deny).map_err(refuse)?,
+            ),
             v => Leaf::Ret(ret_for(v, action)),
         };
-        push(e.nr, leaf);
+        t.push(e.nr, leaf);
         next = e.nr + 1;
     }
-    push(next, Leaf::Ret(deny));
+    t.push(next, Leaf::Ret(deny));
     // x32: same arch value, numbers with bit 30 set. seccompiler does not check it
     // (rust-vmm/seccompiler#74); this span does, whatever the allowlist says.
-    push(syscalls::X32_SYSCALL_BIT, Leaf::Ret(x32_ret(action)));
-    let program = bpf::emit(syscalls::AUDIT_ARCH_X86_64, &spans, &blocks).map_err(refuse)?;
+    t.push(syscalls::X32_SYSCALL_BIT, Leaf::Ret(x32_ret(action)));
+    let program = t.emit(syscalls::AUDIT_ARCH_X86_64).map_err(refuse)?;
     let kernel_insns = bpf::to_kernel(&program.insns);
     Ok(SeccompPlan {
         profile,
