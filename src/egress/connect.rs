@@ -165,16 +165,7 @@ pub async fn handle<U: Upstream>(
     at: SocketAddr,
 ) -> ConnDecision {
     let start = Instant::now();
-    let mut d = ConnDecision {
-        dst: at,
-        name: None,
-        upstream: None,
-        verdict: Ok(()),
-        bytes_out: 0,
-        bytes_in: 0,
-        duration: Duration::ZERO,
-        logged: false,
-    };
+    let mut d = ConnDecision::pending(at);
     let Ok(_permit) = relay.slots.clone().try_acquire_owned() else {
         answer(&mut client, 503, "connection limit reached").await;
         d.verdict = Err(Refused::Busy);

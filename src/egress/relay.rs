@@ -225,6 +225,20 @@ pub struct ConnDecision {
 }
 
 impl ConnDecision {
+    /// A connection to `dst` not decided yet: no name, nothing dialed or relayed.
+    pub fn pending(dst: SocketAddr) -> ConnDecision {
+        ConnDecision {
+            dst,
+            name: None,
+            upstream: None,
+            verdict: Ok(()),
+            bytes_out: 0,
+            bytes_in: 0,
+            duration: Duration::ZERO,
+            logged: false,
+        }
+    }
+
     /// Log once. A refusal is logged before the client is reset, so the line is written
     /// before the client can see the reset and exit (a supervisor that ends with its
     /// target would otherwise lose it; `verify` reads the line as the proof that the
@@ -275,16 +289,7 @@ impl<U: Upstream> Relay<U> {
     /// decision after the connection ends (or is refused).
     pub async fn handle(&self, client: TcpStream, dst: SocketAddr) -> ConnDecision {
         let start = Instant::now();
-        let mut d = ConnDecision {
-            dst,
-            name: None,
-            upstream: None,
-            verdict: Ok(()),
-            bytes_out: 0,
-            bytes_in: 0,
-            duration: Duration::ZERO,
-            logged: false,
-        };
+        let mut d = ConnDecision::pending(dst);
         let Ok(_permit) = self.slots.clone().try_acquire_owned() else {
             d.verdict = Err(Refused::Busy);
             d.duration = start.elapsed();
