@@ -52,8 +52,6 @@ pub enum PlanError {
     Landlock(#[from] crate::landlock::LandlockError),
     #[error("{0}")]
     Seccomp(#[from] crate::seccomp::SeccompError),
-    #[error("{0}: not implemented in this build; refusing to start without it")]
-    NotImplemented(&'static str),
 }
 
 /// How the identity step will behave.
