@@ -21,9 +21,9 @@ pub enum Step {
     PrivateTmp,
     OpenResources,
     NewNamespaces,
+    DropBoundingSet,
     NewSession,
     EgressNamespace,
-    DropBoundingSet,
     LockSecurebits,
     SetIds,
     SetCapabilitySets,
@@ -47,12 +47,17 @@ impl Step {
         Step::PrivateTmp,
         Step::OpenResources,
         Step::NewNamespaces,
+        // Before the session fork: the bounding set is inherited across fork(2), so one
+        // drop serves the supervisor, the namespace init and the target (each re-reads it
+        // with PR_CAPBSET_READ and drops whatever is still there: caps::drop_bounding_set).
+        // It removes nothing from the effective set, so the unshare calls after it still
+        // have CAP_SYS_ADMIN.
+        Step::DropBoundingSet,
         Step::NewSession,
         // Runs in the child of the session fork (`[egress]` always forks), before the
         // target exists and while caps are still held: CAP_SYS_ADMIN for unshare and
         // CAP_NET_ADMIN for lo (src/egress/wire.rs).
         Step::EgressNamespace,
-        Step::DropBoundingSet,
         Step::LockSecurebits,
         Step::SetIds,
         Step::SetCapabilitySets,
@@ -98,7 +103,7 @@ impl Step {
             Step::NewNamespaces => "unshare(CLONE_NEWPID | CLONE_NEWIPC) when the start allows it; a PID namespace makes new-session fork (supervisor, namespace init, target)",
             Step::NewSession => "setsid(), or fork once and leave a supervisor (process-group leader, --init, a PID namespace, a terminal on fds 0-2: the target gets a new pty)",
             Step::EgressNamespace => "[egress] only, in the forked child: unshare(CLONE_NEWNET) with CAP_SYS_ADMIN (otherwise CLONE_NEWUSER|CLONE_NEWNET: unprivileged, the caller's uid/gid mapped; a root start in a container, identity maps), lo up, AnyIP routes, capture and DNS sockets sent to the supervisor's broker (SCM_RIGHTS)",
-            Step::DropBoundingSet => "PR_CAPBSET_DROP 0..=cap_last_cap (needs CAP_SETPCAP, so before the uid switch); root start only",
+            Step::DropBoundingSet => "PR_CAPBSET_DROP 0..=cap_last_cap (needs CAP_SETPCAP, so before the uid switch), once, before the session fork that every process inherits it through; each process re-reads it (PR_CAPBSET_READ) and drops what a new user namespace gave back; root start only",
             Step::LockSecurebits => "NOROOT + NO_SETUID_FIXUP off, both locked; KEEP_CAPS only when a cap is kept; root start only",
             Step::SetIds => "setgroups -> setresgid -> setresuid, then prove root cannot be regained; root start only",
             Step::SetCapabilitySets => "P/E/I and ambient = the kept set (usually empty)",
@@ -159,7 +164,18 @@ pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
     // before the session fork, because CLONE_NEWPID moves only the children created after
     // it (pid_namespaces(7)): the fork below puts the child into the new namespace.
     crate::namespaces::enter(&plan.namespaces).map_err(at(Step::NewNamespaces))?;
-    // Step 5/18: before the uid switch, so the supervisor (if we fork) can still switch
+    // Step 5/18: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set, which the uid
+    // switch removes (capabilities(7)), so before step 9; before the session fork, because
+    // the bounding set is inherited across fork(2): one drop (41 credential commits) instead
+    // of one in each of the supervisor, the namespace init and the target. It keeps what
+    // the supervisor keeps too (`clawjail learn`); the target drops that below.
+    if let IdentityPlan::Switch { .. } = &plan.identity {
+        let mut keep = plan.caps.keep.clone();
+        keep.extend_from_slice(crate::supervisor::bounding_kept(&plan.supervisor));
+        crate::caps::drop_bounding_set(plan.caps.last_cap, &keep)
+            .map_err(at(Step::DropBoundingSet))?;
+    }
+    // Step 6/18: before the uid switch, so the supervisor (if we fork) can still switch
     // its own ids; setsid(2) EPERM for a process-group leader means fork. A PID namespace
     // always forks (the caller stays outside it), like `--init`; so does a terminal on
     // fds 0-2 (the supervisor relays the target's new pty).
@@ -197,20 +213,21 @@ pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
 
     let mut bounding_dropped = None;
     if let IdentityPlan::Switch { ids } = &plan.identity {
-        // Step 7/18: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set, which the
-        // uid switch removes (capabilities(7)); so strictly before step 8.
+        // Step 5/18 again, in the target-to-be: PR_CAPBSET_READ finds nothing left to drop,
+        // unless a new user namespace (the egress step in a container) brought back a full
+        // bounding set (user_namespaces(7)) or the learn supervisor's caps were kept.
         bounding_dropped = Some(
             crate::caps::drop_bounding_set(plan.caps.last_cap, &plan.caps.keep)
                 .map_err(at(Step::DropBoundingSet))?,
         );
         // Step 8/18: PR_SET_SECUREBITS also needs CAP_SETPCAP. NO_SETUID_FIXUP stays off so
-        // step 8 itself clears P/E/ambient; KEEP_CAPS keeps P across it only if a cap is kept.
+        // step 9 itself clears P/E/ambient; KEEP_CAPS keeps P across it only if a cap is kept.
         crate::caps::lock_securebits(plan.caps.securebits).map_err(at(Step::LockSecurebits))?;
         // Step 9/18: groups and gid first: both need CAP_SETGID, which setresuid removes.
         crate::identity::set_res_ids(ids).map_err(at(Step::SetIds))?;
         crate::identity::assert_root_unrecoverable(ids).map_err(at(Step::SetIds))?;
     }
-    // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 8.
+    // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 9.
     crate::session::die_with_supervisor(session).map_err(at(Step::SetIds))?;
     // Step 10/18: set P/E/I to the kept set and raise it as ambient (a cap can be raised into
     // ambient only when it is in P and I). Unprivileged, this clears whatever was there.
@@ -395,9 +412,9 @@ mod tests {
                 "private-tmp",
                 "open-resources",
                 "new-namespaces",
+                "drop-bounding-set",
                 "new-session",
                 "egress-namespace",
-                "drop-bounding-set",
                 "lock-securebits",
                 "set-ids",
                 "set-capability-sets",

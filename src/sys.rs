@@ -36,6 +36,18 @@ pub fn capbset_drop(cap: u32) -> io::Result<()> {
     .map(drop)
 }
 
+/// `prctl(PR_CAPBSET_READ, cap)` — prctl(2): whether `cap` is in the bounding set. Needs
+/// no capability and commits no credentials (PR_CAPBSET_DROP always does, even for a cap
+/// already gone).
+pub fn capbset_read(cap: u32) -> io::Result<bool> {
+    // SAFETY: PR_CAPBSET_READ takes an integer argument and touches no memory of ours.
+    check(
+        unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) }
+            as libc::c_long,
+    )
+    .map(|r| r == 1)
+}
+
 /// `prctl(PR_SET_SECUREBITS, bits)` — capabilities(7) "The securebits flags".
 pub fn set_securebits(bits: u32) -> io::Result<()> {
     // SAFETY: integer arguments only.
