@@ -160,6 +160,57 @@ impl Applied {
 /// On a fork (process-group leader, `--init`, a PID namespace) only the child (the target
 /// to be) returns here.
 pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
+    apply_until(plan, None)
+}
+
+/// `apply`, then step 18 (exec). Returns only on failure, with `run`'s exit code: 125
+/// when a step failed (the target never ran), 127 when exec found no target, 126 when it
+/// refused it. In a PID namespace the target is started with `sys::spawn_vfork` (the steps
+/// after the init and the exec run in the init's memory: no address space is copied only
+/// to be replaced by the exec), and its failure is reported and exited on there, exactly
+/// as this function's caller would.
+pub fn apply_and_exec(plan: &Plan) -> (i32, LaunchError) {
+    let finish = |session| -> i32 {
+        let (code, e) = confine_and_exec(plan, session);
+        eprintln!("clawjail: {e}");
+        code
+    };
+    match apply_until(plan, Some(&finish)) {
+        Ok(applied) => {
+            let e = exec(plan, &applied);
+            (exec_code(&e), e)
+        }
+        Err(e) => (125, e),
+    }
+}
+
+/// Steps 7..=18 in the target-to-be; returns only on failure (see `apply_and_exec`).
+fn confine_and_exec(plan: &Plan, session: SessionOutcome) -> (i32, LaunchError) {
+    match confine(plan, session) {
+        Ok(applied) => {
+            let e = exec(plan, &applied);
+            (exec_code(&e), e)
+        }
+        Err(e) => (125, e),
+    }
+}
+
+/// 127 when the target was not found at exec, else 126 (the shell's convention).
+fn exec_code(e: &LaunchError) -> i32 {
+    if e.source.kind() == io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
+}
+
+/// Steps 4..=6 and the namespace init; then `confine`. With `spawn_target` (the caller
+/// execs right after), a PID namespace's target runs it in a `spawn_vfork` child and never
+/// returns here.
+fn apply_until(
+    plan: &Plan,
+    spawn_target: Option<&dyn Fn(SessionOutcome) -> i32>,
+) -> Result<Applied, LaunchError> {
     // Step 4/18: unshare(2) needs CAP_SYS_ADMIN, so before the bounding set and ids go;
     // before the session fork, because CLONE_NEWPID moves only the children created after
     // it (pid_namespaces(7)): the fork below puts the child into the new namespace.
@@ -206,11 +257,21 @@ pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
     if let (true, false, SessionOutcome::Forked { .. }) = (plan.namespaces.pid, relayed, session) {
         // The forked child is pid 1 of the new namespace; the target must not be its init
         // (an init ignores signals it has no handler for, and its exit kills the rest).
+        if let Some(finish) = spawn_target {
+            let e = crate::namespaces::spawn_in_namespace(&plan.supervisor, |init| {
+                finish(SessionOutcome::Forked { supervisor: init })
+            });
+            return Err(at(Step::NewNamespaces)(e));
+        }
         let init = crate::namespaces::fork_namespace_init(&plan.supervisor)
             .map_err(at(Step::NewNamespaces))?;
         session = SessionOutcome::Forked { supervisor: init };
     }
+    confine(plan, session)
+}
 
+/// Steps 7..=17 in the process that will exec (the child after a fork).
+fn confine(plan: &Plan, session: SessionOutcome) -> Result<Applied, LaunchError> {
     let mut bounding_dropped = None;
     if let IdentityPlan::Switch { ids } = &plan.identity {
         // Step 5/18 again, in the target-to-be: PR_CAPBSET_READ finds nothing left to drop,
