@@ -68,7 +68,7 @@ fn ns_per_call(mut f: impl FnMut()) -> f64 {
 fn child(variant: &str) {
     let plan = default_plan();
     let linear = linear_program(&plan);
-    if let Err((call, e)) = clawjail::nnp::set_no_new_privs() {
+    if let Err((call, e)) = clawjail::nnp::set_no_new_privs(&mut clawjail::kernel::Real) {
         fail(&format!("{call}: {e}"));
     }
     let t = Instant::now();
@@ -82,7 +82,9 @@ fn child(variant: &str) {
             jf: 0,
             k: 0x7fff_0000,
         }]),
-        "tree" => plan.install().map_err(|(_, e)| e),
+        "tree" => plan
+            .install(&mut clawjail::kernel::Real)
+            .map_err(|(_, e)| e),
         "linear" => clawjail::sys::seccomp_set_mode_filter(&linear),
         other => fail(&format!("unknown variant {other}")),
     };

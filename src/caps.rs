@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use caps::{CapSet, Capability, CapsHashSet};
 
-use crate::sys;
+use crate::kernel::Kernel;
 
 /// Parse `CAP_NET_BIND_SERVICE` (or `net_bind_service`).
 pub fn parse_cap_name(name: &str) -> Result<Capability, String> {
@@ -48,15 +48,22 @@ pub fn read_cap_last_cap() -> io::Result<u32> {
 /// credentials are committed (every PR_CAPBSET_DROP commits a new `struct cred`, even for a
 /// cap already gone). What a new user namespace gave back (a full bounding set,
 /// user_namespaces(7)) is found and dropped the same way.
-pub fn drop_bounding_set(last_cap: u32, keep: &[Capability]) -> Result<u32, (String, io::Error)> {
+pub fn drop_bounding_set(
+    k: &mut impl Kernel,
+    last_cap: u32,
+    keep: &[Capability],
+) -> Result<u32, (String, io::Error)> {
     let mut dropped = 0;
     for n in 0..=last_cap {
         if keep.iter().any(|c| c.index() as u32 == n) {
             continue;
         }
-        let held = sys::capbset_read(n).map_err(|e| (format!("prctl(PR_CAPBSET_READ, {n})"), e))?;
+        let held = k
+            .capbset_read(n)
+            .map_err(|e| (format!("prctl(PR_CAPBSET_READ, {n})"), e))?;
         if held {
-            sys::capbset_drop(n).map_err(|e| (format!("prctl(PR_CAPBSET_DROP, {n})"), e))?;
+            k.capbset_drop(n)
+                .map_err(|e| (format!("prctl(PR_CAPBSET_DROP, {n})"), e))?;
         }
         dropped += 1;
     }
@@ -79,31 +86,38 @@ pub fn securebits_for(keep_any: bool) -> u32 {
 }
 
 /// `prctl(PR_SET_SECUREBITS, bits)`.
-pub fn lock_securebits(bits: u32) -> Result<(), (String, io::Error)> {
-    sys::set_securebits(bits).map_err(|e| (format!("prctl(PR_SET_SECUREBITS, {bits:#x})"), e))
+pub fn lock_securebits(k: &mut impl Kernel, bits: u32) -> Result<(), (String, io::Error)> {
+    k.set_securebits(bits)
+        .map_err(|e| (format!("prctl(PR_SET_SECUREBITS, {bits:#x})"), e))
 }
 
 /// Set P/E/I to exactly `keep`, then the ambient set to exactly `keep`.
 /// capset(2) then prctl(PR_CAP_AMBIENT_RAISE) — a cap can only be made ambient when it is
 /// in both P and I.
-pub fn set_process_sets(keep: &[Capability]) -> Result<(), (String, io::Error)> {
+pub fn set_process_sets(
+    k: &mut impl Kernel,
+    keep: &[Capability],
+) -> Result<(), (String, io::Error)> {
     let set: CapsHashSet = keep.iter().copied().collect();
-    let err = |what: &str, e: caps::errors::CapsError| {
-        (what.to_string(), io::Error::other(e.to_string()))
-    };
-    sys::ambient_clear_all().map_err(|e| ("prctl(PR_CAP_AMBIENT_CLEAR_ALL)".to_string(), e))?;
-    caps::set(None, CapSet::Inheritable, &set).map_err(|e| err("capset(inheritable)", e))?;
-    caps::set(None, CapSet::Effective, &set).map_err(|e| err("capset(effective)", e))?;
-    caps::set(None, CapSet::Permitted, &set).map_err(|e| err("capset(permitted)", e))?;
+    let err = |what: &str, e: io::Error| (what.to_string(), e);
+    k.ambient_clear_all()
+        .map_err(|e| ("prctl(PR_CAP_AMBIENT_CLEAR_ALL)".to_string(), e))?;
+    k.capset(CapSet::Inheritable, &set)
+        .map_err(|e| err("capset(inheritable)", e))?;
+    k.capset(CapSet::Effective, &set)
+        .map_err(|e| err("capset(effective)", e))?;
+    k.capset(CapSet::Permitted, &set)
+        .map_err(|e| err("capset(permitted)", e))?;
     for cap in keep {
-        caps::raise(None, CapSet::Ambient, *cap)
+        k.ambient_raise(*cap)
             .map_err(|e| err(&format!("prctl(PR_CAP_AMBIENT_RAISE, {cap})"), e))?;
     }
     if !keep.is_empty() {
         // KEEP_CAPS (set with the securebits when a cap is kept) has done its job across
         // the uid switch; clear it so the target cannot carry P across its own setuid
         // (prctl(2) PR_SET_KEEPCAPS).
-        sys::set_keepcaps(false).map_err(|e| ("prctl(PR_SET_KEEPCAPS, 0)".to_string(), e))?;
+        k.set_keepcaps(false)
+            .map_err(|e| ("prctl(PR_SET_KEEPCAPS, 0)".to_string(), e))?;
     }
     Ok(())
 }

@@ -7,8 +7,10 @@
 
 use std::io;
 
+use crate::kernel::Kernel;
+
 /// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)` — close_range(2).
-pub fn mark_cloexec_from(first: u32) -> Result<(), (String, io::Error)> {
-    crate::sys::cloexec_from(first)
+pub fn mark_cloexec_from(k: &mut impl Kernel, first: u32) -> Result<(), (String, io::Error)> {
+    k.cloexec_from(first)
         .map_err(|e| (format!("close_range({first}, ~0, CLOSE_RANGE_CLOEXEC)"), e))
 }

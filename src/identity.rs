@@ -8,7 +8,9 @@
 
 use std::io;
 
-use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+use nix::unistd::{Gid, Uid};
+
+use crate::kernel::Kernel;
 
 /// Ids to switch to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -22,22 +24,24 @@ pub struct Ids {
 
 /// setgroups(2), setresgid(2), setresuid(2) — in that order, because setgroups and
 /// setresgid need CAP_SETGID, which setresuid to a non-zero uid removes.
-pub fn set_res_ids(ids: &Ids) -> Result<(), (String, io::Error)> {
+pub fn set_res_ids(k: &mut impl Kernel, ids: &Ids) -> Result<(), (String, io::Error)> {
     let groups: Vec<Gid> = ids.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    setgroups(&groups).map_err(|e| (format!("setgroups({:?})", ids.groups), e.into()))?;
-    let g = Gid::from_raw(ids.gid);
-    setresgid(g, g, g).map_err(|e| (format!("setresgid({0}, {0}, {0})", ids.gid), e.into()))?;
-    let u = Uid::from_raw(ids.uid);
-    setresuid(u, u, u).map_err(|e| (format!("setresuid({0}, {0}, {0})", ids.uid), e.into()))?;
+    k.setgroups(&groups)
+        .map_err(|e| (format!("setgroups({:?})", ids.groups), e))?;
+    k.setresgid(Gid::from_raw(ids.gid))
+        .map_err(|e| (format!("setresgid({0}, {0}, {0})", ids.gid), e))?;
+    k.setresuid(Uid::from_raw(ids.uid))
+        .map_err(|e| (format!("setresuid({0}, {0}, {0})", ids.uid), e))?;
     Ok(())
 }
 
 /// After the switch: every id is the target's and setresuid(0,0,0) fails.
-pub fn assert_root_unrecoverable(ids: &Ids) -> Result<(), (String, io::Error)> {
-    let r =
-        nix::unistd::getresuid().map_err(|e| ("getresuid()".to_string(), io::Error::from(e)))?;
-    let g =
-        nix::unistd::getresgid().map_err(|e| ("getresgid()".to_string(), io::Error::from(e)))?;
+pub fn assert_root_unrecoverable(
+    k: &mut impl Kernel,
+    ids: &Ids,
+) -> Result<(), (String, io::Error)> {
+    let r = k.getresuid().map_err(|e| ("getresuid()".to_string(), e))?;
+    let g = k.getresgid().map_err(|e| ("getresgid()".to_string(), e))?;
     let all_uid = [r.real, r.effective, r.saved]
         .iter()
         .all(|u| u.as_raw() == ids.uid);
@@ -50,14 +54,11 @@ pub fn assert_root_unrecoverable(ids: &Ids) -> Result<(), (String, io::Error)> {
             io::Error::other(format!("ids not fully switched: uid {r:?} gid {g:?}")),
         ));
     }
-    if ids.uid != 0 {
-        let root = Uid::from_raw(0);
-        if setresuid(root, root, root).is_ok() {
-            return Err((
-                "setresuid(0, 0, 0)".to_string(),
-                io::Error::other("root could be regained after the switch"),
-            ));
-        }
+    if ids.uid != 0 && k.setresuid(Uid::from_raw(0)).is_ok() {
+        return Err((
+            "setresuid(0, 0, 0)".to_string(),
+            io::Error::other("root could be regained after the switch"),
+        ));
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::AsFd;
 
+use crate::kernel::{Kernel, Real};
 use crate::landlock::LandlockOutcome;
 use crate::plan::{IdentityPlan, Plan};
 use crate::session::SessionOutcome;
@@ -160,7 +161,7 @@ impl Applied {
 /// On a fork (process-group leader, `--init`, a PID namespace) only the child (the target
 /// to be) returns here.
 pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
-    apply_until(plan, None)
+    apply_with(&mut Real, plan)
 }
 
 /// `apply`, then step 18 (exec). Returns only on failure, with `run`'s exit code: 125
@@ -168,14 +169,15 @@ pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
 /// refused it. In a PID namespace the target is started with `sys::spawn_vfork` (the steps
 /// after the init and the exec run in the init's memory: no address space is copied only
 /// to be replaced by the exec), and its failure is reported and exited on there, exactly
-/// as this function's caller would.
+/// as this function's caller would. The calls and their order are `apply_with`'s (the
+/// recording fake pins them with a plain fork).
 pub fn apply_and_exec(plan: &Plan) -> (i32, LaunchError) {
     let finish = |session| -> i32 {
-        let (code, e) = confine_and_exec(plan, session);
+        let (code, e) = confine_and_exec(&mut Real, plan, session);
         eprintln!("clawjail: {e}");
         code
     };
-    match apply_until(plan, Some(&finish)) {
+    match apply_until(&mut Real, plan, Some(&finish)) {
         Ok(applied) => {
             let e = exec(plan, &applied);
             (exec_code(&e), e)
@@ -185,10 +187,14 @@ pub fn apply_and_exec(plan: &Plan) -> (i32, LaunchError) {
 }
 
 /// Steps 7..=18 in the target-to-be; returns only on failure (see `apply_and_exec`).
-fn confine_and_exec(plan: &Plan, session: SessionOutcome) -> (i32, LaunchError) {
-    match confine(plan, session) {
+fn confine_and_exec(
+    k: &mut impl Kernel,
+    plan: &Plan,
+    session: SessionOutcome,
+) -> (i32, LaunchError) {
+    match confine(k, plan, session) {
         Ok(applied) => {
-            let e = exec(plan, &applied);
+            let e = exec_with(k, plan, &applied);
             (exec_code(&e), e)
         }
         Err(e) => (125, e),
@@ -204,26 +210,35 @@ fn exec_code(e: &LaunchError) -> i32 {
     }
 }
 
+/// [`apply`] through a [`Kernel`]: `Real` for a launch, the recording fake in the unit
+/// tests (src/launch_tests.rs), which pin the exact call order this function makes.
+pub fn apply_with(k: &mut impl Kernel, plan: &Plan) -> Result<Applied, LaunchError> {
+    apply_until(k, plan, None)
+}
+
 /// Steps 4..=6 and the namespace init; then `confine`. With `spawn_target` (the caller
 /// execs right after), a PID namespace's target runs it in a `spawn_vfork` child and never
 /// returns here.
 fn apply_until(
+    k: &mut impl Kernel,
     plan: &Plan,
     spawn_target: Option<&dyn Fn(SessionOutcome) -> i32>,
 ) -> Result<Applied, LaunchError> {
+    k.begin_step(Step::NewNamespaces.name());
     // Step 4/18: unshare(2) needs CAP_SYS_ADMIN, so before the bounding set and ids go;
     // before the session fork, because CLONE_NEWPID moves only the children created after
     // it (pid_namespaces(7)): the fork below puts the child into the new namespace.
-    crate::namespaces::enter(&plan.namespaces).map_err(at(Step::NewNamespaces))?;
+    crate::namespaces::enter(k, &plan.namespaces).map_err(at(Step::NewNamespaces))?;
     // Step 5/18: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set, which the uid
     // switch removes (capabilities(7)), so before step 9; before the session fork, because
     // the bounding set is inherited across fork(2): one drop (41 credential commits) instead
     // of one in each of the supervisor, the namespace init and the target. It keeps what
     // the supervisor keeps too (`clawjail learn`); the target drops that below.
     if let IdentityPlan::Switch { .. } = &plan.identity {
+        k.begin_step(Step::DropBoundingSet.name());
         let mut keep = plan.caps.keep.clone();
         keep.extend_from_slice(crate::supervisor::bounding_kept(&plan.supervisor));
-        crate::caps::drop_bounding_set(plan.caps.last_cap, &keep)
+        crate::caps::drop_bounding_set(k, plan.caps.last_cap, &keep)
             .map_err(at(Step::DropBoundingSet))?;
     }
     // Step 6/18: before the uid switch, so the supervisor (if we fork) can still switch
@@ -240,7 +255,9 @@ fn apply_until(
     // With a pty, the forked child already leads the pty's session and forked the target
     // (`supervisor::monitor`); in a PID namespace that monitor is the namespace's init.
     let relayed = plan.terminal.as_ref().is_some_and(|t| t.needs_pty());
+    k.begin_step(Step::NewSession.name());
     let mut session = crate::session::enter_new_session(
+        k,
         mode,
         &plan.supervisor,
         plan.terminal.as_ref(),
@@ -257,52 +274,64 @@ fn apply_until(
     if let (true, false, SessionOutcome::Forked { .. }) = (plan.namespaces.pid, relayed, session) {
         // The forked child is pid 1 of the new namespace; the target must not be its init
         // (an init ignores signals it has no handler for, and its exit kills the rest).
+        k.begin_step(Step::NewNamespaces.name());
         if let Some(finish) = spawn_target {
-            let e = crate::namespaces::spawn_in_namespace(&plan.supervisor, |init| {
+            let e = crate::namespaces::spawn_in_namespace(k, &plan.supervisor, |init| {
                 finish(SessionOutcome::Forked { supervisor: init })
             });
             return Err(at(Step::NewNamespaces)(e));
         }
-        let init = crate::namespaces::fork_namespace_init(&plan.supervisor)
+        let init = crate::namespaces::fork_namespace_init(k, &plan.supervisor)
             .map_err(at(Step::NewNamespaces))?;
         session = SessionOutcome::Forked { supervisor: init };
     }
-    confine(plan, session)
+    confine(k, plan, session)
 }
 
-/// Steps 7..=17 in the process that will exec (the child after a fork).
-fn confine(plan: &Plan, session: SessionOutcome) -> Result<Applied, LaunchError> {
+/// Steps 5 (again) and 8..=17 in the process that will exec (the child after a fork).
+fn confine(
+    k: &mut impl Kernel,
+    plan: &Plan,
+    session: SessionOutcome,
+) -> Result<Applied, LaunchError> {
     let mut bounding_dropped = None;
     if let IdentityPlan::Switch { ids } = &plan.identity {
         // Step 5/18 again, in the target-to-be: PR_CAPBSET_READ finds nothing left to drop,
         // unless a new user namespace (the egress step in a container) brought back a full
         // bounding set (user_namespaces(7)) or the learn supervisor's caps were kept.
+        k.begin_step(Step::DropBoundingSet.name());
         bounding_dropped = Some(
-            crate::caps::drop_bounding_set(plan.caps.last_cap, &plan.caps.keep)
+            crate::caps::drop_bounding_set(k, plan.caps.last_cap, &plan.caps.keep)
                 .map_err(at(Step::DropBoundingSet))?,
         );
         // Step 8/18: PR_SET_SECUREBITS also needs CAP_SETPCAP. NO_SETUID_FIXUP stays off so
         // step 9 itself clears P/E/ambient; KEEP_CAPS keeps P across it only if a cap is kept.
-        crate::caps::lock_securebits(plan.caps.securebits).map_err(at(Step::LockSecurebits))?;
+        k.begin_step(Step::LockSecurebits.name());
+        crate::caps::lock_securebits(k, plan.caps.securebits).map_err(at(Step::LockSecurebits))?;
         // Step 9/18: groups and gid first: both need CAP_SETGID, which setresuid removes.
-        crate::identity::set_res_ids(ids).map_err(at(Step::SetIds))?;
-        crate::identity::assert_root_unrecoverable(ids).map_err(at(Step::SetIds))?;
+        k.begin_step(Step::SetIds.name());
+        crate::identity::set_res_ids(k, ids).map_err(at(Step::SetIds))?;
+        crate::identity::assert_root_unrecoverable(k, ids).map_err(at(Step::SetIds))?;
     }
     // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 9.
-    crate::session::die_with_supervisor(session).map_err(at(Step::SetIds))?;
+    k.begin_step(Step::SetIds.name());
+    crate::session::die_with_supervisor(k, session).map_err(at(Step::SetIds))?;
     // Step 10/18: set P/E/I to the kept set and raise it as ambient (a cap can be raised into
     // ambient only when it is in P and I). Unprivileged, this clears whatever was there.
-    crate::caps::set_process_sets(&plan.caps.keep).map_err(at(Step::SetCapabilitySets))?;
+    k.begin_step(Step::SetCapabilitySets.name());
+    crate::caps::set_process_sets(k, &plan.caps.keep).map_err(at(Step::SetCapabilitySets))?;
     // Step 11/18: after the switch, so chdir is checked against the target's ids and
     // RLIMIT_NPROC against its uid; before Landlock, which might not grant the workdir's parents.
-    crate::limits::set_rlimits(&plan.limits).map_err(at(Step::LimitsUmaskWorkdir))?;
-    crate::limits::set_umask(plan.umask);
+    k.begin_step(Step::LimitsUmaskWorkdir.name());
+    crate::limits::set_rlimits(k, &plan.limits).map_err(at(Step::LimitsUmaskWorkdir))?;
+    crate::limits::set_umask(k, plan.umask);
     if let Some(dir) = &plan.workdir {
-        crate::limits::change_dir(dir).map_err(at(Step::LimitsUmaskWorkdir))?;
+        crate::limits::change_dir(k, dir).map_err(at(Step::LimitsUmaskWorkdir))?;
     }
     // Step 12/18: no_new_privs before Landlock and seccomp, which require it without
     // CAP_SYS_ADMIN (seccomp(2), landlock_restrict_self(2)).
-    crate::nnp::set_no_new_privs().map_err(at(Step::NoNewPrivs))?;
+    k.begin_step(Step::NoNewPrivs.name());
+    crate::nnp::set_no_new_privs(k).map_err(at(Step::NoNewPrivs))?;
     // Step 13/18: envp was built from the allowlist in prepare; after a fork the socket
     // activation pid must name the child that will exec (kept in `Applied`, the plan is
     // not changed).
@@ -319,13 +348,16 @@ fn confine(plan: &Plan, session: SessionOutcome) -> Result<Applied, LaunchError>
     };
     // Step 14/18: after the last open clawjail needs, before Landlock: fds opened before
     // restrict_self are not restricted by it, so none may reach the target.
-    crate::fds::mark_cloexec_from(3 + plan.fds.keep_listen_fds).map_err(at(Step::CloexecFds))?;
+    k.begin_step(Step::CloexecFds.name());
+    crate::fds::mark_cloexec_from(k, 3 + plan.fds.keep_listen_fds).map_err(at(Step::CloexecFds))?;
     // Step 15/18: ignored dispositions and the mask survive execve (signal(7)).
-    crate::signals::reset_dispositions_and_mask().map_err(at(Step::ResetSignals))?;
+    k.begin_step(Step::ResetSignals.name());
+    crate::signals::reset_dispositions_and_mask(k).map_err(at(Step::ResetSignals))?;
     // Step 16/18: Landlock before seccomp, so the filter need not allow landlock_*; after
     // every open of a path the target must not reach.
-    let landlock =
-        crate::landlock::restrict_self(&plan.landlock).map_err(at(Step::LandlockRestrictSelf))?;
+    k.begin_step(Step::LandlockRestrictSelf.name());
+    let landlock = crate::landlock::restrict_self(k, &plan.landlock)
+        .map_err(at(Step::LandlockRestrictSelf))?;
     let applied = Applied {
         session,
         bounding_dropped,
@@ -338,23 +370,30 @@ fn confine(plan: &Plan, session: SessionOutcome) -> Result<Applied, LaunchError>
     // most severe action win and break the clone3 ENOSYS and io_uring EPERM guards.
     // `clawjail learn`: the same step with SECCOMP_FILTER_FLAG_NEW_LISTENER; the listener
     // goes to the supervisor before exec (a notified call blocks until it holds it).
+    k.begin_step(Step::SeccompFilter.name());
     match &plan.supervisor.learn {
         Some(job) => {
             let listener = plan
                 .seccomp
-                .install_listener()
+                .install_listener(k)
                 .map_err(at(Step::SeccompFilter))?;
             job.handoff
                 .send_listener(listener)
                 .map_err(at(Step::SeccompFilter))?;
         }
-        None => plan.seccomp.install().map_err(at(Step::SeccompFilter))?,
+        None => plan.seccomp.install(k).map_err(at(Step::SeccompFilter))?,
     }
     Ok(applied)
 }
 
 /// Step 18/18: execveat(fd, "", AT_EMPTY_PATH). Returns only on failure.
 pub fn exec(plan: &Plan, applied: &Applied) -> LaunchError {
+    exec_with(&mut Real, plan, applied)
+}
+
+/// [`exec`] through a [`Kernel`] (see [`apply_with`]).
+pub fn exec_with(k: &mut impl Kernel, plan: &Plan, applied: &Applied) -> LaunchError {
+    k.begin_step(Step::Exec.name());
     let Some(t) = &plan.target else {
         return LaunchError {
             step: Step::Exec,
@@ -362,7 +401,7 @@ pub fn exec(plan: &Plan, applied: &Applied) -> LaunchError {
             source: io::Error::other("no target"),
         };
     };
-    let source = crate::sys::fexecve(t.exec_fd.as_fd(), &t.argv, applied.envp(plan));
+    let source = k.execveat(t.exec_fd.as_fd(), &t.argv, applied.envp(plan));
     LaunchError {
         step: Step::Exec,
         call: format!("execveat({}, AT_EMPTY_PATH)", t.exec_path.display()),

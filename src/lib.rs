@@ -13,6 +13,7 @@ pub mod env;
 pub mod export;
 pub mod fds;
 pub mod identity;
+pub mod kernel;
 pub mod landlock;
 pub mod launch;
 pub mod learn;
@@ -33,6 +34,9 @@ pub mod supervisor;
 pub mod sys;
 pub mod terminal;
 pub mod verify;
+
+#[cfg(test)]
+mod launch_tests;
 
 #[cfg(test)]
 mod layering_tests;

@@ -7,7 +7,9 @@
 
 use std::io;
 
-use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::resource::Resource;
+
+use crate::kernel::Kernel;
 
 /// One rlimit as it will be applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -24,23 +26,24 @@ fn ser_resource<S: serde::Serializer>(r: &Resource, s: S) -> Result<S::Ok, S::Er
 }
 
 /// setrlimit(resource, value, value) for each.
-pub fn set_rlimits(limits: &[Rlimit]) -> Result<(), (String, io::Error)> {
+pub fn set_rlimits(k: &mut impl Kernel, limits: &[Rlimit]) -> Result<(), (String, io::Error)> {
     for l in limits {
         let v = l.value.unwrap_or(libc::RLIM_INFINITY);
-        setrlimit(l.resource, v, v)
-            .map_err(|e| (format!("setrlimit({:?}, {v}, {v})", l.resource), e.into()))?;
+        k.setrlimit(l.resource, v, v)
+            .map_err(|e| (format!("setrlimit({:?}, {v}, {v})", l.resource), e))?;
     }
     Ok(())
 }
 
 /// umask(2).
-pub fn set_umask(mask: u32) {
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+pub fn set_umask(k: &mut impl Kernel, mask: u32) {
+    k.umask(nix::sys::stat::Mode::from_bits_truncate(
         mask as libc::mode_t,
     ));
 }
 
 /// chdir(2) as the target user, so DAC is checked against the target's ids.
-pub fn change_dir(dir: &std::path::Path) -> Result<(), (String, io::Error)> {
-    nix::unistd::chdir(dir).map_err(|e| (format!("chdir({})", dir.display()), e.into()))
+pub fn change_dir(k: &mut impl Kernel, dir: &std::path::Path) -> Result<(), (String, io::Error)> {
+    k.chdir(dir)
+        .map_err(|e| (format!("chdir({})", dir.display()), e))
 }

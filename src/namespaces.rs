@@ -41,6 +41,7 @@ use std::io;
 
 use serde_json::json;
 
+use crate::kernel::Kernel;
 use crate::session::SessionMode;
 
 /// What the namespace step will do.
@@ -155,12 +156,12 @@ impl NamespacePlan {
 
 /// The namespace step: unshare(2) with the planned flags. Before the session step, whose
 /// fork then puts the child into the new PID namespace.
-pub fn enter(plan: &NamespacePlan) -> Result<(), (String, io::Error)> {
+pub fn enter(k: &mut impl Kernel, plan: &NamespacePlan) -> Result<(), (String, io::Error)> {
     let flags = plan.flags();
     if flags == 0 {
         return Ok(());
     }
-    nix::sched::unshare(nix::sched::CloneFlags::from_bits_truncate(flags)).map_err(|e| {
+    k.unshare(nix::sched::CloneFlags::from_bits_truncate(flags)).map_err(|e| {
         (
             format!(
                 "unshare({})",
@@ -171,7 +172,7 @@ pub fn enter(plan: &NamespacePlan) -> Result<(), (String, io::Error)> {
                     .collect::<Vec<_>>()
                     .join(" | ")
             ) + " (refused although CAP_SYS_ADMIN is held: a seccomp profile or LSM; `clawjail check` says which; process.pid_namespace = false avoids the PID namespace)",
-            io::Error::from(e),
+            e,
         )
     })
 }
@@ -183,11 +184,12 @@ pub fn enter(plan: &NamespacePlan) -> Result<(), (String, io::Error)> {
 /// relay, exit with the target's status); the new child returns and becomes the target.
 /// Returns the init's pid as the child sees it (1), for the parent-death check.
 pub fn fork_namespace_init(
+    k: &mut impl Kernel,
     sup: &crate::supervisor::SupervisorPlan,
 ) -> Result<libc::pid_t, (String, io::Error)> {
     // Refused here (a locked /proc, an LSM denying mount): the launch stops with exit 125
     // before exec; `check` probes it beforehand.
-    mount_own_proc().map_err(|(call, e)| {
+    mount_own_proc(k).map_err(|(call, e)| {
         (
             format!(
                 "{call} in the target's PID namespace (process.pid_namespace = false avoids it)"
@@ -195,8 +197,9 @@ pub fn fork_namespace_init(
             e,
         )
     })?;
-    let init = nix::unistd::getpid().as_raw();
-    let pid = crate::sys::fork()
+    let init = k.getpid();
+    let pid = k
+        .fork()
         .map_err(|e| ("fork() of the target in its PID namespace".to_string(), e))?;
     if pid == 0 {
         return Ok(init);
@@ -211,10 +214,11 @@ pub fn fork_namespace_init(
 /// init's address space only for the target's exec to throw it away (docs/performance.md).
 /// Returns only when the mount or the spawn failed, before the target exists.
 pub fn spawn_in_namespace(
+    k: &mut impl Kernel,
     sup: &crate::supervisor::SupervisorPlan,
     target: impl FnOnce(libc::pid_t) -> i32,
 ) -> (String, io::Error) {
-    if let Err((call, e)) = mount_own_proc() {
+    if let Err((call, e)) = mount_own_proc(k) {
         return (
             format!(
                 "{call} in the target's PID namespace (process.pid_namespace = false avoids it)"
@@ -222,7 +226,7 @@ pub fn spawn_in_namespace(
             e,
         );
     }
-    let init = nix::unistd::getpid().as_raw();
+    let init = k.getpid();
     match crate::sys::spawn_vfork(|| target(init)) {
         Ok(pid) => become_init(sup, pid),
         Err(e) => (
@@ -247,31 +251,19 @@ fn become_init(sup: &crate::supervisor::SupervisorPlan, target: libc::pid_t) -> 
 }
 
 /// unshare(CLONE_NEWNS), `mount --make-rprivate /`, `mount -t proc proc /proc`.
-pub fn mount_own_proc() -> Result<(), (String, io::Error)> {
-    use nix::mount::{mount, MsFlags};
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| ("unshare(CLONE_NEWNS)".to_string(), io::Error::from(e)))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| {
-        (
-            "mount(/, MS_REC | MS_PRIVATE)".to_string(),
-            io::Error::from(e),
-        )
-    })?;
-    mount(
+pub fn mount_own_proc(k: &mut impl Kernel) -> Result<(), (String, io::Error)> {
+    use nix::mount::MsFlags;
+    k.unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| ("unshare(CLONE_NEWNS)".to_string(), e))?;
+    k.mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE)
+        .map_err(|e| ("mount(/, MS_REC | MS_PRIVATE)".to_string(), e))?;
+    k.mount(
         Some("proc"),
         "/proc",
         Some("proc"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
     )
-    .map_err(|e| ("mount(proc, /proc)".to_string(), io::Error::from(e)))
+    .map_err(|e| ("mount(proc, /proc)".to_string(), e))
 }
 
 #[cfg(test)]

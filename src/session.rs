@@ -15,8 +15,7 @@
 
 use std::io;
 
-use nix::unistd::{getpid, getsid, setsid};
-
+use crate::kernel::Kernel;
 use crate::supervisor::{self, SupervisorPlan};
 use crate::terminal::TerminalPlan;
 
@@ -46,13 +45,16 @@ pub enum SessionMode {
 /// still its parent. After the id switch: any euid/egid change clears PDEATHSIG (prctl(2));
 /// if the supervisor died before this, stop rather than run unsupervised. A no-op when
 /// the session step did not fork.
-pub fn die_with_supervisor(outcome: SessionOutcome) -> Result<(), (String, io::Error)> {
+pub fn die_with_supervisor(
+    k: &mut impl Kernel,
+    outcome: SessionOutcome,
+) -> Result<(), (String, io::Error)> {
     let SessionOutcome::Forked { supervisor } = outcome else {
         return Ok(());
     };
-    crate::sys::set_pdeathsig(libc::SIGKILL)
+    k.set_pdeathsig(libc::SIGKILL)
         .map_err(|e| ("prctl(PR_SET_PDEATHSIG, SIGKILL)".to_string(), e))?;
-    if nix::unistd::getppid().as_raw() != supervisor {
+    if k.getppid() != supervisor {
         return Err((
             "getppid()".to_string(),
             io::Error::other("the supervisor exited"),
@@ -67,6 +69,7 @@ pub fn die_with_supervisor(outcome: SessionOutcome) -> Result<(), (String, io::E
 /// relays the pty) and the child leads the pty's session whatever `mode` says; a plain
 /// `/dev/null` stdin needs no fork.
 pub fn enter_new_session(
+    k: &mut impl Kernel,
     mode: SessionMode,
     sup: &SupervisorPlan,
     terminal: Option<&TerminalPlan>,
@@ -74,22 +77,22 @@ pub fn enter_new_session(
 ) -> Result<SessionOutcome, (String, io::Error)> {
     let relay = terminal.as_ref().is_some_and(|t| t.needs_pty());
     if mode == SessionMode::Init || relay {
-        return fork_with_supervisor(sup, terminal, pid_namespace);
+        return fork_with_supervisor(k, sup, terminal, pid_namespace);
     }
     let outcome = match mode {
         SessionMode::Keep => SessionOutcome::NotRequested,
         _ => {
-            let me = getpid();
-            if getsid(None).map(|s| s == me).unwrap_or(false) {
+            let me = k.getpid();
+            if k.getsid().map(|s| s == me).unwrap_or(false) {
                 SessionOutcome::AlreadyLeader
             } else {
-                match setsid() {
-                    Ok(_) => SessionOutcome::NewSession,
+                match k.setsid() {
+                    Ok(()) => SessionOutcome::NewSession,
                     // setsid(2): EPERM when the caller is a process-group leader.
-                    Err(nix::errno::Errno::EPERM) => {
-                        return fork_with_supervisor(sup, terminal, pid_namespace)
+                    Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                        return fork_with_supervisor(k, sup, terminal, pid_namespace)
                     }
-                    Err(e) => return Err(("setsid()".to_string(), e.into())),
+                    Err(e) => return Err(("setsid()".to_string(), e)),
                 }
             }
         }
@@ -105,6 +108,7 @@ pub fn enter_new_session(
 /// child waits for the supervisor's ready byte before it goes on, so a supervisor that
 /// failed its own setup kills a child that has not exec'd yet.
 pub fn fork_with_supervisor(
+    k: &mut impl Kernel,
     sup: &SupervisorPlan,
     terminal: Option<&TerminalPlan>,
     pid_namespace: bool,
@@ -112,17 +116,13 @@ pub fn fork_with_supervisor(
     if sup.subreaper {
         // Without it, orphaned grandchildren are re-parented to the real PID 1 (or the
         // nearest subreaper), not to clawjail — prctl(2) PR_SET_CHILD_SUBREAPER.
-        nix::sys::prctl::set_child_subreaper(true).map_err(|e| {
-            (
-                "prctl(PR_SET_CHILD_SUBREAPER, 1)".to_string(),
-                io::Error::from(e),
-            )
-        })?;
+        k.set_child_subreaper()
+            .map_err(|e| ("prctl(PR_SET_CHILD_SUBREAPER, 1)".to_string(), e))?;
     }
     let relay = terminal.as_ref().is_some_and(|t| t.needs_pty());
     // Block the supervisor's signals before fork so none is lost between fork and its
     // signalfd; the child clears its mask at the signals step.
-    supervisor::reaper::block_signals(relay)
+    supervisor::reaper::block_signals(k, relay)
         .map_err(|e| ("sigprocmask(SIG_BLOCK, supervisor set)".to_string(), e))?;
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| ("pipe2(ready)".to_string(), io::Error::from(e)))?;
@@ -141,20 +141,16 @@ pub fn fork_with_supervisor(
         Some(_) => Some(crate::egress::wire::channel()?),
         None => None,
     };
-    let parent = getpid().as_raw();
-    let pid = crate::sys::fork().map_err(|e| ("fork()".to_string(), e))?;
+    let parent = k.getpid();
+    let pid = k.fork().map_err(|e| ("fork()".to_string(), e))?;
     if pid == 0 {
         drop(ready_w);
         let status_w = status.map(|(r, w)| {
             drop(r);
             w
         });
-        setsid().map_err(|e| {
-            (
-                "setsid() in the forked child".to_string(),
-                io::Error::from(e),
-            )
-        })?;
+        k.setsid()
+            .map_err(|e| ("setsid() in the forked child".to_string(), e))?;
         // Step egress-namespace (src/launch.rs): before the target (or the pty monitor that
         // forks it) exists, so every process of the target's tree is born inside.
         if let (Some(job), Some((child_end, sup_end))) = (&sup.egress, egress) {
@@ -165,7 +161,7 @@ pub fn fork_with_supervisor(
             Some(t) => crate::terminal::attach(t, true)?,
             None => None,
         };
-        wait_ready(ready_r)?;
+        wait_ready(k, ready_r)?;
         match (slave, status_w) {
             // This child leads the pty's session; the target runs one level down, in a
             // process group the terminal can stop (see `supervisor::monitor`).
@@ -173,7 +169,7 @@ pub fn fork_with_supervisor(
                 // In a PID namespace this child is its pid 1: the monitor is also the
                 // namespace's init, with a /proc of the namespace's own (src/namespaces.rs).
                 if pid_namespace {
-                    crate::namespaces::mount_own_proc()?;
+                    crate::namespaces::mount_own_proc(k)?;
                 }
                 supervisor::monitor::fork_target(sup, fd, w)
             }
@@ -198,10 +194,11 @@ pub fn fork_with_supervisor(
 }
 
 /// Block until the supervisor says it is set up; EOF means it failed (and kills us).
-pub fn wait_ready(r: std::os::fd::OwnedFd) -> Result<(), (String, io::Error)> {
+pub fn wait_ready(k: &mut impl Kernel, r: std::os::fd::OwnedFd) -> Result<(), (String, io::Error)> {
+    use std::os::fd::AsFd;
     let mut b = [0u8; 1];
     loop {
-        match nix::unistd::read(&r, &mut b) {
+        match k.read(r.as_fd(), &mut b) {
             Ok(1) => return Ok(()),
             Ok(_) => {
                 return Err((
@@ -209,8 +206,8 @@ pub fn wait_ready(r: std::os::fd::OwnedFd) -> Result<(), (String, io::Error)> {
                     io::Error::other("the supervisor failed its setup"),
                 ))
             }
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(("read(ready)".to_string(), e.into())),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(("read(ready)".to_string(), e)),
         }
     }
 }

@@ -7,16 +7,18 @@
 
 use std::io;
 
+use crate::kernel::Kernel;
+
 /// Raw rt_sigaction(sig, SIG_DFL) for 1..=SIGRTMAX except SIGKILL and SIGSTOP, then an
 /// empty mask. Raw, because glibc refuses 32 and 33 (see `sys::signal_default`).
-pub fn reset_dispositions_and_mask() -> Result<(), (String, io::Error)> {
+pub fn reset_dispositions_and_mask(k: &mut impl Kernel) -> Result<(), (String, io::Error)> {
     for sig in 1..=crate::sys::sigrtmax() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        crate::sys::signal_default(sig)
+        k.signal_default(sig)
             .map_err(|e| (format!("rt_sigaction({sig}, SIG_DFL)"), e))?;
     }
-    crate::sys::unblock_all_signals()
+    k.unblock_all_signals()
         .map_err(|e| ("rt_sigprocmask(SIG_SETMASK, {})".to_string(), e))
 }

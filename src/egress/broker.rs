@@ -15,13 +15,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use super::dns::{DnsDecision, DnsVerdict, Responder, SyntheticMap};
-use super::relay::{Relay, Upstream};
+use super::relay::{reset, Relay, Upstream};
 use super::rules::{EgressRules, LogLevel};
+use super::shed::{FdBudget, Reserve, Shed};
 
-/// Concurrent relayed connections; beyond it new ones are reset (fd exhaustion must not
-/// take the broker down).
+/// Concurrent relayed connections at most; lowered at start to what the broker's file
+/// descriptors allow ([`super::shed::FdBudget`]). Beyond it new ones are reset and logged
+/// (fd exhaustion must not take the broker down).
 pub const MAX_CONNECTIONS: usize = 4096;
-/// Concurrent DNS-over-TCP clients.
+/// Concurrent DNS-over-TCP clients at most (also lowered to the fd budget).
 pub const MAX_DNS_TCP: usize = 64;
 /// A DNS-over-TCP client has this long to send each message (slowloris bound).
 pub const DNS_TCP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -40,6 +42,8 @@ pub struct BrokerSockets {
 pub struct Broker<U: Upstream> {
     pub relay: Arc<Relay<U>>,
     pub log: LogLevel,
+    /// The spare descriptor every accept loop refuses with at EMFILE/ENFILE.
+    pub reserve: Arc<Mutex<Reserve>>,
 }
 
 impl<U: Upstream> Broker<U> {
@@ -53,12 +57,42 @@ impl<U: Upstream> Broker<U> {
                 slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
             }),
             log,
+            reserve: Arc::new(Mutex::new(Reserve::new())),
         }
+    }
+
+    /// Lower the connection bound to what this process's descriptors allow, now (inside
+    /// the runtime: its epoll and eventfd descriptors are counted). Returns the budget.
+    pub fn fit_to_fds(&self, dns_tcp_listeners: bool) -> FdBudget {
+        let max_dns = if dns_tcp_listeners { MAX_DNS_TCP } else { 0 };
+        let b = match FdBudget::measure(MAX_CONNECTIONS, max_dns) {
+            Ok(b) => b,
+            Err(e) => {
+                // Unknown: keep the fixed bounds; the spare still sheds at EMFILE.
+                tracing::warn!(error = %e, "egress: cannot count free file descriptors");
+                FdBudget {
+                    free: usize::MAX,
+                    connections: MAX_CONNECTIONS,
+                    dns_tcp: max_dns,
+                }
+            }
+        };
+        let slots = &self.relay.slots;
+        let excess = slots.available_permits().saturating_sub(b.connections);
+        slots.forget_permits(excess);
+        tracing::debug!(
+            event = "egress-broker", free_fds = b.free, connections = b.connections,
+            dns_tcp = b.dns_tcp,
+            "egress broker: {} concurrent connections, {} DNS-over-TCP clients ({} descriptors free)",
+            b.connections, b.dns_tcp, b.free
+        );
+        b
     }
 
     /// Serve every socket until one loop fails (an accept or recv error that is not
     /// per-connection). Must be called inside a tokio runtime.
     pub async fn serve(&self, sockets: BrokerSockets) -> io::Result<()> {
+        let budget = self.fit_to_fds(!sockets.dns_tcp.is_empty());
         let mut set = tokio::task::JoinSet::new();
         for s in sockets.dns_udp {
             s.set_nonblocking(true)?;
@@ -66,24 +100,25 @@ impl<U: Upstream> Broker<U> {
             let (relay, log) = (self.relay.clone(), self.log);
             set.spawn(async move { serve_dns_udp(sock, relay, log).await });
         }
-        let tcp_slots = Arc::new(tokio::sync::Semaphore::new(MAX_DNS_TCP));
+        let tcp_slots = Arc::new(tokio::sync::Semaphore::new(budget.dns_tcp));
         for l in sockets.dns_tcp {
             l.set_nonblocking(true)?;
             let l = TcpListener::from_std(l)?;
             let (relay, log, slots) = (self.relay.clone(), self.log, tcp_slots.clone());
-            set.spawn(async move { serve_dns_tcp(l, relay, log, slots).await });
+            let reserve = self.reserve.clone();
+            set.spawn(async move { serve_dns_tcp(l, relay, log, slots, reserve).await });
         }
         for l in sockets.capture {
             l.set_nonblocking(true)?;
             let l = TcpListener::from_std(l)?;
-            let (relay, log) = (self.relay.clone(), self.log);
-            set.spawn(async move { serve_capture(l, relay, log).await });
+            let (relay, log, reserve) = (self.relay.clone(), self.log, self.reserve.clone());
+            set.spawn(async move { serve_capture(l, relay, log, reserve).await });
         }
         for l in sockets.proxy {
             l.set_nonblocking(true)?;
             let l = TcpListener::from_std(l)?;
-            let (relay, log) = (self.relay.clone(), self.log);
-            set.spawn(async move { super::connect::serve_proxy(l, relay, log).await });
+            let (relay, log, reserve) = (self.relay.clone(), self.log, self.reserve.clone());
+            set.spawn(async move { super::connect::serve_proxy(l, relay, log, reserve).await });
         }
         match set.join_next().await {
             Some(Ok(r)) => r,
@@ -162,19 +197,20 @@ async fn serve_dns_tcp<U: Upstream>(
     relay: Arc<Relay<U>>,
     log: LogLevel,
     slots: Arc<tokio::sync::Semaphore>,
+    reserve: Arc<Mutex<Reserve>>,
 ) -> io::Result<()> {
     loop {
-        let (s, peer) = match l.accept().await {
-            Ok(x) => x,
-            Err(e) if per_connection_error(&e) => {
-                // EMFILE stays until an fd is freed: back off rather than spin.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-            Err(e) => return Err(e),
+        let (s, peer) = match accept(&l, &reserve, "DNS-over-TCP").await? {
+            Some(x) => x,
+            None => continue,
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            drop(s);
+            tracing::warn!(
+                event = "egress-dns", verdict = "refused", transport = "tcp", peer = %peer,
+                why = "DNS-over-TCP client limit reached (bounded by the file descriptor limit)",
+                "egress dns: refused a TCP client {peer}: client limit reached"
+            );
+            reset(s);
             continue;
         };
         let relay = relay.clone();
@@ -234,22 +270,48 @@ pub(crate) fn per_connection_error(e: &io::Error) -> bool {
     ) || e.kind() == io::ErrorKind::ConnectionAborted
 }
 
+/// One accept for a broker loop: `Ok(None)` when this round produced no connection (one
+/// refused at the fd limit, or a per-connection error after a short back-off); `Err` only
+/// for a listener that failed for good.
+pub(crate) async fn accept(
+    l: &TcpListener,
+    reserve: &Mutex<Reserve>,
+    what: &str,
+) -> io::Result<Option<(TcpStream, SocketAddr)>> {
+    let e = match l.accept().await {
+        Ok(x) => return Ok(Some(x)),
+        Err(e) => e,
+    };
+    // The guard is dropped before any await (the shed itself is synchronous).
+    let shed = super::shed::lock(reserve).shed(l, &e, what);
+    match shed {
+        Shed::Refused => Ok(None),
+        Shed::Waiting(why) => {
+            // EMFILE stays until an fd is freed: back off rather than spin. Short, so a
+            // connection arriving meanwhile is refused within it.
+            tracing::debug!(error = %e, why, "egress: {what} accept at the fd limit; retrying");
+            tokio::time::sleep(super::shed::RETRY).await;
+            Ok(None)
+        }
+        Shed::NotExhaustion if per_connection_error(&e) => {
+            tracing::warn!(error = %e, "egress: {what} accept failed; retrying");
+            tokio::time::sleep(super::shed::RETRY).await;
+            Ok(None)
+        }
+        Shed::NotExhaustion => Err(e),
+    }
+}
+
 async fn serve_capture<U: Upstream>(
     l: TcpListener,
     relay: Arc<Relay<U>>,
     log: LogLevel,
+    reserve: Arc<Mutex<Reserve>>,
 ) -> io::Result<()> {
-    let mut reserve = super::shed::Reserve::new();
     loop {
-        let s = match l.accept().await {
-            Ok((s, _)) => s,
-            Err(e) if reserve.refuse_one(&l, &e, "captured").await => continue,
-            Err(e) if per_connection_error(&e) => {
-                tracing::warn!(error = %e, "egress: accept failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-            Err(e) => return Err(e),
+        let s = match accept(&l, &reserve, "captured").await? {
+            Some((s, _)) => s,
+            None => continue,
         };
         // Under AnyIP capture the local address is the destination the target dialed.
         let dst = match s.local_addr() {

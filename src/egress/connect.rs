@@ -136,18 +136,12 @@ pub async fn serve_proxy<U: Upstream>(
     l: TcpListener,
     relay: Arc<Relay<U>>,
     log: LogLevel,
+    reserve: Arc<std::sync::Mutex<super::shed::Reserve>>,
 ) -> std::io::Result<()> {
-    let mut reserve = super::shed::Reserve::new();
     loop {
-        let (s, _) = match l.accept().await {
-            Ok(x) => x,
-            Err(e) if reserve.refuse_one(&l, &e, "proxy").await => continue,
-            Err(e) if super::broker::per_connection_error(&e) => {
-                tracing::warn!(error = %e, "egress proxy: accept failed; retrying");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-            Err(e) => return Err(e),
+        let (s, _) = match super::broker::accept(&l, &reserve, "proxy").await? {
+            Some(x) => x,
+            None => continue,
         };
         let at = s
             .local_addr()

@@ -100,7 +100,9 @@ impl std::fmt::Display for Refused {
             Refused::NoAddress => f.write_str("name resolved to no address"),
             Refused::Lookup(e) => write!(f, "lookup failed: {e}"),
             Refused::Connect(e) => write!(f, "upstream connect failed: {e}"),
-            Refused::Busy => f.write_str("connection limit reached"),
+            Refused::Busy => f.write_str(
+                "connection limit reached (sized to the file descriptor limit; connections held are kept)",
+            ),
             Refused::Inspect(m) => write!(f, "{m}"),
             Refused::Proxy(m) => write!(f, "CONNECT: {m}"),
         }
@@ -178,6 +180,14 @@ impl Upstream for SystemUpstream {
         // A trailing dot makes the name absolute: no search-list expansion (resolv.conf(5)
         // "search"), so an allowlisted name cannot become an internal one.
         let absolute = format!("{name}.");
+        // Bounded: each lookup opens descriptors of its own outside the connection
+        // budget (super::shed::HEADROOM counts them).
+        static LOOKUPS: tokio::sync::Semaphore =
+            tokio::sync::Semaphore::const_new(super::shed::MAX_LOOKUPS);
+        let _turn = LOOKUPS
+            .acquire()
+            .await
+            .map_err(|_| io::Error::other("lookups closed"))?;
         let addrs = tokio::net::lookup_host((absolute.as_str(), port)).await?;
         Ok(addrs.map(|a| a.ip()).collect())
     }
@@ -381,7 +391,7 @@ impl<U: Upstream> Relay<U> {
 }
 
 /// Close with RST (SO_LINGER 0): the client fails at once instead of reading EOF.
-fn reset(s: TcpStream) {
+pub(crate) fn reset(s: TcpStream) {
     if s.set_zero_linger().is_err() {
         tracing::debug!("SO_LINGER 0 failed; closing normally");
     }

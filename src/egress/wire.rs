@@ -120,7 +120,7 @@ pub fn enter_namespace(job: &EgressJob, chan: OwnedFd) -> Result<(), (String, io
         // are in the permitted and effective sets, which this does not touch.
         let last = crate::caps::read_cap_last_cap()
             .map_err(|e| (format!("{CALL_PREFIX}read cap_last_cap"), e))?;
-        crate::caps::drop_bounding_set(last, &[])
+        crate::caps::drop_bounding_set(&mut crate::kernel::Real, last, &[])
             .map_err(|(call, e)| (format!("{CALL_PREFIX}{call}"), e))?;
     }
     netns::set_up_loopback().map_err(|e| {
@@ -225,10 +225,10 @@ pub fn fork_socket_factory(job: &EgressJob, ns: Vec<OwnedFd>) -> io::Result<Unix
 /// with port 0 needs none), the supervisor's ids on a root start, not dumpable.
 fn drop_factory_privileges(job: &EgressJob) -> Result<(), (String, io::Error)> {
     if let Some(ids) = &job.factory_ids {
-        crate::identity::set_res_ids(ids)?;
+        crate::identity::set_res_ids(&mut crate::kernel::Real, ids)?;
     }
-    crate::caps::set_process_sets(&[])?;
-    crate::nnp::set_no_new_privs()?;
+    crate::caps::set_process_sets(&mut crate::kernel::Real, &[])?;
+    crate::nnp::set_no_new_privs(&mut crate::kernel::Real)?;
     nix::sys::prctl::set_dumpable(false)
         .map_err(|e| ("prctl(PR_SET_DUMPABLE, 0)".to_string(), io::Error::from(e)))
 }
@@ -290,25 +290,40 @@ pub struct Received {
 
 /// Accept on one host listener and forward each connection to `127.0.0.1:PORT` inside,
 /// from the client's own address (src/egress/inbound.rs). One line per connection.
+/// Each forward holds two descriptors (the host client's and the namespace socket's), so
+/// it takes a slot from the relay's fd-sized bound; beyond it, and at EMFILE, new clients
+/// are reset and logged while the held ones keep going (src/egress/shed.rs).
 async fn serve_inbound(
     l: std::net::TcpListener,
     factory: Arc<std::sync::Mutex<UnixStream>>,
+    slots: Arc<tokio::sync::Semaphore>,
+    reserve: Arc<std::sync::Mutex<super::shed::Reserve>>,
 ) -> io::Result<()> {
     l.set_nonblocking(true)?;
     let host = l.local_addr()?;
     let inside = SocketAddr::from((Ipv4Addr::LOCALHOST, host.port()));
     let l = tokio::net::TcpListener::from_std(l)?;
     loop {
-        let (c, peer) = match l.accept().await {
-            Ok(x) => x,
+        let (c, peer) = match broker::accept(&l, &reserve, "inbound").await {
+            Ok(Some(x)) => x,
+            Ok(None) => continue,
             Err(e) => {
+                // Not per-connection, but the host side must not go away with one error.
                 tracing::warn!(error = %e, "egress inbound: accept failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(event = "egress-inbound", verdict = "refused", peer = %peer,
+                listener = %host, why = "connection limit reached (sized to the file descriptor limit; connections held are kept)",
+                "egress inbound: refused {peer} -> {host}: connection limit reached");
+            super::relay::reset(c);
+            continue;
+        };
         let factory = factory.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let t = std::time::Instant::now();
             match super::inbound::forward(c, peer, inside, factory).await {
                 Ok((o, i)) => tracing::info!(event = "egress-inbound", verdict = "forwarded",
@@ -324,8 +339,9 @@ async fn serve_inbound(
 }
 
 /// The broker and the inbound forwards on one single-threaded runtime, until one fails.
-fn serve_all(
-    b: &broker::Broker<SystemUpstream>,
+/// (Public for the probe's fd-exhaustion broker.)
+pub fn serve_all<U: super::relay::Upstream>(
+    b: &broker::Broker<U>,
     got: Received,
     inbound: Vec<std::net::TcpListener>,
 ) -> io::Result<()> {
@@ -337,7 +353,8 @@ fn serve_all(
         if let Some(f) = got.factory {
             let f = Arc::new(std::sync::Mutex::new(f));
             for l in inbound {
-                set.spawn(serve_inbound(l, f.clone()));
+                let (slots, reserve) = (b.relay.slots.clone(), b.reserve.clone());
+                set.spawn(serve_inbound(l, f.clone(), slots, reserve));
             }
         }
         tokio::select! {

@@ -105,10 +105,12 @@ fn address_families(r: &Resolved) -> Vec<&'static str> {
     names
 }
 
-/// Syscalls libseccomp 2.5.4 has no name for: everything after futex_requeue (456) and
-/// uretprobe (335, added in Linux 6.11). Measured with systemd-analyze verify here.
+/// Syscalls libseccomp 2.5.4 has no name for: everything after futex_requeue (456),
+/// uretprobe (335, added in Linux 6.11; measured with systemd-analyze verify here) and
+/// uprobe (336, Linux 6.18, newer than that libseccomp).
 fn unknown_to_old_libseccomp(name: &str) -> bool {
-    name == "uretprobe" || crate::seccomp::syscalls::number(name).is_some_and(|n| n >= 457)
+    matches!(name, "uretprobe" | "uprobe")
+        || crate::seccomp::syscalls::number(name).is_some_and(|n| n >= 457)
 }
 
 fn ephemeral_range() -> String {

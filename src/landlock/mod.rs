@@ -669,7 +669,10 @@ fn reopen_for_this_process(
 /// landlock_create_ruleset(2) + landlock_add_rule(2) + landlock_restrict_self(2) on this
 /// thread, with exactly the features `prepare` decided on and `HardRequirement`, so any
 /// surprise is an error rather than a silent drop.
-pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io::Error)> {
+pub fn restrict_self(
+    k: &mut impl crate::kernel::Kernel,
+    plan: &LandlockPlan,
+) -> Result<LandlockOutcome, (String, io::Error)> {
     let c = &plan.compat;
     if let Some(w) = c.override_warning() {
         tracing::warn!("{w}");
@@ -738,23 +741,18 @@ pub fn restrict_self(plan: &LandlockPlan) -> Result<LandlockOutcome, (String, io
             .log_new_exec(true)
             .map_err(ll_err("landlock_restrict_self(LOG_NEW_EXEC_ON)"))?;
     }
-    let st = rc
-        .restrict_self()
+    let st = k
+        .landlock_restrict_self(rc)
         .map_err(ll_err("landlock_restrict_self"))?;
-    if st.ruleset != RulesetStatus::FullyEnforced {
+    if st != RulesetStatus::FullyEnforced {
         return Err((
             "landlock_restrict_self".into(),
             io::Error::other(format!(
-                "the kernel did not fully enforce the requested ruleset: {:?}",
-                st.ruleset
+                "the kernel did not fully enforce the requested ruleset: {st:?}"
             )),
         ));
     }
-    Ok(outcome(
-        plan,
-        c.expected_status(),
-        &format!("{:?}", st.ruleset),
-    ))
+    Ok(outcome(plan, c.expected_status(), &format!("{st:?}")))
 }
 
 fn outcome(plan: &LandlockPlan, status: Status, crate_status: &str) -> LandlockOutcome {

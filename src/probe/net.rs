@@ -86,8 +86,11 @@ pub fn run(action: Action, args: &[String]) -> Option<Outcome> {
             _ => Outcome::Broken("usage: tls-hello HOST PORT SNI|-".into()),
         },
         // A broker on loopback with RLIMIT_NOFILE set to LIMIT (this process only),
-        // relaying to an echo server in the same process; prints `listening PORT`, serves
-        // until stdin closes, logs JSON decisions on stderr. The fd-exhaustion test drives it.
+        // relaying to an echo server in the same process; prints `listening PORT PROXY DNS IN`
+        // (the capture listener, the CONNECT proxy's, DNS over TCP's, and an inbound
+        // forward's on 127.0.0.2:IN to the echo server's 127.0.0.1:IN), serves
+        // until stdin closes (`hog`/`free` lines: take every free descriptor and give them
+        // back), logs JSON decisions on stderr. The fd-exhaustion test drives it.
         Action::BrokerFdLimit => match arg::<u64>(args, 0) {
             // An optional echo upstream outside this process: one inside shares the fd
             // limit, and its own accept failing would hang a relayed connection instead of
@@ -171,6 +174,31 @@ fn broker_fd_limit(limit: u64, upstream: Option<std::net::SocketAddr>) -> Outcom
         (Ok(e), Ok(c)) => (upstream.unwrap_or(e), c),
         (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
     };
+    // The broker's other accept loops, for the EMFILE check: the CONNECT proxy and DNS
+    // over TCP.
+    let (proxy, dns) = match (
+        TcpListener::bind("127.0.0.1:0"),
+        TcpListener::bind("127.0.0.1:0"),
+    ) {
+        (Ok(p), Ok(d)) => (p, d),
+        (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
+    };
+    let (proxy_port, dns_port) = match (proxy.local_addr(), dns.local_addr()) {
+        (Ok(p), Ok(d)) => (p.port(), d.port()),
+        (Err(e), _) | (_, Err(e)) => return Outcome::Broken(e.to_string()),
+    };
+    // And an inbound forward: the "host" listener on 127.0.0.2 at the echo server's port
+    // forwards to 127.0.0.1 at that port (the "inside"), through a socket factory on a
+    // thread here (this process's namespace stands in for the target's).
+    let inbound = match TcpListener::bind((std::net::Ipv4Addr::new(127, 0, 0, 2), echo_at.port())) {
+        Ok(l) => l,
+        Err(e) => return Outcome::Broken(format!("inbound listener: {e}")),
+    };
+    let (ours, theirs) = match std::os::unix::net::UnixStream::pair() {
+        Ok(p) => p,
+        Err(e) => return Outcome::Broken(e.to_string()),
+    };
+    std::thread::spawn(move || crate::egress::inbound::serve_factory(theirs));
     std::thread::spawn(move || {
         if upstream.is_some() {
             return;
@@ -202,20 +230,52 @@ fn broker_fd_limit(limit: u64, upstream: Option<std::net::SocketAddr>) -> Outcom
         return Outcome::Errno(e as i32);
     }
     std::thread::spawn(move || {
-        let r = broker::run_blocking(
-            &b,
-            broker::BrokerSockets {
+        let got = crate::egress::wire::Received {
+            sockets: broker::BrokerSockets {
                 capture: vec![capture],
+                proxy: vec![proxy],
+                dns_tcp: vec![dns],
                 ..Default::default()
             },
-        );
+            factory: Some(ours),
+        };
+        let r = crate::egress::wire::serve_all(&b, got, vec![inbound]);
         println!("broker ended: {r:?}");
     });
-    println!("listening {}", capture_at.port());
+    println!(
+        "listening {} {proxy_port} {dns_port} {}",
+        capture_at.port(),
+        echo_at.port()
+    );
     std::io::stdout().flush().ok();
-    let mut rest = Vec::new();
-    std::io::stdin().read_to_end(&mut rest).ok();
+    hog_on_request();
     Outcome::Ok("stopped".into())
+}
+
+/// `broker-fd-limit`'s stdin, one command a line, until EOF: `hog` opens /dev/null until
+/// EMFILE (another part of the process taking every descriptor, outside the broker's
+/// budget, so the broker's accept itself fails) and prints `hogged N`; `free` closes them
+/// and prints `freed`.
+fn hog_on_request() {
+    use std::io::{BufRead, Write};
+    let mut hog: Vec<std::fs::File> = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match line.trim() {
+            "hog" => {
+                while let Ok(f) = std::fs::File::open("/dev/null") {
+                    hog.push(f);
+                }
+                println!("hogged {}", hog.len());
+            }
+            "free" => {
+                hog.clear();
+                println!("freed");
+            }
+            _ => println!("unknown command"),
+        }
+        std::io::stdout().flush().ok();
+    }
 }
 
 fn tls_hello(host: &str, port: u16, sni: &str) -> Outcome {

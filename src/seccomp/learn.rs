@@ -125,16 +125,20 @@ impl SeccompPlan {
 
     /// Install this filter with SECCOMP_FILTER_FLAG_NEW_LISTENER; the listener goes to
     /// the supervisor. The last step before exec, like `install`.
-    pub fn install_listener(&self) -> Result<OwnedFd, (String, io::Error)> {
-        crate::sys::seccomp_set_mode_filter_listener(&self.kernel_insns).map_err(|e| {
-            (
-                format!(
-                    "seccomp(SECCOMP_SET_MODE_FILTER, NEW_LISTENER, {} instructions)",
-                    self.kernel_insns.len()
-                ),
-                e,
-            )
-        })
+    pub fn install_listener(
+        &self,
+        k: &mut impl crate::kernel::Kernel,
+    ) -> Result<OwnedFd, (String, io::Error)> {
+        k.seccomp_set_mode_filter_listener(&self.kernel_insns)
+            .map_err(|e| {
+                (
+                    format!(
+                        "seccomp(SECCOMP_SET_MODE_FILTER, NEW_LISTENER, {} instructions)",
+                        self.kernel_insns.len()
+                    ),
+                    e,
+                )
+            })
     }
 
     /// The syscalls the base profile does not list (learned ones are reported as such).

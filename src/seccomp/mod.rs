@@ -177,8 +177,8 @@ impl SeccompPlan {
     }
 
     /// seccomp(SECCOMP_SET_MODE_FILTER) on this thread. Must be the last step before exec.
-    pub fn install(&self) -> Result<(), (String, io::Error)> {
-        crate::sys::seccomp_set_mode_filter(&self.kernel_insns).map_err(|e| {
+    pub fn install(&self, k: &mut impl crate::kernel::Kernel) -> Result<(), (String, io::Error)> {
+        k.seccomp_set_mode_filter(&self.kernel_insns).map_err(|e| {
             (
                 format!(
                     "seccomp(SECCOMP_SET_MODE_FILTER, {} instructions)",

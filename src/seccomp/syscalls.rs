@@ -1,396 +1,67 @@
 //! The x86_64 syscall table: name <-> number, for policy names and `check` output.
 //!
-//! Numbers 0..=462 are generated from seccompiler 0.5's table (Linux 6.12, itself generated
-//! from arch/x86/entry/syscalls/syscall_64.tbl); 463..=469 were added by hand from the same
-//! file in Linux 6.13-6.17 (setxattrat .. file_setattr). Only native x86_64 numbers: the
-//! x32 numbers (bit 30 set, 512..=547 + 0x40000000) are refused as a whole by the filter.
-//! To refresh: take the `common` and `64` rows of syscall_64.tbl, in number order.
+//! From the `syscalls` crate (its `x86_64::Sysno`, generated from the kernel's
+//! arch/x86/entry/syscalls/syscall_64.tbl; 0.8.1 = Linux 6.18), not maintained by hand:
+//! a kernel release adds names, and a hand copy falls behind (it lacked 6.18's `uprobe`).
+//! The crate is read only at compile time: [`X86_64`] and the by-name index below are
+//! `const` arrays built from its `const fn`s, so a launch pays no initialisation (the
+//! former `HashMap` index was built on first use) and a lookup is a binary search.
+//! Only native x86_64 numbers: the x32 numbers (bit 30 set) are refused as a whole by the
+//! filter. To refresh: bump the crate; `numbers_match_libc` and `max_number` pin the result.
+
+use syscalls::x86_64::Sysno;
+
+/// How many syscalls the table has (gaps in the numbering are not counted).
+const COUNT: usize = Sysno::count();
 
 /// (name, number), ascending by number.
-pub const X86_64: &[(&str, u32)] = &[
-    ("read", 0),
-    ("write", 1),
-    ("open", 2),
-    ("close", 3),
-    ("stat", 4),
-    ("fstat", 5),
-    ("lstat", 6),
-    ("poll", 7),
-    ("lseek", 8),
-    ("mmap", 9),
-    ("mprotect", 10),
-    ("munmap", 11),
-    ("brk", 12),
-    ("rt_sigaction", 13),
-    ("rt_sigprocmask", 14),
-    ("rt_sigreturn", 15),
-    ("ioctl", 16),
-    ("pread64", 17),
-    ("pwrite64", 18),
-    ("readv", 19),
-    ("writev", 20),
-    ("access", 21),
-    ("pipe", 22),
-    ("select", 23),
-    ("sched_yield", 24),
-    ("mremap", 25),
-    ("msync", 26),
-    ("mincore", 27),
-    ("madvise", 28),
-    ("shmget", 29),
-    ("shmat", 30),
-    ("shmctl", 31),
-    ("dup", 32),
-    ("dup2", 33),
-    ("pause", 34),
-    ("nanosleep", 35),
-    ("getitimer", 36),
-    ("alarm", 37),
-    ("setitimer", 38),
-    ("getpid", 39),
-    ("sendfile", 40),
-    ("socket", 41),
-    ("connect", 42),
-    ("accept", 43),
-    ("sendto", 44),
-    ("recvfrom", 45),
-    ("sendmsg", 46),
-    ("recvmsg", 47),
-    ("shutdown", 48),
-    ("bind", 49),
-    ("listen", 50),
-    ("getsockname", 51),
-    ("getpeername", 52),
-    ("socketpair", 53),
-    ("setsockopt", 54),
-    ("getsockopt", 55),
-    ("clone", 56),
-    ("fork", 57),
-    ("vfork", 58),
-    ("execve", 59),
-    ("exit", 60),
-    ("wait4", 61),
-    ("kill", 62),
-    ("uname", 63),
-    ("semget", 64),
-    ("semop", 65),
-    ("semctl", 66),
-    ("shmdt", 67),
-    ("msgget", 68),
-    ("msgsnd", 69),
-    ("msgrcv", 70),
-    ("msgctl", 71),
-    ("fcntl", 72),
-    ("flock", 73),
-    ("fsync", 74),
-    ("fdatasync", 75),
-    ("truncate", 76),
-    ("ftruncate", 77),
-    ("getdents", 78),
-    ("getcwd", 79),
-    ("chdir", 80),
-    ("fchdir", 81),
-    ("rename", 82),
-    ("mkdir", 83),
-    ("rmdir", 84),
-    ("creat", 85),
-    ("link", 86),
-    ("unlink", 87),
-    ("symlink", 88),
-    ("readlink", 89),
-    ("chmod", 90),
-    ("fchmod", 91),
-    ("chown", 92),
-    ("fchown", 93),
-    ("lchown", 94),
-    ("umask", 95),
-    ("gettimeofday", 96),
-    ("getrlimit", 97),
-    ("getrusage", 98),
-    ("sysinfo", 99),
-    ("times", 100),
-    ("ptrace", 101),
-    ("getuid", 102),
-    ("syslog", 103),
-    ("getgid", 104),
-    ("setuid", 105),
-    ("setgid", 106),
-    ("geteuid", 107),
-    ("getegid", 108),
-    ("setpgid", 109),
-    ("getppid", 110),
-    ("getpgrp", 111),
-    ("setsid", 112),
-    ("setreuid", 113),
-    ("setregid", 114),
-    ("getgroups", 115),
-    ("setgroups", 116),
-    ("setresuid", 117),
-    ("getresuid", 118),
-    ("setresgid", 119),
-    ("getresgid", 120),
-    ("getpgid", 121),
-    ("setfsuid", 122),
-    ("setfsgid", 123),
-    ("getsid", 124),
-    ("capget", 125),
-    ("capset", 126),
-    ("rt_sigpending", 127),
-    ("rt_sigtimedwait", 128),
-    ("rt_sigqueueinfo", 129),
-    ("rt_sigsuspend", 130),
-    ("sigaltstack", 131),
-    ("utime", 132),
-    ("mknod", 133),
-    ("uselib", 134),
-    ("personality", 135),
-    ("ustat", 136),
-    ("statfs", 137),
-    ("fstatfs", 138),
-    ("sysfs", 139),
-    ("getpriority", 140),
-    ("setpriority", 141),
-    ("sched_setparam", 142),
-    ("sched_getparam", 143),
-    ("sched_setscheduler", 144),
-    ("sched_getscheduler", 145),
-    ("sched_get_priority_max", 146),
-    ("sched_get_priority_min", 147),
-    ("sched_rr_get_interval", 148),
-    ("mlock", 149),
-    ("munlock", 150),
-    ("mlockall", 151),
-    ("munlockall", 152),
-    ("vhangup", 153),
-    ("modify_ldt", 154),
-    ("pivot_root", 155),
-    ("_sysctl", 156),
-    ("prctl", 157),
-    ("arch_prctl", 158),
-    ("adjtimex", 159),
-    ("setrlimit", 160),
-    ("chroot", 161),
-    ("sync", 162),
-    ("acct", 163),
-    ("settimeofday", 164),
-    ("mount", 165),
-    ("umount2", 166),
-    ("swapon", 167),
-    ("swapoff", 168),
-    ("reboot", 169),
-    ("sethostname", 170),
-    ("setdomainname", 171),
-    ("iopl", 172),
-    ("ioperm", 173),
-    ("create_module", 174),
-    ("init_module", 175),
-    ("delete_module", 176),
-    ("get_kernel_syms", 177),
-    ("query_module", 178),
-    ("quotactl", 179),
-    ("nfsservctl", 180),
-    ("getpmsg", 181),
-    ("putpmsg", 182),
-    ("afs_syscall", 183),
-    ("tuxcall", 184),
-    ("security", 185),
-    ("gettid", 186),
-    ("readahead", 187),
-    ("setxattr", 188),
-    ("lsetxattr", 189),
-    ("fsetxattr", 190),
-    ("getxattr", 191),
-    ("lgetxattr", 192),
-    ("fgetxattr", 193),
-    ("listxattr", 194),
-    ("llistxattr", 195),
-    ("flistxattr", 196),
-    ("removexattr", 197),
-    ("lremovexattr", 198),
-    ("fremovexattr", 199),
-    ("tkill", 200),
-    ("time", 201),
-    ("futex", 202),
-    ("sched_setaffinity", 203),
-    ("sched_getaffinity", 204),
-    ("set_thread_area", 205),
-    ("io_setup", 206),
-    ("io_destroy", 207),
-    ("io_getevents", 208),
-    ("io_submit", 209),
-    ("io_cancel", 210),
-    ("get_thread_area", 211),
-    ("lookup_dcookie", 212),
-    ("epoll_create", 213),
-    ("epoll_ctl_old", 214),
-    ("epoll_wait_old", 215),
-    ("remap_file_pages", 216),
-    ("getdents64", 217),
-    ("set_tid_address", 218),
-    ("restart_syscall", 219),
-    ("semtimedop", 220),
-    ("fadvise64", 221),
-    ("timer_create", 222),
-    ("timer_settime", 223),
-    ("timer_gettime", 224),
-    ("timer_getoverrun", 225),
-    ("timer_delete", 226),
-    ("clock_settime", 227),
-    ("clock_gettime", 228),
-    ("clock_getres", 229),
-    ("clock_nanosleep", 230),
-    ("exit_group", 231),
-    ("epoll_wait", 232),
-    ("epoll_ctl", 233),
-    ("tgkill", 234),
-    ("utimes", 235),
-    ("vserver", 236),
-    ("mbind", 237),
-    ("set_mempolicy", 238),
-    ("get_mempolicy", 239),
-    ("mq_open", 240),
-    ("mq_unlink", 241),
-    ("mq_timedsend", 242),
-    ("mq_timedreceive", 243),
-    ("mq_notify", 244),
-    ("mq_getsetattr", 245),
-    ("kexec_load", 246),
-    ("waitid", 247),
-    ("add_key", 248),
-    ("request_key", 249),
-    ("keyctl", 250),
-    ("ioprio_set", 251),
-    ("ioprio_get", 252),
-    ("inotify_init", 253),
-    ("inotify_add_watch", 254),
-    ("inotify_rm_watch", 255),
-    ("migrate_pages", 256),
-    ("openat", 257),
-    ("mkdirat", 258),
-    ("mknodat", 259),
-    ("fchownat", 260),
-    ("futimesat", 261),
-    ("newfstatat", 262),
-    ("unlinkat", 263),
-    ("renameat", 264),
-    ("linkat", 265),
-    ("symlinkat", 266),
-    ("readlinkat", 267),
-    ("fchmodat", 268),
-    ("faccessat", 269),
-    ("pselect6", 270),
-    ("ppoll", 271),
-    ("unshare", 272),
-    ("set_robust_list", 273),
-    ("get_robust_list", 274),
-    ("splice", 275),
-    ("tee", 276),
-    ("sync_file_range", 277),
-    ("vmsplice", 278),
-    ("move_pages", 279),
-    ("utimensat", 280),
-    ("epoll_pwait", 281),
-    ("signalfd", 282),
-    ("timerfd_create", 283),
-    ("eventfd", 284),
-    ("fallocate", 285),
-    ("timerfd_settime", 286),
-    ("timerfd_gettime", 287),
-    ("accept4", 288),
-    ("signalfd4", 289),
-    ("eventfd2", 290),
-    ("epoll_create1", 291),
-    ("dup3", 292),
-    ("pipe2", 293),
-    ("inotify_init1", 294),
-    ("preadv", 295),
-    ("pwritev", 296),
-    ("rt_tgsigqueueinfo", 297),
-    ("perf_event_open", 298),
-    ("recvmmsg", 299),
-    ("fanotify_init", 300),
-    ("fanotify_mark", 301),
-    ("prlimit64", 302),
-    ("name_to_handle_at", 303),
-    ("open_by_handle_at", 304),
-    ("clock_adjtime", 305),
-    ("syncfs", 306),
-    ("sendmmsg", 307),
-    ("setns", 308),
-    ("getcpu", 309),
-    ("process_vm_readv", 310),
-    ("process_vm_writev", 311),
-    ("kcmp", 312),
-    ("finit_module", 313),
-    ("sched_setattr", 314),
-    ("sched_getattr", 315),
-    ("renameat2", 316),
-    ("seccomp", 317),
-    ("getrandom", 318),
-    ("memfd_create", 319),
-    ("kexec_file_load", 320),
-    ("bpf", 321),
-    ("execveat", 322),
-    ("userfaultfd", 323),
-    ("membarrier", 324),
-    ("mlock2", 325),
-    ("copy_file_range", 326),
-    ("preadv2", 327),
-    ("pwritev2", 328),
-    ("pkey_mprotect", 329),
-    ("pkey_alloc", 330),
-    ("pkey_free", 331),
-    ("statx", 332),
-    ("io_pgetevents", 333),
-    ("rseq", 334),
-    ("uretprobe", 335),
-    ("pidfd_send_signal", 424),
-    ("io_uring_setup", 425),
-    ("io_uring_enter", 426),
-    ("io_uring_register", 427),
-    ("open_tree", 428),
-    ("move_mount", 429),
-    ("fsopen", 430),
-    ("fsconfig", 431),
-    ("fsmount", 432),
-    ("fspick", 433),
-    ("pidfd_open", 434),
-    ("clone3", 435),
-    ("close_range", 436),
-    ("openat2", 437),
-    ("pidfd_getfd", 438),
-    ("faccessat2", 439),
-    ("process_madvise", 440),
-    ("epoll_pwait2", 441),
-    ("mount_setattr", 442),
-    ("quotactl_fd", 443),
-    ("landlock_create_ruleset", 444),
-    ("landlock_add_rule", 445),
-    ("landlock_restrict_self", 446),
-    ("memfd_secret", 447),
-    ("process_mrelease", 448),
-    ("futex_waitv", 449),
-    ("set_mempolicy_home_node", 450),
-    ("cachestat", 451),
-    ("fchmodat2", 452),
-    ("map_shadow_stack", 453),
-    ("futex_wake", 454),
-    ("futex_wait", 455),
-    ("futex_requeue", 456),
-    ("statmount", 457),
-    ("listmount", 458),
-    ("lsm_get_self_attr", 459),
-    ("lsm_set_self_attr", 460),
-    ("lsm_list_modules", 461),
-    ("mseal", 462),
-    ("setxattrat", 463),
-    ("getxattrat", 464),
-    ("listxattrat", 465),
-    ("removexattrat", 466),
-    ("open_tree_attr", 467),
-    ("file_getattr", 468),
-    ("file_setattr", 469),
-];
+pub const X86_64: &[(&str, u32)] = &BY_NUMBER;
+
+const BY_NUMBER: [(&str, u32); COUNT] = {
+    let mut t = [("", 0u32); COUNT];
+    let mut i = 0;
+    let mut id = Sysno::first().id();
+    while id <= Sysno::last().id() {
+        if let Some(s) = Sysno::new(id as usize) {
+            t[i] = (s.name(), s.id() as u32);
+            i += 1;
+        }
+        id += 1;
+    }
+    assert!(i == COUNT, "Sysno::count() disagrees with Sysno::new");
+    t
+};
+
+/// (name, number), ascending by name (byte order, as `str::cmp`), for [`number`].
+const BY_NAME: [(&str, u32); COUNT] = {
+    let mut t = BY_NUMBER;
+    // Insertion sort at compile time (const fn cannot call slice::sort).
+    let mut i = 1;
+    while i < COUNT {
+        let mut j = i;
+        while j > 0 && name_before(t[j].0, t[j - 1].0) {
+            let x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+            j -= 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// `a < b` in byte order, the order `str::cmp` uses.
+const fn name_before(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut i = 0;
+    while i < a.len() && i < b.len() {
+        if a[i] != b[i] {
+            return a[i] < b[i];
+        }
+        i += 1;
+    }
+    a.len() < b.len()
+}
 
 /// The seccomp_data.arch value this build's filter accepts (AUDIT_ARCH_X86_64,
 /// include/uapi/linux/audit.h: EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE).
@@ -406,27 +77,20 @@ pub const NATIVE_SUPPORTED: bool = cfg!(target_arch = "x86_64");
 
 /// The number of a syscall name, e.g. `number("ioctl") == Some(16)`.
 pub fn number(name: &str) -> Option<u32> {
-    // An index by name, built once: a profile resolves ~300 names, and a linear scan of
-    // the table for each was the largest part of clawjail's launch time.
-    static BY_NAME: std::sync::OnceLock<std::collections::HashMap<&'static str, u32>> =
-        std::sync::OnceLock::new();
     BY_NAME
-        .get_or_init(|| X86_64.iter().copied().collect())
-        .get(name)
-        .copied()
+        .binary_search_by(|&(n, _)| n.cmp(name))
+        .ok()
+        .map(|i| BY_NAME[i].1)
 }
 
 /// The name of a syscall number, if the table has it.
 pub fn name(nr: u32) -> Option<&'static str> {
-    X86_64
-        .binary_search_by_key(&nr, |&(_, n)| n)
-        .ok()
-        .map(|i| X86_64[i].0)
+    Sysno::new(usize::try_from(nr).ok()?).map(|s| s.name())
 }
 
 /// The highest number in the table; numbers above it are unknown to this build.
 pub fn max_number() -> u32 {
-    X86_64.last().map_or(0, |&(_, nr)| nr)
+    Sysno::last().id() as u32
 }
 
 /// The known name closest to `wanted` (edit distance), for "did you mean" hints.
@@ -485,6 +149,95 @@ mod tests {
             assert_eq!(super::name(nr as u32), Some(name));
         }
         assert_eq!(max_number(), 469);
+    }
+
+    /// A second, independent source: the installed kernel headers (linux-libc-dev). Every
+    /// number they define must be the crate's; the crate may know newer ones.
+    #[test]
+    fn numbers_match_the_kernel_headers() {
+        let h = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h";
+        let Ok(text) = std::fs::read_to_string(h) else {
+            eprintln!("skipped: {h} is not installed (linux-libc-dev)");
+            return;
+        };
+        let mut seen = 0;
+        for l in text.lines() {
+            let mut w = l.split_whitespace();
+            let (Some("#define"), Some(n), Some(nr)) = (w.next(), w.next(), w.next()) else {
+                continue;
+            };
+            let (Some(n), Ok(nr)) = (n.strip_prefix("__NR_"), nr.parse::<u32>()) else {
+                continue;
+            };
+            assert_eq!(number(n), Some(nr), "{n} in {h}");
+            seen += 1;
+        }
+        assert!(seen > 300, "only {seen} numbers in {h}");
+    }
+
+    /// The by-name index is the same table, and every entry round-trips.
+    #[test]
+    fn both_indexes_agree() {
+        assert_eq!(BY_NAME.len(), X86_64.len());
+        for w in BY_NAME.windows(2) {
+            assert!(w[0].0 < w[1].0, "{:?} then {:?}", w[0], w[1]);
+        }
+        for &(n, nr) in X86_64 {
+            assert_eq!(number(n), Some(nr), "{n}");
+            assert_eq!(name(nr), Some(n), "{nr}");
+        }
+        assert_eq!(number(""), None);
+        assert_eq!(number("read "), None);
+        assert_eq!(name(X32_SYSCALL_BIT), None);
+        assert_eq!(name(max_number() + 1), None);
+    }
+
+    /// Every name clawjail itself relies on resolves: each built-in profile, every seccomp
+    /// guard (all settings), the `allow`/`deny` lists of each shipped policy, and the names
+    /// `learn` looks up. Read from the files as TOML, so a policy type change cannot hide one.
+    #[test]
+    fn every_name_the_profiles_guards_and_shipped_policies_use_resolves() {
+        use crate::policy::SeccompProfile;
+        let mut names: Vec<(String, String)> = Vec::new();
+        for p in [
+            SeccompProfile::Default,
+            SeccompProfile::Strict,
+            SeccompProfile::Custom,
+        ] {
+            for n in super::super::profiles::names(p) {
+                names.push((format!("profile {p:?}"), n.to_string()));
+            }
+        }
+        for g in super::super::guards::every_setting() {
+            names.push(("guard".into(), g.name.to_string()));
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let mut policies = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_none_or(|x| x != "toml") {
+                continue;
+            }
+            policies += 1;
+            let v: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            for key in ["allow", "deny"] {
+                let list = v.get("seccomp").and_then(|s| s.get(key));
+                for n in list.and_then(|l| l.as_array()).into_iter().flatten() {
+                    names.push((
+                        format!("{} seccomp.{key}", path.display()),
+                        n.as_str().unwrap().to_string(),
+                    ));
+                }
+            }
+        }
+        assert!(policies >= 4, "found {policies} shipped policies");
+        for n in ["sendmsg", "execveat", "clone3", "io_uring_setup"] {
+            names.push(("clawjail".into(), n.to_string()));
+        }
+        assert!(names.len() > 300, "{}", names.len());
+        for (from, n) in &names {
+            assert!(number(n).is_some(), "{from}: {n} is not a known syscall");
+        }
     }
 
     #[test]

@@ -192,14 +192,17 @@ fn set_up(
     if let Some(ids) = &plan.ids {
         // The launch dropped the bounding set before the fork (inherited): this re-reads
         // it and drops only what is left (caps::drop_bounding_set).
-        crate::caps::drop_bounding_set(plan.last_cap, keep)
+        crate::caps::drop_bounding_set(&mut crate::kernel::Real, plan.last_cap, keep)
             .map_err(at(SupervisorStep::DropPrivileges))?;
         if plan.learn.is_none() {
-            crate::identity::set_res_ids(ids).map_err(at(SupervisorStep::DropPrivileges))?;
+            crate::identity::set_res_ids(&mut crate::kernel::Real, ids)
+                .map_err(at(SupervisorStep::DropPrivileges))?;
         }
     }
-    crate::caps::set_process_sets(keep).map_err(at(SupervisorStep::DropPrivileges))?;
-    crate::nnp::set_no_new_privs().map_err(at(SupervisorStep::NoNewPrivs))?;
+    crate::caps::set_process_sets(&mut crate::kernel::Real, keep)
+        .map_err(at(SupervisorStep::DropPrivileges))?;
+    crate::nnp::set_no_new_privs(&mut crate::kernel::Real)
+        .map_err(at(SupervisorStep::NoNewPrivs))?;
     nix::sys::prctl::set_dumpable(false).map_err(|e| {
         (
             SupervisorStep::NotDumpable,

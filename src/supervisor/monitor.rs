@@ -47,7 +47,7 @@ pub fn fork_target(
         // Both sides call setpgid, so neither order of scheduling leaves a window.
         setpgid(Pid::from_raw(0), Pid::from_raw(0))
             .map_err(|e| ("setpgid(0, 0)".to_string(), io::Error::from(e)))?;
-        crate::session::wait_ready(ready_r)?;
+        crate::session::wait_ready(&mut crate::kernel::Real, ready_r)?;
         return Ok(SessionOutcome::Forked {
             supervisor: me.as_raw(),
         });

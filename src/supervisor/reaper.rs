@@ -55,9 +55,8 @@ pub fn wait_set(job_control: bool) -> SigSet {
 
 /// Block the supervisor's signals before fork, so none is lost between fork and the
 /// signalfd; the child clears its mask at the signals step.
-pub fn block_signals(job_control: bool) -> io::Result<()> {
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&wait_set(job_control)), None)
-        .map_err(io::Error::from)
+pub fn block_signals(k: &mut impl crate::kernel::Kernel, job_control: bool) -> io::Result<()> {
+    k.block_signals(&wait_set(job_control))
 }
 
 /// What waitpid reported about the main child.

@@ -414,7 +414,7 @@ fn spawn_outside_sleeper(target: Option<&Ids>) -> Result<i32, FixtureError> {
     if pid != 0 {
         return Ok(pid);
     }
-    let ok = target.is_none_or(|ids| crate::identity::set_res_ids(ids).is_ok())
+    let ok = target.is_none_or(|ids| crate::identity::set_res_ids(&mut crate::kernel::Real, ids).is_ok())
         // A uid change clears the dumpable flag (prctl(2) PR_SET_DUMPABLE).
         && nix::sys::prctl::set_dumpable(true).is_ok()
         && crate::sys::set_pdeathsig(libc::SIGKILL).is_ok();

@@ -158,7 +158,8 @@ fn set_up_child(confine: &mut Confine<'_>, pty: BorrowedFd<'_>) -> Result<(), St
     }
     match confine {
         Confine::Control { ids: Some(ids) } => {
-            crate::identity::set_res_ids(ids).map_err(|(call, e)| format!("{call}: {e}"))
+            crate::identity::set_res_ids(&mut crate::kernel::Real, ids)
+                .map_err(|(call, e)| format!("{call}: {e}"))
         }
         Confine::Control { ids: None } => Ok(()),
         // The plan is applied in each attempt's own process (see `grandchild`); this child
