@@ -179,7 +179,7 @@ fn main() {
         "seccomp filter cost, kernel {}, {CALLS} calls, best of {ROUNDS} rounds",
         kernel.trim()
     );
-    println!("default profile: clawjail tree {tree_len} instructions (depth {}), seccompiler linear {linear_len} instructions\n", plan.describe()["bpf_tree_depth"]);
+    println!("default profile: clawjail tree {tree_len} instructions (depth {}), seccompiler linear {linear_len} instructions\n", plan.view().bpf_tree_depth);
     println!(
         "{:<38} {:>9} {:>18} {:>18} {:>20}",
         "ns per call (+ over bare)",

@@ -422,15 +422,9 @@ fn cmd_check(a: CheckArgs) -> Result<i32, Failure> {
         ..Default::default()
     };
     let plan = plan::prepare(&loaded, &opts).map_err(|e| Failure::new(1, e))?;
-    let mut v = crate::report::plan_json(&plan);
-    if a.bpf {
-        if let serde_json::Value::Object(m) = &mut v {
-            m.insert(
-                "bpf".into(),
-                serde_json::Value::String(plan.seccomp.disassemble()),
-            );
-        }
-    }
+    let v = crate::report::CheckView::of(&plan, a.bpf)
+        .to_value()
+        .map_err(|e| Failure::new(1, e))?;
     if a.json {
         println!(
             "{}",
@@ -463,10 +457,10 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
     crate::egress::refuse_run_unless_enforceable(plan.egress.as_ref())
         .map_err(|m| Failure::new(125, m))?;
     if a.dry_run {
-        print!(
-            "{}",
-            crate::report::render_text(&crate::report::plan_json(&plan))
-        );
+        let v = crate::report::CheckView::of(&plan, false)
+            .to_value()
+            .map_err(|e| Failure::new(125, e))?;
+        print!("{}", crate::report::render_text(&v));
         println!(
             "dry run: stopped before the first irreversible step ({})",
             crate::launch::Step::NewSession

@@ -140,11 +140,8 @@ impl EnvPlan {
     }
 
     /// Names and origins, never values.
-    pub fn names(&self) -> Vec<(String, EnvFrom)> {
-        self.vars
-            .iter()
-            .map(|(k, (_, f))| (k.clone(), *f))
-            .collect()
+    pub fn names(&self) -> impl Iterator<Item = (&str, EnvFrom)> {
+        self.vars.iter().map(|(k, (_, f))| (k.as_str(), *f))
     }
 }
 
@@ -330,7 +327,7 @@ mod tests {
     fn envp_has_no_values_in_names() {
         let mut p = EnvPlan::default();
         p.insert("A", "secret".into(), EnvFrom::Set);
-        assert_eq!(p.names(), vec![("A".to_string(), EnvFrom::Set)]);
+        assert_eq!(p.names().collect::<Vec<_>>(), vec![("A", EnvFrom::Set)]);
         assert_eq!(p.envp().unwrap_or_default().len(), 1);
     }
 

@@ -427,25 +427,20 @@ pub(crate) fn pinned_list(doc: &str, name: &str) -> Vec<String> {
 /// The one structured event at launch: every control applied and every one degraded.
 /// Here, not in `report`, so launch does not depend on the renderer (report uses `Step`).
 /// Emitted after Landlock (its status is known) and right before seccomp and exec.
-fn launch_event(plan: &Plan, applied: &Applied) {
-    let ids = plan.identity.ids();
-    let identity = match &plan.identity {
-        IdentityPlan::Switch { .. } => "switched",
-        IdentityPlan::Keep { .. } => "kept (unprivileged start)",
-    };
-    let env_names: Vec<String> = plan.env.names().into_iter().map(|(n, _)| n).collect();
-    let limits: Vec<String> = plan
-        .limits
-        .iter()
-        .map(|l| {
-            format!(
-                "{}={}",
-                l.name,
-                l.value.map_or("unlimited".to_string(), |v| v.to_string())
-            )
-        })
-        .collect();
-    let caps_kept: Vec<String> = plan.caps.keep.iter().map(|c| c.to_string()).collect();
+/// Every plan field comes from the plan's view (`plan::view`, the parts `check --json`
+/// prints); only what the steps achieved (`Applied`) is added here. Nothing is built when
+/// INFO is off.
+pub(crate) fn launch_event(plan: &Plan, applied: &Applied) {
+    use crate::plan::view;
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    let identity = view::identity(plan);
+    let ids = identity.ids();
+    let caps = view::capabilities(plan);
+    let limits: Vec<String> = view::limits(plan).iter().map(ToString::to_string).collect();
+    let env = view::env(plan);
+    let env_names: Vec<&str> = env.names.iter().map(|n| n.name).collect();
     let landlock = applied
         .landlock
         .as_ref()
@@ -455,27 +450,27 @@ fn launch_event(plan: &Plan, applied: &Applied) {
         policy = %plan.source.file,
         policy_selected_by = %plan.source.selected_by,
         policy_sha256 = %plan.source.sha256,
-        identity,
+        identity = identity.outcome(),
         uid = ids.uid,
         gid = ids.gid,
         groups = ?ids.groups,
-        caps_kept = ?caps_kept,
+        caps_kept = ?caps.keep,
         bounding_set_dropped = ?applied.bounding_dropped,
         no_new_privs = true,
         rlimits = ?limits,
-        umask = %format!("{:04o}", plan.umask),
+        umask = %view::umask(plan),
         env_names = ?env_names,
-        fds_cloexec_from = 3 + plan.fds.keep_listen_fds,
+        fds_cloexec_from = view::fds(plan).cloexec_from,
         session = ?applied.session,
-        terminal = %plan.terminal_line(),
+        terminal = %view::terminal(plan),
         pid_namespace = plan.namespaces.pid,
         ipc_namespace = plan.namespaces.ipc,
         signals = "reset",
         private_tmp = ?plan.private_tmp,
         landlock = %landlock,
-        seccomp = %plan.seccomp.describe_short(),
+        seccomp = %plan.seccomp.view().short(),
         degraded = ?plan.degraded,
-        target = %plan.target.as_ref().map(|t| t.exec_path.display().to_string()).unwrap_or_default(),
+        target = %view::target_exec(plan),
         "clawjail launch"
     );
 }

@@ -39,8 +39,6 @@
 
 use std::io;
 
-use serde_json::json;
-
 use crate::kernel::Kernel;
 use crate::session::SessionMode;
 
@@ -54,6 +52,14 @@ pub struct NamespacePlan {
     pub ipc: bool,
     /// Why a namespace is not used, for `check` and the launch event.
     pub not_used: Vec<String>,
+}
+
+/// The namespaces as `check` shows them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NamespaceView<'a> {
+    pub pid: &'static str,
+    pub ipc: &'static str,
+    pub not_used: &'a [String],
 }
 
 /// What the plan knows when it decides.
@@ -130,21 +136,22 @@ fn has_sys_admin() -> bool {
 }
 
 impl NamespacePlan {
-    /// For `check`.
-    pub fn describe(&self) -> serde_json::Value {
-        json!({
-            "pid": if self.pid {
+    /// This plan's part of the plan view (`plan::view`): each namespace, and why one is
+    /// not used.
+    pub fn view(&self) -> NamespaceView<'_> {
+        NamespaceView {
+            pid: if self.pid {
                 "own PID namespace: clawjail forks, stays outside as the supervisor, and a clawjail init (pid 1 inside, with a /proc of the namespace's own) runs the target as pid 2"
             } else {
                 "shared with the host (see not_used)"
             },
-            "ipc": if self.ipc {
+            ipc: if self.ipc {
                 "own IPC namespace: SysV IPC and POSIX message queues are private to the target"
             } else {
                 "shared with the host: SysV IPC and POSIX message queues are refused by seccomp unless process.allow_shared_ipc = true"
             },
-            "not_used": self.not_used,
-        })
+            not_used: &self.not_used,
+        }
     }
 
     /// The flags for unshare(2).

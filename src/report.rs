@@ -1,12 +1,14 @@
-//! What will be / was enforced: `check`'s plan rendering and the one launch event.
-//!
-//! Both are built from the same `Plan`, so `check` shows exactly what `run` applies.
+//! What will be enforced: `check`'s rendering of the plan. It prints the plan's one view
+//! (`plan::view::PlanView`), whose parts also make the launch event (`launch`) and the
+//! run record (`runrecord`), so `check` shows exactly what `run` applies and logs.
 //! Variable values from the environment are never printed, only names.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::launch::Step;
-use crate::plan::{IdentityPlan, Plan};
+use crate::plan::view::PlanView;
+use crate::plan::Plan;
 
 /// Limits of the kernel mechanisms that no policy can change; printed by `check`, the
 /// README and `verify`.
@@ -22,64 +24,49 @@ pub const CANNOT_ENFORCE: &[&str] = &[
     "Memory is not capped by clawjail (no address-space limit by default: V8 reserves far more than it uses); use cgroups (systemd MemoryMax=, compose mem_limit).",
 ];
 
-/// The plan as JSON (`check --json`); the text form is rendered from this.
-pub fn plan_json(plan: &Plan) -> Value {
-    let ids = plan.identity.ids();
-    let identity = match &plan.identity {
-        IdentityPlan::Switch { .. } => json!({
-            "mode": "switch", "uid": ids.uid, "gid": ids.gid, "groups": ids.groups,
-            "user": ids.user_name, "allow_root": plan.allow_root,
-        }),
-        IdentityPlan::Keep { reason, .. } => json!({
-            "mode": "keep", "uid": ids.uid, "gid": ids.gid, "groups": ids.groups,
-            "user": ids.user_name, "reason": reason,
-        }),
-    };
-    let keep: Vec<String> = plan.caps.keep.iter().map(|c| c.to_string()).collect();
-    let target = plan.target.as_ref().map(|t| {
-        json!({
-            "command": t.command,
-            "exec": t.exec_path.display().to_string(),
-            "argv": t.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>(),
-            "exec_chain": t.chain,
-        })
-    });
-    let steps: Vec<Value> = Step::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, s)| json!({"n": i + 1, "step": s.name(), "what": s.summary()}))
-        .collect();
-    json!({
-        "policy": plan.source,
-        "identity": identity,
-        "capabilities": {
-            "keep": keep,
-            "bounding_set": if plan.privileged { format!("drop 0..={} except kept", plan.caps.last_cap) } else { "kept (unprivileged start cannot drop it; no_new_privs makes it inert)".to_string() },
-            "securebits": if plan.privileged { format!("{:#x}", plan.caps.securebits) } else { "unchanged (needs CAP_SETPCAP)".to_string() },
-        },
-        "no_new_privs": true,
-        "session": format!("{:?}", plan.session).to_lowercase(),
-        "terminal": plan.terminal_line(),
-        "namespaces": plan.namespaces.describe(),
-        "limits": plan.limits.iter().map(|l| json!({"name": l.name, "value": l.value.map_or("unlimited".to_string(), |v| v.to_string())})).collect::<Vec<_>>(),
-        "umask": format!("{:04o}", plan.umask),
-        "workdir": plan.workdir.as_ref().map(|w| w.display().to_string()),
-        "env": {
-            "names": plan.env.names().into_iter().map(|(n, f)| json!({"name": n, "from": f})).collect::<Vec<_>>(),
-            "missing_pass": plan.env.missing,
-        },
-        "fds": {"cloexec_from": 3 + plan.fds.keep_listen_fds, "socket_activation_fds": plan.fds.keep_listen_fds},
-        "private_tmp": plan.private_tmp,
-        "landlock": plan.landlock.describe(),
-        "seccomp": plan.seccomp.describe(),
-        "target": target,
-        "egress": plan.egress.as_ref().map_or_else(crate::egress::describe_absent, |e| e.describe()),
-        "variables": plan.vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
-        "variable_sources": plan.vars.origins().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
-        "steps": steps,
-        "degraded": plan.degraded,
-        "cannot_enforce": CANNOT_ENFORCE,
-    })
+/// What `check` prints: the plan's view, the launch steps in order, what no policy can
+/// change, and with `--bpf` the filter's disassembly. `check --json` is this, serialised.
+#[derive(Debug, Serialize)]
+pub struct CheckView<'a> {
+    #[serde(flatten)]
+    pub plan: PlanView<'a>,
+    pub steps: Vec<StepView>,
+    pub cannot_enforce: &'static [&'static str],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<String>,
+}
+
+/// One launch step, numbered as `check` and docs/design.md number them.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StepView {
+    pub n: usize,
+    pub step: &'static str,
+    pub what: &'static str,
+}
+
+impl<'a> CheckView<'a> {
+    /// `bpf`: include the filter's disassembly (`check --bpf`).
+    pub fn of(plan: &'a Plan, bpf: bool) -> Self {
+        CheckView {
+            plan: PlanView::of(plan),
+            steps: Step::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, s)| StepView {
+                    n: i + 1,
+                    step: s.name(),
+                    what: s.summary(),
+                })
+                .collect(),
+            cannot_enforce: CANNOT_ENFORCE,
+            bpf: bpf.then(|| plan.seccomp.disassemble()),
+        }
+    }
+
+    /// As a JSON value (object keys sorted), which `render_text` and `check --json` print.
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
 }
 
 /// The order `check` prints sections in: the policy, then the steps' order, then limits.

@@ -32,6 +32,12 @@ use crate::plan::Plan;
 pub const DIR: &str = "/run/clawjail";
 
 /// One launch, as `audit` cross-checks it against the live process.
+///
+/// The plan's fields are a subset of the plan's view (`plan::view::PlanView`, what
+/// `check --json` prints): `policy` and `policy_sha256` are its `policy.file` and
+/// `policy.sha256`, `target` is `target.exec` (the launch event's `target`), `uid` is
+/// `identity.uid`. The rest is this process's (pid, start time, binary) and the policy's
+/// assessment. Kept flat and small (audit reads records of older versions too).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub pid: i32,
@@ -117,12 +123,8 @@ pub fn for_this_process(plan: &Plan, policy: &crate::policy::Policy) -> io::Resu
         start_time: start_time_of(pid)?,
         policy: plan.source.file.clone(),
         policy_sha256: plan.source.sha256.clone(),
-        target: plan
-            .target
-            .as_ref()
-            .map(|t| t.exec_path.display().to_string())
-            .unwrap_or_default(),
-        uid: plan.identity.ids().uid,
+        target: crate::plan::view::target_exec(plan),
+        uid: crate::plan::view::identity(plan).ids().uid,
         clawjail_version: env!("CARGO_PKG_VERSION").to_string(),
         exe: exe_of("self"),
         assessed: true,

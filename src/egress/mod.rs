@@ -27,13 +27,13 @@ pub mod ranges;
 pub mod relay;
 pub mod rules;
 pub mod shed;
+mod view;
 pub mod wire;
+pub use view::EgressView;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
 use ipnet::Ipv4Net;
-
-use serde_json::{json, Value};
 
 pub use rules::{DomainPattern, EgressRules, LogLevel};
 
@@ -77,58 +77,6 @@ impl NamespaceCheck {
         let fix = result.as_ref().err().map(|e| netns::fix_for(privileged, e));
         NamespaceCheck { kind, result, fix }
     }
-
-    fn describe(&self) -> Value {
-        let mut v = match &self.result {
-            Ok(v6) => json!({"kind": self.kind, "available": true, "ipv6": v6}),
-            Err(e) => json!({"kind": self.kind, "available": false, "error": e, "fix": self.fix}),
-        };
-        // Ubuntu >= 23.10: shown whenever the kernel has the knob, so a root start that
-        // works today says what an unprivileged start of the same policy would meet.
-        if let Some(on) = netns::apparmor_restricts_userns() {
-            v["apparmor_restrict_unprivileged_userns"] = json!(on);
-        }
-        v
-    }
-}
-
-impl EgressPlan {
-    /// `check`'s egress section.
-    pub fn describe(&self) -> Value {
-        let r = &self.rules;
-        json!({
-            "controlled": true,
-            "status": match &self.namespace.result {
-                Err(_) => "the network namespace cannot be made here: `run` refuses this policy (exit 125); see namespace.fix",
-                Ok(_) => "enforced by `run`: the target runs in its own network namespace, the broker in the supervisor",
-            },
-            "domains": r.domains.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "ports": r.ports.iter().collect::<Vec<_>>(),
-            "ips": r.ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "host_services": r.host_services.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "inbound": self.inbound.iter().map(|a| format!("{a} -> 127.0.0.1:{} inside", a.port())).collect::<Vec<_>>(),
-            "log": r.log,
-            "protocols": r.ports.iter().map(|p| (p.to_string(), Value::from(r.port_kind(*p).to_string()))).collect::<serde_json::Map<_, _>>(),
-            "names_bound_to_bytes": "before any upstream dial, a tls port's ClientHello must carry the destination's name as SNI (none: refused unless the address is in ips), an http port's request Host must be that name; tcp ports are not inspected (the address alone binds the name)",
-            "proxy": r.proxy_port.map(|p| format!("CONNECT proxy on 127.0.0.1:{p} inside the namespace (same rules; HTTPS_PROXY{} set for the target)", if r.proxy_env { "" } else { " not" })),
-            "namespace": self.namespace.describe(),
-            "dns": format!("only the names above are answered, with synthetic IPv4 addresses from {}; AAAA gets an empty answer; every other query gets NXDOMAIN and is never forwarded", SYNTHETIC_NET),
-            "refused_always": "addresses that are not globally routable (IANA special-purpose registries: loopback, RFC 1918, CGNAT, link-local and metadata, ULA, documentation, benchmarking, multicast, NAT64, Teredo; IPv4-mapped and 6to4 by their IPv4), except host_services",
-            "plan": [
-                "target in its own network namespace holding only lo (root: CLONE_NEWNET; unprivileged: CLONE_NEWUSER|CLONE_NEWNET)",
-                "AnyIP routes on lo: every TCP destination lands on a capture listener for the ports above; other ports and all UDP but DNS find nothing",
-                "the broker outside the namespace: DNS for allowlisted names, relay to the checked address",
-            ],
-        })
-    }
-}
-
-/// `check`'s egress section when the policy has none.
-pub fn describe_absent() -> Value {
-    json!({
-        "controlled": false,
-        "status": "destinations are not controlled: no [egress] section. Landlock's network.connect ports apply to every host (cloud metadata, private ranges, loopback and any resolver over UDP 53 included); add [egress] (docs/egress.md) to allow named hosts only",
-    })
 }
 
 /// Fail closed before the first irreversible step: a policy that asks for egress control
@@ -180,7 +128,7 @@ mod tests {
                 && m.contains("apparmor_restrict_unprivileged_userns"),
             "{m}"
         );
-        let v = apparmor.describe();
+        let v = serde_json::to_value(apparmor.view()).unwrap();
         assert_eq!(v["namespace"]["available"], false);
         assert!(v["namespace"]["fix"].as_str().unwrap().contains("userns,"));
         let no_userns = netns::fix_for(false, "unshare(CLONE_NEWUSER|CLONE_NEWNET): EPERM");

@@ -1,5 +1,6 @@
-//! Landlock: filesystem, TCP port and scope rules, applied at step 14 with
-//! landlock_restrict_self(2) (kernel Documentation/userspace-api/landlock.rst).
+//! Landlock: filesystem, TCP port and scope rules, applied at step 16
+//! (`landlock-restrict-self`) with landlock_restrict_self(2) (kernel
+//! Documentation/userspace-api/landlock.rst).
 //!
 //! Enforces, for the target and everything it execs:
 //! - files: only what `[filesystem] read/write/exec` and the automatic exec chain grant
@@ -10,15 +11,15 @@
 //!   out (ABI 6);
 //! - audit: denials after exec are logged (`log_new_exec`, ABI 7).
 //!
-//! Cannot: restrict fds opened before restrict_self (step 12 marks them close-on-exec);
-//! restrict code rather than execve (ld.so runs any readable ELF, an interpreter any
-//! readable script); see `LIMITS` for the rest, printed by `check`.
+//! Cannot: restrict fds opened before restrict_self (step 14 (`cloexec-fds`) marks them
+//! close-on-exec); restrict code rather than execve (ld.so runs any readable ELF, an
+//! interpreter any readable script); see `LIMITS` for the rest, printed by `check`.
 //!
 //! Needs: Landlock ABI >= 6 for the default policy under `kernel.landlock = "required"`
 //! (`compat.rs`). Paths are resolved and opened in `prepare`, while still privileged, with
 //! `paths::resolve` (no symlink the target could have planted is followed); restrict_self
 //! only uses those fds. The crate's `restrict_self` also sets no_new_privs (already set at
-//! step 10, so a no-op here).
+//! step 12 (`no-new-privs`), so a no-op here).
 
 mod chain;
 pub use chain::{ChainEntry, ChainRole};
@@ -26,6 +27,8 @@ pub mod compat;
 pub mod lower;
 pub mod net;
 pub mod rights;
+mod view;
+pub use view::{LandlockView, OutcomeSummary};
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -35,7 +38,7 @@ use landlock::{
     AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
     RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
-use serde_json::{json, Value};
+
 use toml::Spanned;
 
 use crate::paths::{self, DirOutcome, PathError};
@@ -107,11 +110,11 @@ struct FsRule {
 #[derive(Debug, Default)]
 struct Report {
     created: Vec<DirOutcome>,
-    optional_missing: Vec<Value>,
-    automatic: Vec<Value>,
+    optional_missing: Vec<view::OptionalMissing>,
+    automatic: Vec<view::AutoRule>,
     notes: Vec<String>,
     splits: Vec<lower::Split>,
-    deny: Vec<Value>,
+    deny: Vec<view::DenyEntry>,
 }
 
 /// The rules, resolved and opened, ready for restrict_self.
@@ -140,7 +143,7 @@ impl LandlockPlan {
 /// What restrict_self achieved.
 #[derive(Debug, Clone)]
 pub struct LandlockOutcome {
-    pub summary: Value,
+    pub summary: view::OutcomeSummary,
     pub kernel_abi: i32,
     pub effective_abi: i32,
     /// From the policy's point of view.
@@ -150,54 +153,6 @@ pub struct LandlockOutcome {
 }
 
 impl LandlockPlan {
-    /// For `check` and the launch log: ABI, status, features and the final rule list.
-    pub fn describe(&self) -> Value {
-        let c = &self.compat;
-        let rules: Vec<Value> = self
-            .rules
-            .iter()
-            .map(|r| {
-                json!({
-                    "path": r.path.display().to_string(),
-                    "kind": if r.is_dir { "dir" } else { "file" },
-                    "rights": rights::names(r.rights),
-                    "why": r.why.join("; "),
-                    "opened": if r.fd.is_some() { "yes" } else { "at launch (directory created then)" },
-                })
-            })
-            .collect();
-        let net = |ports: &[u16], what: &str| -> Vec<Value> {
-            ports
-                .iter()
-                .map(|p| json!({"port": p, "access": what}))
-                .collect()
-        };
-        let mut net_rules = net(&self.bind, "bind_tcp");
-        net_rules.extend(net(&self.connect, "connect_tcp"));
-        json!({
-            "mode": match c.mode { policy::LandlockMode::Required => "required", policy::LandlockMode::BestEffort => "best-effort" },
-            "kernel_abi": c.kernel_abi,
-            "kernel_error": c.kernel_error,
-            "effective_abi": c.effective_abi,
-            "test_abi_override": c.override_warning(),
-            "status": c.expected_status(),
-            "features": c.features,
-            "handled_fs": rights::names(self.handled_fs),
-            "tcp": if c.enforced(Feature::Tcp) { "every TCP bind/connect not listed is denied" } else { "NOT enforced" },
-            "scopes": self.scopes.iter().map(|s| match s { Scope::AbstractUnixSocket => "abstract_unix_socket", Scope::Signal => "signal", _ => "other" }).collect::<Vec<_>>(),
-            "audit": if c.enforced(Feature::Audit) { "log_new_exec" } else { "unavailable" },
-            "rules": rules,
-            "net_rules": net_rules,
-            "deny": self.report.deny,
-            "splits": self.report.splits,
-            "automatic": self.report.automatic,
-            "created_dirs": self.report.created.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-            "optional_missing": self.report.optional_missing,
-            "notes": self.report.notes,
-            "cannot_enforce": LIMITS,
-        })
-    }
-
     /// `clawjail learn`: handle no TCP access, so every bind/connect reaches the
     /// supervisor's record instead of EACCES (src/learn/). Files and scopes are unchanged.
     pub fn open_network_for_learning(&mut self) {
@@ -300,7 +255,11 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
                     ));
                 }
                 Err(PathError::Missing { missing, .. }) if optional => {
-                    report.optional_missing.push(json!({"list": key, "path": path.display().to_string(), "missing": missing.display().to_string()}));
+                    report.optional_missing.push(view::OptionalMissing {
+                        list: key,
+                        path: path.display().to_string(),
+                        missing: missing.display().to_string(),
+                    });
                 }
                 Err(PathError::Missing { .. })
                     if would_create.iter().any(|w| path.starts_with(w)) =>
@@ -326,11 +285,11 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
         LandlockError::Refused(format!("landlock: exec chain: {}: {e}", p.display()))
     })?;
     for a in chain_rules.autos {
-        report.automatic.push(json!({
-            "path": a.resolved.path.display().to_string(),
-            "rights": rights::names(a.rights),
-            "why": a.why,
-        }));
+        report.automatic.push(view::AutoRule {
+            path: a.resolved.path.display().to_string(),
+            rights: rights::names(a.rights),
+            why: a.why.clone(),
+        });
         entries.push(entry(a.resolved, a.rights, Origin::Auto, a.why));
     }
     report.notes.extend(chain_rules.notes);
@@ -513,9 +472,11 @@ fn resolve_denies(
         let (_optional, path) = expand_entry(inp, v, key)?;
         match paths::resolve(&path, inp.target) {
             Ok(r) => {
-                report
-                    .deny
-                    .push(json!({"path": r.path.display().to_string(), "exists": true}));
+                report.deny.push(view::DenyEntry {
+                    path: r.path.display().to_string(),
+                    exists: true,
+                    guarded_by_splitting: None,
+                });
                 out.push(Deny {
                     id: r.meta.id,
                     ancestors: r.ancestors,
@@ -527,7 +488,11 @@ fn resolve_denies(
                 let parent = missing.parent().unwrap_or(Path::new("/")).to_path_buf();
                 let r = paths::resolve(&parent, inp.target)
                     .map_err(|e| path_error(inp, v, key, &parent, e))?;
-                report.deny.push(json!({"path": path.display().to_string(), "exists": false, "guarded_by_splitting": r.path.display().to_string()}));
+                report.deny.push(view::DenyEntry {
+                    path: path.display().to_string(),
+                    exists: false,
+                    guarded_by_splitting: Some(r.path.display().to_string()),
+                });
                 out.push(Deny {
                     id: r.meta.id,
                     ancestors: r.ancestors,
@@ -759,18 +724,18 @@ fn outcome(plan: &LandlockPlan, status: Status, crate_status: &str) -> LandlockO
     let c = &plan.compat;
     let enforced = c.in_state(State::Enforced);
     let dropped = c.dropped();
-    let summary = json!({
-        "kernel_abi": c.kernel_abi,
-        "effective_abi": c.effective_abi,
-        "status": status,
-        "ruleset_status": crate_status,
-        "enforced": enforced,
-        "dropped": dropped,
-        "fs_rules": plan.rules.len(),
-        "tcp_bind": plan.bind,
-        "tcp_connect": plan.connect,
-        "test_abi_override": c.override_warning(),
-    });
+    let summary = view::OutcomeSummary {
+        kernel_abi: c.kernel_abi,
+        effective_abi: c.effective_abi,
+        status,
+        ruleset_status: crate_status.to_string(),
+        enforced,
+        dropped: dropped.clone(),
+        fs_rules: plan.rules.len(),
+        tcp_bind: plan.bind.clone(),
+        tcp_connect: plan.connect.clone(),
+        test_abi_override: c.override_warning(),
+    };
     LandlockOutcome {
         summary,
         kernel_abi: c.kernel_abi,

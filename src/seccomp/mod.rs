@@ -14,8 +14,8 @@
 //! which file an fd is (Landlock's job); stop what io_uring would do (hence EPERM on it).
 //!
 //! **Needs**: x86_64 (the only syscall table in this build; elsewhere `prepare` refuses),
-//! no_new_privs set before install (step 10), Linux >= 4.14 for SECCOMP_RET_LOG and
-//! KILL_PROCESS. The plan is compiled while still privileged; `install` is one syscall.
+//! no_new_privs set before install (step 12 (`no-new-privs`)), Linux >= 4.14 for
+//! SECCOMP_RET_LOG and KILL_PROCESS. The plan is compiled while still privileged; `install` is one syscall.
 //!
 //! `action = "log"` is the learning mode: every call that would be denied (unlisted,
 //! policy `deny`, argument guards, the [`guards`] denials) is allowed and logged by the
@@ -30,12 +30,13 @@ pub mod linear;
 pub mod profiles;
 pub mod rules;
 pub mod syscalls;
+mod view;
+pub use view::SeccompView;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 
-use serde_json::json;
 use toml::Spanned;
 
 use crate::policy::{self, PolicyError, SeccompAction, SeccompProfile, Source};
@@ -115,65 +116,9 @@ impl fmt::Debug for SeccompPlan {
 }
 
 impl SeccompPlan {
-    /// The effective table for `check`: each listed syscall's answer and argument rules.
-    pub fn describe(&self) -> serde_json::Value {
-        // One string a row ("ioctl (16): allow if ...; else ERRNO(EPERM)"): readable in
-        // `check`'s text output, where object keys would come out sorted.
-        let rows: Vec<String> = self
-            .entries
-            .iter()
-            .map(|e| {
-                let mut row = format!("{} ({}): ", e.name, e.nr);
-                match &e.verdict {
-                    Verdict::AllowIf(rules) => {
-                        let alts: Vec<String> = rules.iter().map(|r| format!("({r})")).collect();
-                        row.push_str(&format!(
-                            "allow if {}; else {}",
-                            alts.join(" || "),
-                            bpf::ret_name(deny_ret(self.action))
-                        ));
-                    }
-                    v => row.push_str(&verdict_text(v, self.action)),
-                }
-                if e.from != "profile" {
-                    row.push_str(&format!(" [{}]", e.from));
-                }
-                row
-            })
-            .collect();
-        json!({
-            "profile": self.profile,
-            "action": self.action,
-            "unlisted": bpf::ret_name(deny_ret(self.action)),
-            "other_abis": format!(
-                "i386 (int 0x80): KILL_PROCESS; x32 (nr >= {:#x}): {}",
-                syscalls::X32_SYSCALL_BIT,
-                bpf::ret_name(x32_ret(self.action))
-            ),
-            "learning_mode": self.action == SeccompAction::Log,
-            "allowed": self.count(|v| matches!(v, Verdict::Allow | Verdict::AllowIf(_))),
-            "with_argument_rules": self.count(|v| matches!(v, Verdict::AllowIf(_))),
-            "bpf_instructions": self.program.insns.len(),
-            "bpf_tree_depth": self.program.depth,
-            "syscalls": rows,
-        })
-    }
-
     /// Readable disassembly for `check --bpf`.
     pub fn disassemble(&self) -> String {
         bpf::disassemble(&self.program, syscalls::name)
-    }
-
-    /// One line for the launch event, e.g. "default profile, action errno, 612 instructions".
-    pub fn describe_short(&self) -> String {
-        format!(
-            "{} profile, action {}, {} syscalls allowed ({} with argument rules), {} BPF instructions",
-            profile_name(self.profile),
-            action_name(self.action),
-            self.count(|v| matches!(v, Verdict::Allow | Verdict::AllowIf(_))),
-            self.count(|v| matches!(v, Verdict::AllowIf(_))),
-            self.program.insns.len()
-        )
     }
 
     /// seccomp(SECCOMP_SET_MODE_FILTER) on this thread. Must be the last step before exec.
@@ -532,22 +477,6 @@ fn guard_answer(g: &Guard) -> String {
     match &g.treatment {
         Treatment::Fixed(e) => crate::sys::errno_name(*e),
         _ => "denied".into(),
-    }
-}
-
-fn profile_name(p: SeccompProfile) -> &'static str {
-    match p {
-        SeccompProfile::Default => "default",
-        SeccompProfile::Strict => "strict",
-        SeccompProfile::Custom => "custom",
-    }
-}
-
-fn action_name(a: SeccompAction) -> &'static str {
-    match a {
-        SeccompAction::Errno => "errno",
-        SeccompAction::Kill => "kill",
-        SeccompAction::Log => "log",
     }
 }
 

@@ -406,7 +406,7 @@ fn policy_errors_point_at_the_name_and_suggest() {
 #[test]
 fn check_output_names_rules_and_length() {
     let p = plan("default", "errno", false, "");
-    let d = p.describe();
+    let d = serde_json::to_value(p.view()).unwrap();
     assert_eq!(d["bpf_instructions"], p.program().len());
     let rows = d["syscalls"].as_array().unwrap();
     let row = |name: &str| {
@@ -435,7 +435,8 @@ fn check_output_names_rules_and_length() {
     let log = plan("default", "log", false, "").disassemble();
     assert!(log.contains("x32 ABI"), "{log}");
     assert!(p
-        .describe_short()
+        .view()
+        .short()
         .starts_with("default profile, action errno"));
 }
 
