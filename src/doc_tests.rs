@@ -220,6 +220,12 @@ fn policy_error_codes_are_listed() {
             source.push_str(&code);
         }
     }
+    // Codes of typed values, raised while the file is read (`policy::values`).
+    emitted.extend(
+        crate::policy::values::CODES
+            .iter()
+            .map(|(_, c)| c.to_string()),
+    );
     // The codes passed straight to the constructors are among them (a sanity check
     // that the scan sees the files at all).
     for known in [

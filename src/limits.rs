@@ -11,6 +11,8 @@ use nix::sys::resource::Resource;
 
 use crate::kernel::Kernel;
 
+use crate::policy::LimitKind;
+
 /// One rlimit as it will be applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Rlimit {
@@ -23,6 +25,18 @@ pub struct Rlimit {
 
 fn ser_resource<S: serde::Serializer>(r: &Resource, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{r:?}"))
+}
+
+/// The kernel resource a `[limits]` key sets.
+pub fn resource(kind: LimitKind) -> Resource {
+    match kind {
+        LimitKind::Nofile => Resource::RLIMIT_NOFILE,
+        LimitKind::Nproc => Resource::RLIMIT_NPROC,
+        LimitKind::Core => Resource::RLIMIT_CORE,
+        LimitKind::AddressSpace => Resource::RLIMIT_AS,
+        LimitKind::Cpu => Resource::RLIMIT_CPU,
+        LimitKind::Fsize => Resource::RLIMIT_FSIZE,
+    }
 }
 
 /// setrlimit(resource, value, value) for each.

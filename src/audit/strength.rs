@@ -58,11 +58,15 @@ fn w(code: &str, severity: &str, what: String) -> Weakness {
     }
 }
 
-fn broad_entries(list: &[toml::Spanned<String>], vars: &Vars, broad: &[&str]) -> Vec<String> {
+fn broad_entries(
+    list: &[toml::Spanned<crate::policy::PathEntry>],
+    vars: &Vars,
+    broad: &[&str],
+) -> Vec<String> {
     list.iter()
         .filter_map(|v| {
-            let raw = v.get_ref().strip_prefix('?').unwrap_or(v.get_ref());
-            let s = vars.expand(raw).ok()?;
+            let p = v.get_ref().path.expand(vars).ok()?;
+            let s = p.to_str()?;
             let norm = s.trim_end_matches('/');
             let norm = if norm.is_empty() { "/" } else { norm };
             broad.contains(&norm).then(|| norm.to_string())
@@ -73,7 +77,7 @@ fn broad_entries(list: &[toml::Spanned<String>], vars: &Vars, broad: &[&str]) ->
 /// The weaknesses of `p` as launched (`degraded`: the plan's list of what was not enforced).
 pub fn assess(p: &Policy, vars: &Vars, degraded: &[String]) -> Vec<Weakness> {
     let mut out = Vec::new();
-    if p.seccomp.action == SeccompAction::Log {
+    if p.seccomp.action.get() == SeccompAction::Log {
         out.push(w(
             "weak-seccomp-log",
             "high",
@@ -114,14 +118,14 @@ pub fn assess(p: &Policy, vars: &Vars, degraded: &[String]) -> Vec<Weakness> {
             ),
         ));
     }
-    if p.kernel.landlock == LandlockMode::BestEffort {
+    if p.kernel.landlock.get() == LandlockMode::BestEffort {
         out.push(w(
             "weak-landlock-best-effort",
             "medium",
             "kernel.landlock = \"best-effort\": Landlock features this kernel lacks were dropped instead of refusing to start".into(),
         ));
     }
-    if p.network.unix {
+    if p.network.unix.get() {
         out.push(w(
             "weak-unix-sockets",
             "medium",

@@ -193,7 +193,7 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
     // Both start modes run the target as [identity]: a root start switches to it, a user
     // start is *started* as it (User=, runAsUser), so the engine needs the same ids.
     let u = plan::user::resolve(src, &p.identity)?;
-    if !p.identity.allow_root && (u.ids.uid == 0 || u.ids.gid == 0) {
+    if !p.identity.allow_root.get() && (u.ids.uid == 0 || u.ids.gid == 0) {
         return Err(PolicyError::at(
             src,
             p.identity.user.as_ref().map(|u| u.span()).unwrap_or(0..0),
@@ -214,7 +214,7 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
         true,
         Some(&command),
     )?;
-    if p.seccomp.action == SeccompAction::Log {
+    if p.seccomp.action.get() == SeccompAction::Log {
         return Err(PolicyError::at(
             src,
             0..0,
@@ -236,47 +236,43 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
             .into());
         }
     }
-    let paths = |list: &[Spanned<String>], key: &str| -> Result<Vec<PathRule>, PlanError> {
+    let rule = |path: &policy::PathTemplate,
+                optional: bool,
+                span: std::ops::Range<usize>,
+                key: &str|
+     -> Result<PathRule, PlanError> {
+        let p = path.expand_at(src, span.clone(), key, &vars)?;
+        Ok(PathRule {
+            path: p.display().to_string(),
+            optional,
+            from: from_span(loaded, span),
+        })
+    };
+    let paths = |list: &[Spanned<policy::PathEntry>], key: &str| {
         list.iter()
-            .map(|v| {
-                let raw = v.get_ref().as_str();
-                let (optional, raw) = match raw.strip_prefix('?') {
-                    Some(r) => (true, r),
-                    None => (false, raw),
-                };
-                let s = vars
-                    .expand(raw)
-                    .map_err(|m| PolicyError::at(src, v.span(), "undefined-variable", key, m))?;
-                if !s.starts_with('/') {
-                    return Err(PolicyError::at(
-                        src,
-                        v.span(),
-                        "relative-path",
-                        key,
-                        format!("{raw:?} expands to {s:?}, which is not an absolute path"),
-                    )
-                    .into());
-                }
-                Ok(PathRule {
-                    path: s,
-                    optional,
-                    from: from_span(loaded, v.span()),
-                })
-            })
-            .collect()
+            .map(|v| rule(&v.get_ref().path, v.get_ref().optional, v.span(), key))
+            .collect::<Result<Vec<_>, _>>()
     };
     let fs = &p.filesystem;
-    let mut create = paths(&fs.create, "filesystem.create")?;
+    let mut create = fs
+        .create
+        .iter()
+        .map(|v| rule(v.get_ref(), false, v.span(), "filesystem.create"))
+        .collect::<Result<Vec<_>, _>>()?;
     // ${TMP} is created by clawjail whenever the policy uses it (landlock::create_dirs).
     if let Some(tmp) = vars.get("TMP") {
-        fn uses(l: &[Spanned<String>]) -> Option<&Spanned<String>> {
-            l.iter().find(|v| v.get_ref().contains("${TMP}"))
-        }
-        let span = uses(&fs.read)
-            .or_else(|| uses(&fs.write))
-            .or_else(|| uses(&fs.exec))
-            .or_else(|| uses(&fs.create))
+        let uses = |s: &str| s.contains("${TMP}");
+        let span = [&fs.read, &fs.write, &fs.exec]
+            .into_iter()
+            .flatten()
+            .find(|v| uses(v.get_ref().path.as_str()))
             .map(|v| v.span())
+            .or_else(|| {
+                fs.create
+                    .iter()
+                    .find(|v| uses(v.get_ref().as_str()))
+                    .map(|v| v.span())
+            })
             .or_else(|| {
                 p.env
                     .set
@@ -294,12 +290,7 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
             }
         }
     }
-    let create_mode = match &fs.create_mode {
-        Some(m) => policy::parse_octal_mode(m.get_ref()).map_err(|msg| {
-            PolicyError::at(src, m.span(), "bad-mode", "filesystem.create_mode", msg)
-        })?,
-        None => 0o700,
-    };
+    let create_mode = fs.create_mode.as_ref().map_or(0o700, |m| m.get_ref().0);
     let ports = |list: &[Spanned<policy::PortSpec>], key: &str, zero: bool| {
         let nums = crate::landlock::net::ports(src, &vars, list, key, zero)?;
         // ports() dedups; pair each number with the first entry that produced it.
@@ -334,41 +325,22 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
         .capabilities
         .keep
         .iter()
-        .map(|c| {
-            crate::caps::parse_cap_name(c.get_ref())
-                .map(|cap| (cap.to_string(), from_span(loaded, c.span())))
-                .map_err(|m| {
-                    PlanError::from(PolicyError::at(
-                        src,
-                        c.span(),
-                        "unknown-capability",
-                        "capabilities.keep",
-                        m,
-                    ))
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|c| (c.get_ref().to_string(), from_span(loaded, c.span())))
+        .collect();
     let limits = limits(loaded)?;
     let umask = match &p.process.umask {
-        Some(u) => (
-            policy::parse_octal_mode(u.get_ref())
-                .map_err(|m| PolicyError::at(src, u.span(), "bad-mode", "process.umask", m))?,
-            from_span(loaded, u.span()),
-        ),
+        Some(u) => (u.get_ref().0, from_span(loaded, u.span())),
         None => (0o077, section(loaded, "process")),
     };
     let mut env_files = Vec::new();
     for f in &p.env.files {
-        let raw = f.get_ref();
-        let (optional, rest) = match raw.strip_prefix('?') {
-            Some(r) => (true, r),
-            None => (false, raw.as_str()),
-        };
-        let path = vars
-            .expand(rest)
-            .map_err(|m| PolicyError::at(src, f.span(), "undefined-variable", "env.files", m))?;
+        let (optional, rest) = (f.get_ref().optional, f.get_ref().path.as_str());
+        let path = f
+            .get_ref()
+            .path
+            .expand_at(src, f.span(), "env.files", &vars)?;
         env_files.push(EnvFile {
-            path,
+            path: path.display().to_string(),
             optional,
             via_credentials_directory: rest.starts_with("${CREDENTIALS_DIRECTORY}/"),
             from: from_span(loaded, f.span()),
@@ -378,13 +350,13 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
         src,
         cfg: &p.seccomp,
         guards: seccomp::guards::Options {
-            allow_unix: p.network.unix,
-            allow_chown: p.filesystem.allow_chown,
-            allow_xattr: p.filesystem.allow_xattr,
+            allow_unix: p.network.unix.get(),
+            allow_chown: p.filesystem.allow_chown.get(),
+            allow_xattr: p.filesystem.allow_xattr.get(),
             // As `plan` decides it: a root start gives the target its own IPC namespace,
             // inside which SysV IPC is private and allowed; the outer layer must not refuse
             // what clawjail lets the target do.
-            allow_ipc: p.process.allow_shared_ipc || opts.start == Start::Root,
+            allow_ipc: p.process.allow_shared_ipc.get() || opts.start == Start::Root,
         },
     })?;
     let read = paths(&fs.read, "filesystem.read")?;
@@ -416,19 +388,19 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
         bind,
         connect,
         unix: section(loaded, "network"),
-        network_unix: p.network.unix,
+        network_unix: p.network.unix.get(),
         caps_keep,
         limits,
         umask,
         env_files,
         seccomp,
         seccomp_from: section(loaded, "seccomp"),
-        seccomp_action: p.seccomp.action,
+        seccomp_action: p.seccomp.action.get(),
         needs: needs::needs(&needs::NeedInputs {
             start: opts.start,
             // As plan decides it: a PID namespace needs the session step's fork.
-            pid_namespace: p.process.pid_namespace && p.process.new_session,
-            private_tmp: p.filesystem.private_tmp,
+            pid_namespace: p.process.pid_namespace.get() && p.process.new_session.get(),
+            private_tmp: p.filesystem.private_tmp.get(),
             create_mode,
             egress: loaded.egress.is_some(),
         }),
@@ -437,20 +409,11 @@ pub fn resolve(loaded: &Loaded, opts: &ExportOptions) -> Result<Resolved, PlanEr
 }
 
 fn limits(loaded: &Loaded) -> Result<Vec<Limit>, PlanError> {
-    let l = &loaded.policy.limits;
-    let rows: [(&'static str, &Option<Spanned<policy::LimitValue>>); 6] = [
-        ("nofile", &l.nofile),
-        ("nproc", &l.nproc),
-        ("core", &l.core),
-        ("address_space", &l.address_space),
-        ("cpu", &l.cpu),
-        ("fsize", &l.fsize),
-    ];
     let mut out = Vec::new();
-    for (name, v) in rows {
-        let Some(v) = v else { continue };
-        let value = match *v.get_ref() {
-            policy::LimitValue::Unlimited if name == "nofile" => {
+    for (kind, v) in loaded.policy.limits.iter() {
+        let name = kind.key();
+        let value = match v.get() {
+            policy::LimitValue::Unlimited if kind == policy::LimitKind::Nofile => {
                 return Err(PolicyError::at(
                     &loaded.source,
                     v.span(),
@@ -463,13 +426,13 @@ fn limits(loaded: &Loaded) -> Result<Vec<Limit>, PlanError> {
             policy::LimitValue::Unlimited => None,
             policy::LimitValue::Value(n) => Some(n),
         };
-        let from = if v.span() == (0..0) {
+        let from = if v.is_written() {
+            from_span(loaded, v.span())
+        } else {
             From {
                 line: 0,
                 text: format!("{name} = 0 (default)"),
             }
-        } else {
-            from_span(loaded, v.span())
         };
         out.push(Limit { name, value, from });
     }

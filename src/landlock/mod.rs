@@ -42,7 +42,7 @@ use landlock::{
 use toml::Spanned;
 
 use crate::paths::{self, DirOutcome, PathError};
-use crate::policy::{self, vars::Vars, PolicyError, Source};
+use crate::policy::{self, vars::Vars, PathEntry, PolicyError, Source};
 use compat::{Compat, Feature, Needs, State, Status};
 use lower::{Deny, Entry, NodeInfo, Origin, Tree};
 
@@ -117,6 +117,25 @@ struct Report {
     deny: Vec<view::DenyEntry>,
 }
 
+/// Which `[filesystem]` list an entry is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Read,
+    Write,
+    Exec,
+    Deny,
+}
+
+/// One `[filesystem]` entry as `prepare` expanded it, for verify's rows and messages
+/// (whether a path is reachable is decided by the rules, by inode: `granted`).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub list: ListKind,
+    pub path: PathBuf,
+    /// e.g. `filesystem.read "~" (policy.toml:9:9)`.
+    pub at: String,
+}
+
 /// The rules, resolved and opened, ready for restrict_self.
 #[derive(Debug)]
 pub struct LandlockPlan {
@@ -127,6 +146,11 @@ pub struct LandlockPlan {
     connect: Vec<u16>,
     scopes: BitFlags<Scope>,
     report: Report,
+    /// Every read/write/exec/deny entry, expanded, in policy order.
+    listed: Vec<Listed>,
+    /// `network.bind` and `network.connect` as the policy lists them (`connect` may be
+    /// replaced by `[egress]`'s capture ports; these stay).
+    listed_ports: (Vec<u16>, Vec<u16>),
     /// The pid that opened the rules: `/proc/self` resolved to `/proc/<this>`.
     prepared_by: u32,
     /// `clawjail learn`: TCP is not handled (every port open, recorded by the supervisor).
@@ -137,6 +161,26 @@ impl LandlockPlan {
     /// Replace the TCP connect ports (`[egress]`: the broker's capture ports and 53).
     pub fn set_connect_ports(&mut self, ports: Vec<u16>) {
         self.connect = ports;
+    }
+
+    /// The `[filesystem]` entries, expanded, with their locations.
+    pub fn listed(&self) -> &[Listed] {
+        &self.listed
+    }
+
+    /// The TCP ports the rules allow to bind and to connect to (what `run` applies).
+    pub fn ports(&self) -> (&[u16], &[u16]) {
+        (&self.bind, &self.connect)
+    }
+
+    /// The `network.bind` and `network.connect` ports the policy lists, expanded.
+    pub fn listed_ports(&self) -> (&[u16], &[u16]) {
+        (&self.listed_ports.0, &self.listed_ports.1)
+    }
+
+    /// Whether the ruleset asks for `scope` (`[scope]` did not opt out of it).
+    pub fn scoped(&self, scope: Scope) -> bool {
+        self.scopes.contains(scope)
     }
 }
 
@@ -225,7 +269,7 @@ fn inode_chain(path: &Path) -> Vec<paths::FileId> {
 pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> {
     let needs = Needs {
         refer: !inp.fs.write.is_empty(),
-        scopes: !inp.scope.abstract_unix_outside || !inp.scope.signal_outside,
+        scopes: !inp.scope.abstract_unix_outside.get() || !inp.scope.signal_outside.get(),
     };
     let compat = decide_compat(inp, needs)?;
     let mut report = Report::default();
@@ -234,13 +278,30 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
     let mut pending = Vec::new();
     let mut entries = Vec::new();
     let mut chain_rules = chain::ChainRules::default();
-    for (list, origin, key) in [
-        (&inp.fs.read, Origin::Read, "filesystem.read"),
-        (&inp.fs.write, Origin::Write, "filesystem.write"),
-        (&inp.fs.exec, Origin::Exec, "filesystem.exec"),
+    let mut listed = Vec::new();
+    for (list, origin, key, kind) in [
+        (
+            &inp.fs.read,
+            Origin::Read,
+            "filesystem.read",
+            ListKind::Read,
+        ),
+        (
+            &inp.fs.write,
+            Origin::Write,
+            "filesystem.write",
+            ListKind::Write,
+        ),
+        (
+            &inp.fs.exec,
+            Origin::Exec,
+            "filesystem.exec",
+            ListKind::Exec,
+        ),
     ] {
         for v in list {
             let (optional, path) = expand_entry(inp, v, key)?;
+            listed.push(listed_entry(inp, kind, key, v, &path));
             match paths::resolve(&path, inp.target) {
                 Ok(r) => {
                     if origin == Origin::Exec && r.meta.is_regular() {
@@ -294,7 +355,7 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
     }
     report.notes.extend(chain_rules.notes);
 
-    let denies = resolve_denies(inp, &mut report)?;
+    let denies = resolve_denies(inp, &mut report, &mut listed)?;
     let lowered = lower::lower(entries, &denies, &mut FdTree).map_err(|e| {
         LandlockError::Refused(format!("{}: landlock: {e}", inp.src.origin.display_name()))
     })?;
@@ -323,10 +384,10 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
         false,
     )?;
     let mut scopes = BitFlags::<Scope>::empty();
-    if !inp.scope.abstract_unix_outside {
+    if !inp.scope.abstract_unix_outside.get() {
         scopes |= Scope::AbstractUnixSocket;
     }
-    if !inp.scope.signal_outside {
+    if !inp.scope.signal_outside.get() {
         scopes |= Scope::Signal;
     }
     if bind.contains(&0) {
@@ -338,10 +399,12 @@ pub fn prepare(inp: &LandlockInputs<'_>) -> Result<LandlockPlan, LandlockError> 
         handled_fs: rights::handled_fs(abi),
         compat,
         rules,
+        listed_ports: (bind.clone(), connect.clone()),
         bind,
         connect,
         scopes,
         report,
+        listed,
         prepared_by: std::process::id(),
         tcp_open: false,
     })
@@ -359,7 +422,7 @@ fn decide_compat(inp: &LandlockInputs<'_>, needs: Needs) -> Result<Compat, Landl
     let raw = std::env::var(compat::TEST_ABI_ENV).ok();
     let test_override = compat::parse_override(raw.as_deref()).map_err(LandlockError::Refused)?;
     let c = compat::decide(
-        inp.kernel.landlock,
+        inp.kernel.landlock.get(),
         kernel_abi,
         kernel_error,
         test_override,
@@ -390,38 +453,43 @@ fn decide_compat(inp: &LandlockInputs<'_>, needs: Needs) -> Result<Compat, Landl
     Ok(c)
 }
 
-/// Strip the optional marker (`?`) and expand variables; the result must be absolute.
+/// An entry's optional marker and its path, expanded (`PathTemplate::expand_at`).
 fn expand_entry(
     inp: &LandlockInputs<'_>,
-    v: &Spanned<String>,
+    v: &Spanned<PathEntry>,
     key: &str,
 ) -> Result<(bool, PathBuf), LandlockError> {
-    let raw = v.get_ref().as_str();
-    let (optional, raw) = match raw.strip_prefix('?') {
-        Some(rest) => (true, rest),
-        None => (false, raw),
-    };
-    let s = inp
-        .vars
-        .expand(raw)
-        .map_err(|m| PolicyError::at(inp.src, v.span(), "undefined-variable", key, m))?;
-    if !s.starts_with('/') {
-        return Err(PolicyError::at(
-            inp.src,
-            v.span(),
-            "relative-path",
-            key,
-            format!("{raw:?} expands to {s:?}, which is not an absolute path; write /..., ~/..., or ${{HOME}}/..."),
-        )
-        .into());
+    let e = v.get_ref();
+    Ok((
+        e.optional,
+        e.path.expand_at(inp.src, v.span(), key, inp.vars)?,
+    ))
+}
+
+/// An entry as verify names it: `filesystem.read "~" (policy.toml:9:9)`.
+fn listed_entry(
+    inp: &LandlockInputs<'_>,
+    list: ListKind,
+    key: &str,
+    v: &Spanned<PathEntry>,
+    path: &Path,
+) -> Listed {
+    let (l, c) = inp.src.line_col(v.span().start);
+    Listed {
+        list,
+        path: path.to_path_buf(),
+        at: format!(
+            "{key} {:?} ({}:{l}:{c})",
+            v.get_ref().written(),
+            inp.src.origin.display_name()
+        ),
     }
-    Ok((optional, PathBuf::from(s)))
 }
 
 /// A located error for a path that cannot be used.
 fn path_error(
     inp: &LandlockInputs<'_>,
-    v: &Spanned<String>,
+    v: &Spanned<PathEntry>,
     key: &str,
     path: &Path,
     e: PathError,
@@ -433,7 +501,7 @@ fn path_error(
                 "{} does not exist ({} is missing); mark the entry optional with a leading '?' (\"?{}\") if that is expected",
                 path.display(),
                 missing.display(),
-                v.get_ref()
+                v.get_ref().path.as_str()
             ),
         ),
         PathError::UnsafeSymlink { .. } => ("unsafe-symlink", e.to_string()),
@@ -465,11 +533,13 @@ fn entry(
 fn resolve_denies(
     inp: &LandlockInputs<'_>,
     report: &mut Report,
+    listed: &mut Vec<Listed>,
 ) -> Result<Vec<Deny>, LandlockError> {
     let key = "filesystem.deny";
     let mut out = Vec::new();
     for v in &inp.fs.deny {
         let (_optional, path) = expand_entry(inp, v, key)?;
+        listed.push(listed_entry(inp, ListKind::Deny, key, v, &path));
         match paths::resolve(&path, inp.target) {
             Ok(r) => {
                 report.deny.push(view::DenyEntry {
@@ -509,15 +579,27 @@ fn resolve_denies(
 /// Whether the policy uses `${TMP}` in `[filesystem]` or `env.set` (raw values).
 fn uses_tmp(inp: &LandlockInputs<'_>) -> Option<std::ops::Range<usize>> {
     let fs = inp.fs;
+    let uses = |s: &str| s.contains("${TMP}");
     fs.read
         .iter()
         .chain(&fs.write)
         .chain(&fs.exec)
         .chain(&fs.deny)
-        .chain(&fs.create)
-        .chain(inp.env.set.values())
-        .find(|v| v.get_ref().contains("${TMP}"))
+        .find(|v| uses(v.get_ref().path.as_str()))
         .map(|v| v.span())
+        .or_else(|| {
+            fs.create
+                .iter()
+                .find(|v| uses(v.get_ref().as_str()))
+                .map(|v| v.span())
+        })
+        .or_else(|| {
+            inp.env
+                .set
+                .values()
+                .find(|v| uses(v.get_ref()))
+                .map(|v| v.span())
+        })
 }
 
 /// `[filesystem] create` (and `${TMP}` when used): directories owned by the target, made
@@ -527,25 +609,11 @@ fn create_dirs(
     report: &mut Report,
 ) -> Result<Vec<PathBuf>, LandlockError> {
     let key = "filesystem.create";
-    let mode = match &inp.fs.create_mode {
-        Some(m) => policy::parse_octal_mode(m.get_ref()).map_err(|msg| {
-            PolicyError::at(inp.src, m.span(), "bad-mode", "filesystem.create_mode", msg)
-        })?,
-        None => 0o700,
-    };
+    let mode = inp.fs.create_mode.as_ref().map_or(0o700, |m| m.get_ref().0);
     let mut targets: Vec<(PathBuf, std::ops::Range<usize>)> = Vec::new();
     for v in &inp.fs.create {
-        if v.get_ref().starts_with('?') {
-            return Err(PolicyError::at(
-                inp.src,
-                v.span(),
-                "bad-value",
-                key,
-                "create entries cannot be optional ('?'): clawjail creates them",
-            )
-            .into());
-        }
-        let (_, p) = expand_entry(inp, v, key)?;
+        // A leading '?' is refused when the policy is loaded (policy::validate).
+        let p = v.get_ref().expand_at(inp.src, v.span(), key, inp.vars)?;
         targets.push((p, v.span()));
     }
     if let (Some(span), Some(tmp)) = (uses_tmp(inp), inp.vars.get("TMP")) {
@@ -791,6 +859,8 @@ mod granted_tests {
             connect: vec![],
             scopes: BitFlags::empty(),
             report: Report::default(),
+            listed: Vec::new(),
+            listed_ports: (Vec::new(), Vec::new()),
             prepared_by: std::process::id(),
             tcp_open: false,
         };

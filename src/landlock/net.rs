@@ -21,7 +21,7 @@ pub fn ports(
     for p in list {
         let bad = |m: String| PolicyError::at(src, p.span(), "bad-port", key, m);
         let n: i64 = match p.get_ref() {
-            PortSpec::Number(n) => *n,
+            PortSpec::Number(n) => i64::from(*n),
             PortSpec::Text(t) => {
                 let s = vars
                     .expand(t)
@@ -90,7 +90,7 @@ mod tests {
             ports(&src(), &v, &zero, "network.bind", true).unwrap(),
             vec![0]
         );
-        assert!(ports(&src(), &v, &[sp(PortSpec::Number(70000))], "k", true).is_err());
+        assert!(ports(&src(), &v, &[sp(PortSpec::Text("70000".into()))], "k", true).is_err());
         assert!(ports(&src(), &v, &[sp(PortSpec::Text("x".into()))], "k", true).is_err());
     }
 }

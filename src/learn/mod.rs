@@ -32,6 +32,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::policy::{PathEntry, PathTemplate};
+
 use crate::policy::{vars::Vars, Loaded};
 use handoff::Handoff;
 
@@ -73,26 +75,23 @@ pub fn learning_policy(base: &Loaded) -> Loaded {
         .iter()
         .chain(&fs.write)
         .chain(&fs.exec)
-        .any(|v| v.get_ref().contains("${TMP}"));
+        .any(|v| v.get_ref().path.as_str().contains("${TMP}"));
     let span = 0..0;
     fs.read = Vec::new();
-    fs.write = vec![Spanned::new(span.clone(), "/".to_string())];
-    fs.exec = vec![Spanned::new(span.clone(), "/".to_string())];
-    if uses_tmp && !fs.create.iter().any(|c| c.get_ref() == "${TMP}") {
-        fs.create.push(Spanned::new(span, "${TMP}".to_string()));
+    fs.write = vec![Spanned::new(span.clone(), PathEntry::required("/"))];
+    fs.exec = vec![Spanned::new(span.clone(), PathEntry::required("/"))];
+    if uses_tmp && !fs.create.iter().any(|c| c.get_ref().as_str() == "${TMP}") {
+        fs.create
+            .push(Spanned::new(span, PathTemplate("${TMP}".to_string())));
     }
     l
 }
 
-pub fn expand_all(vars: &Vars, list: &[Spanned<String>]) -> Vec<PathBuf> {
-    list.iter()
-        .filter_map(|v| {
-            let raw = v.get_ref().trim_start_matches('?');
-            let raw = match raw.strip_prefix('~') {
-                Some(rest) => format!("${{HOME}}{rest}"),
-                None => raw.to_string(),
-            };
-            vars.expand(&raw).ok().map(PathBuf::from)
-        })
+pub fn expand_all<'a>(
+    vars: &Vars,
+    list: impl IntoIterator<Item = &'a crate::policy::PathTemplate>,
+) -> Vec<PathBuf> {
+    list.into_iter()
+        .filter_map(|t| t.expand(vars).ok())
         .collect()
 }

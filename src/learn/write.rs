@@ -197,7 +197,12 @@ pub fn render(job: &Job, rec: &Recording) -> Result<(String, Vec<String>), Strin
         .filesystem
         .create
         .iter()
-        .map(|c| (c.get_ref().clone(), "from the base policy".to_string()))
+        .map(|c| {
+            (
+                c.get_ref().as_str().to_string(),
+                "from the base policy".to_string(),
+            )
+        })
         .collect();
     let mut lists: Vec<(Class, Vec<(String, String)>)> = Vec::new();
     for class in [Class::Read, Class::Write, Class::Exec] {
@@ -416,8 +421,11 @@ fn diff(
     let raw = |v: &[toml::Spanned<String>]| -> BTreeSet<String> {
         v.iter().map(|s| s.get_ref().clone()).collect()
     };
+    let written = |v: &[toml::Spanned<crate::policy::PathEntry>]| -> BTreeSet<String> {
+        v.iter().map(|s| s.get_ref().written()).collect()
+    };
     let ports = |v: &[toml::Spanned<crate::policy::PortSpec>]| -> BTreeSet<String> {
-        v.iter().map(|s| port_text(s.get_ref())).collect()
+        v.iter().map(|s| s.get_ref().to_string()).collect()
     };
     let mut out = Vec::new();
     let mut one = |key: &str, base: BTreeSet<String>, learned: BTreeSet<String>| {
@@ -430,9 +438,9 @@ fn diff(
     };
     for (class, entries) in lists {
         let base = match class {
-            Class::Read => raw(&p.filesystem.read),
-            Class::Write => raw(&p.filesystem.write),
-            Class::Exec => raw(&p.filesystem.exec),
+            Class::Read => written(&p.filesystem.read),
+            Class::Write => written(&p.filesystem.write),
+            Class::Exec => written(&p.filesystem.exec),
         };
         one(
             &format!("filesystem.{}", class.key()),
@@ -449,13 +457,6 @@ fn diff(
     one("network.connect", ports(&p.network.connect), unq(connect));
     one("seccomp.allow", raw(&p.seccomp.allow), unq(allow));
     out
-}
-
-fn port_text(p: &crate::policy::PortSpec) -> String {
-    match p {
-        crate::policy::PortSpec::Number(n) => n.to_string(),
-        crate::policy::PortSpec::Text(s) => s.clone(),
-    }
 }
 
 /// Write the policy (to `--out` or stdout) and return the summary for stderr.

@@ -23,7 +23,7 @@ use crate::landlock::{self, LandlockInputs, LandlockPlan};
 use crate::limits::Rlimit;
 use crate::namespaces::{self, NamespaceInputs, NamespacePlan};
 use crate::paths;
-use crate::policy::{self, vars::Vars, LimitValue, Loaded, PolicyError};
+use crate::policy::{self, vars::Vars, LimitKind, LimitValue, Loaded, PolicyError};
 use crate::seccomp::{self, SeccompInputs, SeccompPlan};
 use crate::session::SessionMode;
 use crate::supervisor::SupervisorPlan;
@@ -163,7 +163,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         (IdentityPlan::Keep { ids: u.ids, reason }, u.home)
     };
     let ids = identity.ids().clone();
-    if !p.identity.allow_root && (ids.uid == 0 || ids.gid == 0 || ids.groups.contains(&0)) {
+    if !p.identity.allow_root.get() && (ids.uid == 0 || ids.gid == 0 || ids.groups.contains(&0)) {
         let span = p.identity.user.as_ref().map(|u| u.span()).unwrap_or(0..0);
         return Err(PolicyError::at(
             src,
@@ -189,7 +189,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     // Step private-tmp: before any path below is opened, so every fd and created
     // directory under /tmp is the private tmpfs's (see mount_ns).
     let private_tmp =
-        crate::mount_ns::private_tmp(p.filesystem.private_tmp, privileged, opts.apply);
+        crate::mount_ns::private_tmp(p.filesystem.private_tmp.get(), privileged, opts.apply);
     if let crate::mount_ns::PrivateTmp::Shared { reason } = &private_tmp {
         degraded.push(format!(
             "private_tmp: NOT applied, /tmp is the one clawjail was started with ({reason}); names clawjail creates there are refused when someone else owns them"
@@ -205,9 +205,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     // Capabilities.
     let mut keep = Vec::new();
     for c in &p.capabilities.keep {
-        let cap = crate::caps::parse_cap_name(c.get_ref()).map_err(|m| {
-            PolicyError::at(src, c.span(), "unknown-capability", "capabilities.keep", m)
-        })?;
+        let cap = c.get_ref().0;
         if !privileged {
             return Err(PolicyError::at(
                 src,
@@ -231,13 +229,12 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     };
 
     let limits = resolve_limits(loaded, &mut degraded)?;
-    let umask = match &p.process.umask {
-        Some(u) => policy::parse_octal_mode(u.get_ref())
-            .map_err(|m| PolicyError::at(src, u.span(), "bad-mode", "process.umask", m))?,
-        None => 0o077,
-    };
+    let umask = p.process.umask.as_ref().map_or(0o077, |u| u.get_ref().0);
     let workdir = match &p.process.workdir {
-        Some(w) => Some(expand_abs_path(loaded, &vars, w, "process.workdir")?),
+        Some(w) => Some(
+            w.get_ref()
+                .expand_at(src, w.span(), "process.workdir", &vars)?,
+        ),
         None => None,
     };
 
@@ -265,7 +262,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
 
     let session = if opts.init {
         SessionMode::Init
-    } else if p.process.new_session {
+    } else if p.process.new_session.get() {
         SessionMode::New
     } else {
         degraded.push("session: process.new_session = false: the target keeps the caller's session (TIOCSTI is still refused by seccomp)".into());
@@ -274,7 +271,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
     let namespaces = namespaces::prepare(&NamespaceInputs {
         privileged,
         session,
-        pid_wanted: p.process.pid_namespace,
+        pid_wanted: p.process.pid_namespace.get(),
         // `run` decides without throwaway children; `check` also tries them.
         probe: !opts.apply,
     });
@@ -297,8 +294,8 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
             )));
         }
     }
-    let terminal = TerminalPlan::prepare(p.process.terminal, opts.apply)?;
-    if terminal.as_ref().is_some_and(|t| t.needs_pty()) && !p.process.new_session {
+    let terminal = TerminalPlan::prepare(p.process.terminal.get(), opts.apply)?;
+    if terminal.as_ref().is_some_and(|t| t.needs_pty()) && !p.process.new_session.get() {
         tracing::info!("process.new_session = false does not apply: the target leads the session of its new pty");
     }
 
@@ -319,11 +316,11 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         src,
         cfg: &p.seccomp,
         guards: seccomp::guards::Options {
-            allow_unix: p.network.unix,
-            allow_chown: p.filesystem.allow_chown,
-            allow_xattr: p.filesystem.allow_xattr,
+            allow_unix: p.network.unix.get(),
+            allow_chown: p.filesystem.allow_chown.get(),
+            allow_xattr: p.filesystem.allow_xattr.get(),
             // An IPC namespace of its own makes SysV IPC and message queues private.
-            allow_ipc: p.process.allow_shared_ipc || namespaces.ipc,
+            allow_ipc: p.process.allow_shared_ipc.get() || namespaces.ipc,
         },
     })?;
 
@@ -357,7 +354,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         },
         privileged,
         identity,
-        allow_root: p.identity.allow_root,
+        allow_root: p.identity.allow_root.get(),
         caps,
         limits,
         umask,
@@ -366,7 +363,7 @@ pub fn prepare(loaded: &Loaded, opts: &PrepareOptions) -> Result<Plan, PlanError
         namespaces,
         supervisor,
         terminal,
-        terminal_mode: p.process.terminal,
+        terminal_mode: p.process.terminal.get(),
         env: env_plan,
         envp,
         fds,
@@ -591,7 +588,6 @@ impl<'a> VarResolver<'a> {
     }
 }
 
-/// Expand a path-valued key and require an absolute result.
 /// Which symlinks the walks may follow (`paths::Trust`, docs/symlink-trust.md). On an
 /// unprivileged start the policy's write and create directories are resolved first (by
 /// inode): a link inside them may have been planted by the confined target on an earlier
@@ -606,39 +602,16 @@ fn link_trust(loaded: &Loaded, vars: &Vars, ids: &Ids, privileged: bool) -> path
     let writable = fs
         .write
         .iter()
-        .chain(&fs.create)
-        .filter_map(|v| {
-            let raw = v.get_ref().strip_prefix('?').unwrap_or(v.get_ref());
-            let s = vars.expand(raw).ok()?;
-            paths::resolve(std::path::Path::new(&s), &probe).ok()
+        .map(|v| &v.get_ref().path)
+        .chain(fs.create.iter().map(|v| v.get_ref()))
+        .filter_map(|t| {
+            let p = t.expand(vars).ok()?;
+            paths::resolve(&p, &probe).ok()
         })
         .filter(|r| r.meta.is_dir())
         .map(|r| r.meta.id)
         .collect();
     paths::Trust::new(ids.clone(), writable)
-}
-
-pub fn expand_abs_path(
-    loaded: &Loaded,
-    vars: &Vars,
-    value: &toml::Spanned<String>,
-    key: &str,
-) -> Result<PathBuf, PlanError> {
-    let src = &loaded.source;
-    let s = vars
-        .expand(value.get_ref())
-        .map_err(|m| PolicyError::at(src, value.span(), "undefined-variable", key, m))?;
-    if !s.starts_with('/') {
-        return Err(PolicyError::at(
-            src,
-            value.span(),
-            "relative-path",
-            key,
-            format!("{:?} expands to {s:?}, which is not an absolute path; write /..., ~/..., or ${{HOME}}/...", value.get_ref()),
-        )
-        .into());
-    }
-    Ok(PathBuf::from(s))
 }
 
 /// A policy limit is a ceiling. One above the current hard limit cannot be raised once the
@@ -666,43 +639,28 @@ fn clamp_to_hard_limit(
 
 fn resolve_limits(loaded: &Loaded, degraded: &mut Vec<String>) -> Result<Vec<Rlimit>, PlanError> {
     let src = &loaded.source;
-    let l = &loaded.policy.limits;
     let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(1 << 20);
-    type Row<'a> = (
-        &'static str,
-        Resource,
-        &'a Option<toml::Spanned<LimitValue>>,
-        u64,
-        u64,
-    );
-    let table: [Row<'_>; 6] = [
-        ("nofile", Resource::RLIMIT_NOFILE, &l.nofile, 16, nr_open),
-        ("nproc", Resource::RLIMIT_NPROC, &l.nproc, 1, u64::MAX),
-        ("core", Resource::RLIMIT_CORE, &l.core, 0, u64::MAX),
-        (
-            "address_space",
-            Resource::RLIMIT_AS,
-            &l.address_space,
-            1 << 24,
-            u64::MAX,
-        ),
-        ("cpu", Resource::RLIMIT_CPU, &l.cpu, 1, u64::MAX),
-        ("fsize", Resource::RLIMIT_FSIZE, &l.fsize, 0, u64::MAX),
-    ];
     let mut out = Vec::new();
-    for (name, resource, value, min, max) in table {
-        let Some(v) = value else { continue };
-        let value = match *v.get_ref() {
-            LimitValue::Unlimited if name == "nofile" => {
+    for (kind, v) in loaded.policy.limits.iter() {
+        let name = kind.key();
+        let (min, max) = limit_range(kind, nr_open);
+        // The file table needs a finite size: fs.nr_open caps it.
+        let nr_open_note = if kind == LimitKind::Nofile {
+            " (fs.nr_open)"
+        } else {
+            ""
+        };
+        let value = match v.get() {
+            LimitValue::Unlimited if kind == LimitKind::Nofile => {
                 return Err(PolicyError::at(
                     src,
                     v.span(),
                     "bad-value",
                     "limits.nofile",
-                    format!("nofile cannot be unlimited; expected {min} to {max} (fs.nr_open)"),
+                    format!("nofile cannot be unlimited; expected {min} to {max}{nr_open_note}"),
                 )
                 .into())
             }
@@ -713,19 +671,13 @@ fn resolve_limits(loaded: &Loaded, degraded: &mut Vec<String>) -> Result<Vec<Rli
                     v.span(),
                     "bad-value",
                     &format!("limits.{name}"),
-                    format!(
-                        "{name} = {n} is out of range; expected {min} to {max}{}",
-                        if name == "nofile" {
-                            " (fs.nr_open)"
-                        } else {
-                            ""
-                        }
-                    ),
+                    format!("{name} = {n} is out of range; expected {min} to {max}{nr_open_note}"),
                 )
                 .into())
             }
             LimitValue::Value(n) => Some(n),
         };
+        let resource = crate::limits::resource(kind);
         let value = clamp_to_hard_limit(resource, name, value, degraded);
         out.push(Rlimit {
             resource,
@@ -734,6 +686,17 @@ fn resolve_limits(loaded: &Loaded, degraded: &mut Vec<String>) -> Result<Vec<Rli
         });
     }
     Ok(out)
+}
+
+/// The values a limit may take: enough descriptors for a runtime to start, an address
+/// space a loader can map, at least one process and one CPU second.
+fn limit_range(kind: LimitKind, nr_open: u64) -> (u64, u64) {
+    match kind {
+        LimitKind::Nofile => (16, nr_open),
+        LimitKind::Nproc | LimitKind::Cpu => (1, u64::MAX),
+        LimitKind::Core | LimitKind::Fsize => (0, u64::MAX),
+        LimitKind::AddressSpace => (1 << 24, u64::MAX),
+    }
 }
 
 /// The target's environment: pass, then set, then files; socket activation and
@@ -745,7 +708,7 @@ fn build_env(
 ) -> Result<(EnvPlan, FdPlan), PlanError> {
     let src = &loaded.source;
     let e = &loaded.policy.env;
-    let allow = e.allow_code_loading_vars;
+    let allow = e.allow_code_loading_vars.get();
     let refuse = |name: &str, span: std::ops::Range<usize>, key: &str| -> Result<(), PlanError> {
         if !allow && env::is_code_loading(name) {
             return Err(PolicyError::at(
@@ -760,11 +723,12 @@ fn build_env(
         Ok(())
     };
     let mut plan = EnvPlan::default();
-    for name in &e.pass {
-        refuse(name.get_ref(), name.span(), "env.pass")?;
-        match std::env::var(name.get_ref()) {
-            Ok(v) => plan.insert(name.get_ref(), v, EnvFrom::Pass),
-            Err(_) => plan.missing.push(name.get_ref().clone()),
+    for entry in &e.pass {
+        let name = entry.get_ref().as_str();
+        refuse(name, entry.span(), "env.pass")?;
+        match std::env::var(name) {
+            Ok(v) => plan.insert(name, v, EnvFrom::Pass),
+            Err(_) => plan.missing.push(name.to_string()),
         }
     }
     for (name, value) in &e.set {
@@ -782,11 +746,11 @@ fn build_env(
     }
     for f in &e.files {
         // A leading `?` marks an optional file (skipped when absent), as in [filesystem].
-        let (optional, raw) = match f.get_ref().strip_prefix('?') {
-            Some(rest) => (true, toml::Spanned::new(f.span(), rest.to_string())),
-            None => (false, f.clone()),
-        };
-        let path = expand_abs_path(loaded, vars, &raw, "env.files")?;
+        let optional = f.get_ref().optional;
+        let path = f
+            .get_ref()
+            .path
+            .expand_at(src, f.span(), "env.files", vars)?;
         let path_s = path.display().to_string();
         let entries = match env::read_env_file(&path_s, trust) {
             Err(env::EnvFileError::Open { source, .. })
@@ -806,7 +770,7 @@ fn build_env(
         }
     }
     let mut fds = FdPlan::default();
-    if e.socket_activation {
+    if e.socket_activation.get() {
         // sd_listen_fds(3): the fds are ours only when LISTEN_PID names this process.
         let ours = std::env::var("LISTEN_PID")
             .ok()
@@ -829,7 +793,7 @@ fn build_env(
             }
         }
     }
-    if e.notify_socket {
+    if e.notify_socket.get() {
         if let Ok(v) = std::env::var("NOTIFY_SOCKET") {
             plan.insert("NOTIFY_SOCKET", v, EnvFrom::Pass);
         }

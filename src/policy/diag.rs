@@ -6,7 +6,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use super::Source;
+use super::{values, Source};
 
 /// A policy that cannot be used, with its location when one exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +231,12 @@ pub fn from_toml(src: &Source, e: &toml::de::Error) -> PolicyError {
     }
     let raw = e.message().trim().to_string();
     let (code, mut key, message) = classify(&raw, &table, &src.text[span.clone()]);
+    // A value a typed key refused (`values::CODES`): toml knows the key path.
+    if key == table && values::CODES.iter().any(|(_, c)| *c == code) {
+        if let Some(k) = key_path(e) {
+            key = k;
+        }
+    }
     // A bad value of `key = value`: name the key itself, not only its table.
     if code == "bad-value" && key == table {
         if let Some(k) = key_on_line(&src.text, span.start) {
@@ -302,13 +308,24 @@ fn classify(raw: &str, table: &str, spanned_text: &str) -> (&'static str, String
         };
         return ("wrong-type", key, msg);
     }
-    if raw.starts_with("invalid limit") {
-        return ("bad-value", table.to_string(), raw.to_string());
+    if let Some((_, code)) = values::CODES.iter().find(|(p, _)| raw.starts_with(p)) {
+        return (code, table.to_string(), raw.to_string());
     }
     if raw.contains("duplicate key") {
         return ("duplicate-key", table.to_string(), raw.replace('`', "\""));
     }
     ("syntax", table.to_string(), raw.replace('`', "\""))
+}
+
+/// The dotted key path toml records for a deserialization error (`process.umask`), which
+/// it prints only when the error carries no input text: so print a copy without it.
+fn key_path(e: &toml::de::Error) -> Option<String> {
+    let mut bare = e.clone();
+    bare.set_input(None);
+    let shown = bare.to_string();
+    let path = shown.lines().rev().find_map(|l| l.strip_prefix("in `"))?;
+    let path = path.strip_suffix('`')?;
+    (!path.is_empty()).then(|| path.to_string())
 }
 
 /// The bare key of the `key = value` line holding a byte offset, if the line is one.
@@ -431,6 +448,82 @@ mod tests {
         let e = err("version = 1\n[identity\nuser = 1\n");
         assert_eq!(e.code, "syntax");
         assert!(e.more().is_empty(), "{e}");
+    }
+
+    /// Typed values are refused while the file is read, at the value, with the key
+    /// toml recorded (also inside a multi-line list) and the code of the value's kind.
+    #[test]
+    fn typed_values_are_refused_at_the_value() {
+        let cases = [
+            (
+                "[process]\numask = \"9\"\n",
+                "bad-mode",
+                "process.umask",
+                (3, 9),
+            ),
+            (
+                "[filesystem]\ncreate_mode = \"rwx\"\n",
+                "bad-mode",
+                "filesystem.create_mode",
+                (3, 15),
+            ),
+            (
+                "[capabilities]\nkeep = [\n  \"CAP_CHOWN\",\n  \"CAP_NOPE\",\n]\n",
+                "unknown-capability",
+                "capabilities.keep",
+                (5, 3),
+            ),
+            (
+                "[network]\nconnect = [443, 70000]\n",
+                "bad-port",
+                "network.connect",
+                (3, 17),
+            ),
+            (
+                "[limits]\nnproc = -1\n",
+                "bad-value",
+                "limits.nproc",
+                (3, 9),
+            ),
+            (
+                "[limits]\nnofle = 1\n",
+                "unknown-key",
+                "limits.nofle",
+                (3, 1),
+            ),
+        ];
+        for (text, code, key, pos) in cases {
+            let e = err(&format!("version = 1\n{text}"));
+            assert_eq!(
+                (e.code, e.key.as_str(), e.position),
+                (code, key, Some(pos)),
+                "{e}"
+            );
+        }
+        let e = err("version = 1\n[limits]\nnofle = 1\n");
+        assert!(e.message.contains("expected one of: nofile, nproc"), "{e}");
+        let e = err("version = 1\n[capabilities]\nkeep = [\"CAP_NOPE\"]\n");
+        assert!(
+            e.message.contains("expected one of: ") && e.message.contains("CAP_CHOWN"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn booleans_and_enums_keep_their_spans() {
+        let l = load(Source::new(
+            Origin::Flag("p.toml".into()),
+            "version = 1\n[network]\nunix = true\n[seccomp]\naction = \"log\"\n".into(),
+        ))
+        .unwrap();
+        let p = &l.policy;
+        assert!(p.network.unix.get());
+        assert_eq!(l.source.line_col(p.network.unix.span().start), (3, 8));
+        assert_eq!(l.source.line_col(p.seccomp.action.span().start), (5, 10));
+        assert!(!p.filesystem.allow_chown.is_written());
+        assert!(p.process.new_session.get() && !p.process.new_session.is_written());
+        let core = p.limits.get(crate::policy::LimitKind::Core).unwrap();
+        assert_eq!(core.get(), crate::policy::LimitValue::Value(0));
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //!
 //! This layer only parses and checks shape (ripgrep's "low args"): no NSS lookups, no
 //! `open`. Everything that needs the machine (users, paths, the target, BPF) happens in
-//! [`crate::plan`]. Every field that later validation may reject is kept as
-//! `toml::Spanned` so the error can point at `file:line:col`.
+//! [`crate::plan`]. Values deserialize into their types ([`values`]: modes, capabilities,
+//! ports, path templates, limits), so `plan` never parses a string again; every key keeps
+//! its span (`toml::Spanned`, or [`Located`] for keys with a default, booleans included),
+//! so any later error can point at `file:line:col`.
 //!
 //! The reference for every key is `docs/policy.md`.
 
 pub mod diag;
 pub mod egress;
+pub mod values;
 pub mod vars;
 
 use std::collections::BTreeMap;
@@ -18,6 +21,10 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 pub use diag::PolicyError;
+pub use values::{
+    Cap, EnvName, Flag, LimitKind, LimitValue, Limits, Located, Mode, PathEntry, PathTemplate,
+    PortSpec,
+};
 
 /// The policy compiled into the binary, used when neither `--policy`, `$CLAWJAIL_POLICY`
 /// nor `/etc/clawjail/policy.toml` names one.
@@ -144,49 +151,13 @@ pub enum IdSpec {
     Name(String),
 }
 
-/// A TCP port: a number or a string with a variable, e.g. `"${PORT}"`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum PortSpec {
-    Number(i64),
-    Text(String),
-}
-
-/// An rlimit value: a number or `"unlimited"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitValue {
-    Value(u64),
-    Unlimited,
-}
-
-impl<'de> Deserialize<'de> for LimitValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(i64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) if n >= 0 => Ok(LimitValue::Value(n as u64)),
-            Raw::N(n) => Err(serde::de::Error::custom(format!(
-                "invalid limit {n}: expected a non-negative integer or \"unlimited\""
-            ))),
-            Raw::S(s) if s == "unlimited" || s == "infinity" => Ok(LimitValue::Unlimited),
-            Raw::S(s) => Err(serde::de::Error::custom(format!(
-                "invalid limit \"{s}\": expected a non-negative integer or \"unlimited\""
-            ))),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Schema version; must be 1.
     pub version: Spanned<i64>,
     #[serde(default)]
-    pub description: Option<String>,
+    pub description: Option<Spanned<String>>,
     /// Default values for `${NAME}` variables; `--var NAME=VALUE` overrides them.
     #[serde(default)]
     pub vars: BTreeMap<String, Spanned<VarDef>>,
@@ -317,7 +288,7 @@ pub struct Identity {
     pub supplementary_groups: Vec<Spanned<IdSpec>>,
     /// Allow the target to run with uid 0 or gid 0.
     #[serde(default)]
-    pub allow_root: bool,
+    pub allow_root: Flag,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -326,7 +297,7 @@ pub struct Capabilities {
     /// Capabilities that survive into the target (through the ambient set), e.g.
     /// `["CAP_NET_BIND_SERVICE"]`. Everything else is cleared from every set.
     #[serde(default)]
-    pub keep: Vec<Spanned<String>>,
+    pub keep: Vec<Spanned<Cap>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -334,36 +305,36 @@ pub struct Capabilities {
 pub struct Filesystem {
     /// Read files and list directories (no execute). A leading `?` marks an optional entry.
     #[serde(default)]
-    pub read: Vec<Spanned<String>>,
+    pub read: Vec<Spanned<PathEntry>>,
     /// Read plus create/remove/rename/truncate/write inside the tree.
     #[serde(default)]
-    pub write: Vec<Spanned<String>>,
+    pub write: Vec<Spanned<PathEntry>>,
     /// Execute + read. The target's own exec chain is added automatically.
     #[serde(default)]
-    pub exec: Vec<Spanned<String>>,
+    pub exec: Vec<Spanned<PathEntry>>,
     /// Never reachable, even under an allowed parent.
     #[serde(default)]
-    pub deny: Vec<Spanned<String>>,
+    pub deny: Vec<Spanned<PathEntry>>,
     /// Directories clawjail creates (owned by the target, `create_mode`) before the rules
     /// are built, like systemd's StateDirectory=.
     #[serde(default)]
-    pub create: Vec<Spanned<String>>,
+    pub create: Vec<Spanned<PathTemplate>>,
     /// Mode for `create`d directories, octal string; default "0700".
     #[serde(default)]
-    pub create_mode: Option<Spanned<String>>,
+    pub create_mode: Option<Spanned<Mode>>,
     /// A private /tmp (fresh tmpfs in a mount namespace) on root starts, so nobody can
     /// squat the names the gateway hard-codes there. Not possible on an unprivileged
     /// start or without CAP_SYS_ADMIN: then /tmp stays shared (reported as degraded) and
     /// a squatted name is refused.
     #[serde(default)]
-    pub private_tmp: bool,
+    pub private_tmp: Flag,
     /// Allow the chown family (seccomp; Landlock does not mediate chown). Default false.
     #[serde(default)]
-    pub allow_chown: bool,
+    pub allow_chown: Flag,
     /// Allow setting/removing extended attributes (seccomp; Landlock does not mediate
     /// them). Default false.
     #[serde(default)]
-    pub allow_xattr: bool,
+    pub allow_xattr: Flag,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -378,7 +349,7 @@ pub struct Network {
     /// Allow `socket(AF_UNIX)` (pathname and abstract sockets, subject to `[scope]`).
     /// socketpair(SOCK_STREAM|SOCK_SEQPACKET) is always allowed.
     #[serde(default)]
-    pub unix: bool,
+    pub unix: Flag,
 }
 
 /// Landlock scopes (ABI 6): what the target may reach outside its own sandbox.
@@ -387,10 +358,10 @@ pub struct Network {
 pub struct Scope {
     /// Connect to abstract unix sockets created outside the sandbox.
     #[serde(default)]
-    pub abstract_unix_outside: bool,
+    pub abstract_unix_outside: Flag,
     /// Send signals to processes outside the sandbox.
     #[serde(default)]
-    pub signal_outside: bool,
+    pub signal_outside: Flag,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
@@ -418,9 +389,9 @@ pub enum SeccompAction {
 #[serde(deny_unknown_fields)]
 pub struct Seccomp {
     #[serde(default)]
-    pub profile: SeccompProfile,
+    pub profile: Located<SeccompProfile>,
     #[serde(default)]
-    pub action: SeccompAction,
+    pub action: Located<SeccompAction>,
     /// Extra syscalls to allow (names).
     #[serde(default)]
     pub allow: Vec<Spanned<String>>,
@@ -434,56 +405,22 @@ pub struct Seccomp {
 pub struct Env {
     /// Variable names passed through from clawjail's environment.
     #[serde(default)]
-    pub pass: Vec<Spanned<String>>,
+    pub pass: Vec<Spanned<EnvName>>,
     /// Variables set to a value (variables expanded).
     #[serde(default)]
     pub set: BTreeMap<String, Spanned<String>>,
     /// KEY=VALUE files read before the drop; mode 0600 or stricter, owned by root or target.
     #[serde(default)]
-    pub files: Vec<Spanned<String>>,
+    pub files: Vec<Spanned<PathEntry>>,
     /// Allow names that make the loader or a runtime load code (LD_*, NODE_OPTIONS, ...).
     #[serde(default)]
-    pub allow_code_loading_vars: bool,
+    pub allow_code_loading_vars: Flag,
     /// Pass LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES and keep fds 3.. for socket activation.
     #[serde(default)]
-    pub socket_activation: bool,
+    pub socket_activation: Flag,
     /// Pass NOTIFY_SOCKET (systemd Type=notify). Needs `network.unix = true` to be usable.
     #[serde(default)]
-    pub notify_socket: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    #[serde(default)]
-    pub nofile: Option<Spanned<LimitValue>>,
-    #[serde(default)]
-    pub nproc: Option<Spanned<LimitValue>>,
-    #[serde(default = "default_core")]
-    pub core: Option<Spanned<LimitValue>>,
-    #[serde(default)]
-    pub address_space: Option<Spanned<LimitValue>>,
-    #[serde(default)]
-    pub cpu: Option<Spanned<LimitValue>>,
-    #[serde(default)]
-    pub fsize: Option<Spanned<LimitValue>>,
-}
-
-fn default_core() -> Option<Spanned<LimitValue>> {
-    Some(Spanned::new(0..0, LimitValue::Value(0)))
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            nofile: None,
-            nproc: None,
-            core: default_core(),
-            address_space: None,
-            cpu: None,
-            fsize: None,
-        }
-    }
+    pub notify_socket: Flag,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -491,24 +428,24 @@ impl Default for Limits {
 pub struct Process {
     /// Working directory of the target (variables expanded); default: unchanged.
     #[serde(default)]
-    pub workdir: Option<Spanned<String>>,
+    pub workdir: Option<Spanned<PathTemplate>>,
     /// Octal umask, default "0077".
     #[serde(default)]
-    pub umask: Option<Spanned<String>>,
+    pub umask: Option<Spanned<Mode>>,
     /// Put the target in a session of its own (no controlling tty). Default true.
-    #[serde(default = "yes")]
-    pub new_session: bool,
+    #[serde(default = "values::on")]
+    pub new_session: Flag,
     /// Allow SysV IPC and POSIX message queues shared with the rest of the machine when
     /// clawjail cannot give the target an IPC namespace of its own. Default false.
     #[serde(default)]
-    pub allow_shared_ipc: bool,
+    pub allow_shared_ipc: Flag,
     /// Give the target a PID namespace of its own on a root start (clawjail then forks and
     /// stays as the namespace's init). Default true.
-    #[serde(default = "yes")]
-    pub pid_namespace: bool,
+    #[serde(default = "values::on")]
+    pub pid_namespace: Flag,
     /// What the target gets when any of fds 0-2 is a terminal (docs/terminal.md).
     #[serde(default)]
-    pub terminal: TerminalMode,
+    pub terminal: Located<TerminalMode>,
 }
 
 /// `process.terminal`: the target never receives a descriptor of the caller's terminal.
@@ -524,19 +461,15 @@ pub enum TerminalMode {
     NullStdin,
 }
 
-fn yes() -> bool {
-    true
-}
-
 impl Default for Process {
     fn default() -> Self {
         Process {
             workdir: None,
             umask: None,
-            new_session: true,
-            allow_shared_ipc: false,
-            pid_namespace: true,
-            terminal: TerminalMode::Pty,
+            new_session: values::on(),
+            allow_shared_ipc: Flag::default(),
+            pid_namespace: values::on(),
+            terminal: Located::default(),
         }
     }
 }
@@ -555,7 +488,7 @@ pub enum LandlockMode {
 #[serde(deny_unknown_fields)]
 pub struct Kernel {
     #[serde(default)]
-    pub landlock: LandlockMode,
+    pub landlock: Located<LandlockMode>,
     /// Refuse to start on a kernel whose Landlock ABI is lower (both modes).
     #[serde(default)]
     pub min_landlock_abi: Option<Spanned<i64>>,
@@ -612,14 +545,15 @@ fn validate(src: &Source, p: &Policy, errs: &mut Vec<PolicyError>) {
             }
         }
     }
-    for (key, v) in [
-        ("process.umask", &p.process.umask),
-        ("filesystem.create_mode", &p.filesystem.create_mode),
-    ] {
-        if let Some(v) = v {
-            if let Err(m) = parse_octal_mode(v.get_ref()) {
-                errs.push(PolicyError::at(src, v.span(), "bad-mode", key, m));
-            }
+    for c in &p.filesystem.create {
+        if c.get_ref().as_str().starts_with('?') {
+            errs.push(PolicyError::at(
+                src,
+                c.span(),
+                "bad-value",
+                "filesystem.create",
+                "create entries cannot be optional ('?'): clawjail creates them",
+            ));
         }
     }
     if let Some(abi) = &p.kernel.min_landlock_abi {
@@ -636,44 +570,11 @@ fn validate(src: &Source, p: &Policy, errs: &mut Vec<PolicyError>) {
             ));
         }
     }
-    for name in &p.env.pass {
-        if let Err(m) = check_env_name(name.get_ref()) {
-            errs.push(PolicyError::at(
-                src,
-                name.span(),
-                "bad-env-name",
-                "env.pass",
-                m,
-            ));
-        }
-    }
     for (name, value) in &p.env.set {
         if let Err(m) = check_env_name(name) {
             let key = format!("env.set.{name}");
             errs.push(PolicyError::at(src, value.span(), "bad-env-name", &key, m));
         }
-    }
-    for cap in &p.capabilities.keep {
-        if let Err(m) = crate::caps::parse_cap_name(cap.get_ref()) {
-            errs.push(PolicyError::at(
-                src,
-                cap.span(),
-                "unknown-capability",
-                "capabilities.keep",
-                m,
-            ));
-        }
-    }
-}
-
-/// Parse an octal mode such as "0077" or "700".
-pub fn parse_octal_mode(s: &str) -> Result<u32, String> {
-    let digits = s.strip_prefix("0o").unwrap_or(s);
-    match u32::from_str_radix(digits, 8) {
-        Ok(m) if m <= 0o7777 && !digits.is_empty() => Ok(m),
-        _ => Err(format!(
-            "invalid mode \"{s}\": expected an octal string such as \"0077\""
-        )),
     }
 }
 

@@ -178,7 +178,7 @@ pub fn prepare(inp: &SeccompInputs<'_>) -> Result<SeccompPlan, SeccompError> {
         )));
     }
     let entries = build_table(inp)?;
-    compile(inp.cfg.profile, inp.cfg.action, entries)
+    compile(inp.cfg.profile.get(), inp.cfg.action.get(), entries)
 }
 
 /// Compile a table (sorted by number) into the plan. Pure.
@@ -240,7 +240,7 @@ fn build_table(inp: &SeccompInputs<'_>) -> Result<Vec<Entry>, SeccompError> {
         .into_iter()
         .map(|g| (g.name, g))
         .collect();
-    if cfg.profile == SeccompProfile::Custom && cfg.allow.is_empty() {
+    if cfg.profile.get() == SeccompProfile::Custom && cfg.allow.is_empty() {
         return Err(PolicyError::at(
             inp.src,
             0..0,
@@ -252,7 +252,7 @@ fn build_table(inp: &SeccompInputs<'_>) -> Result<Vec<Entry>, SeccompError> {
     }
 
     let mut allowed: BTreeMap<u32, (&'static str, String)> = BTreeMap::new();
-    for name in profiles::names(cfg.profile) {
+    for name in profiles::names(cfg.profile.get()) {
         if let Some(nr) = syscalls::number(name) {
             allowed.insert(nr, (name, "profile".to_string()));
         }

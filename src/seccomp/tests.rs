@@ -16,10 +16,10 @@ fn plan_for(text: &str) -> Result<SeccompPlan, SeccompError> {
         src: &loaded.source,
         cfg: &loaded.policy.seccomp,
         guards: guards::Options {
-            allow_unix: loaded.policy.network.unix,
-            allow_chown: loaded.policy.filesystem.allow_chown,
-            allow_xattr: loaded.policy.filesystem.allow_xattr,
-            allow_ipc: loaded.policy.process.allow_shared_ipc,
+            allow_unix: loaded.policy.network.unix.get(),
+            allow_chown: loaded.policy.filesystem.allow_chown.get(),
+            allow_xattr: loaded.policy.filesystem.allow_xattr.get(),
+            allow_ipc: loaded.policy.process.allow_shared_ipc.get(),
         },
     })
 }

@@ -352,9 +352,15 @@ fn control(exe: &Path, args: &[String]) -> Got {
     }
 }
 
-/// The egress rows, each attempted confined (through `run`) and in its control.
-pub fn rows(loaded: &Loaded, vars: &[(String, String)], exe: &Path) -> Vec<Row> {
-    let Some(rules) = &loaded.egress else {
+/// The egress rows for the plan's `[egress]` rules, each attempted confined (through
+/// `run` of `loaded`) and in its control.
+pub fn rows(
+    loaded: &Loaded,
+    rules: Option<&EgressRules>,
+    vars: &[(String, String)],
+    exe: &Path,
+) -> Vec<Row> {
+    let Some(rules) = rules else {
         return Vec::new();
     };
     derive(rules)

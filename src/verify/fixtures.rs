@@ -103,12 +103,19 @@ pub struct Fixtures {
     _keep: Vec<OwnedFd>,
 }
 
+/// Put the secret the env row looks for into verify's own environment (before the plan
+/// is prepared: `run` builds the target's envp from clawjail's environment).
+pub fn plant_secret() {
+    // set_var is safe in edition 2021; verify is single-threaded here.
+    std::env::set_var(PLANTED_ENV, "clawjail-verify-planted-secret");
+}
+
 /// Where the scratch directory may go, in order of preference.
 const SCRATCH_BASES: &[&str] = &["/var/tmp", "/tmp", "/dev/shm", "/run"];
 
 impl Fixtures {
-    /// Set everything up. `covered` says whether a path lies under any policy list;
-    /// `connect`/`bind` are the policy's ports.
+    /// Set everything up. `covered` says whether a rule of the plan reaches a path;
+    /// `connect`/`bind` are the ports the plan and the policy name.
     pub fn set_up(
         target: Option<&Ids>,
         covered: &dyn Fn(&Path) -> bool,
@@ -197,9 +204,6 @@ impl Fixtures {
         keep.push(control_pty.master);
         keep.push(confined_pty.master);
         let pty_slaves = [control_pty.slave, confined_pty.slave];
-
-        // SAFETY-free: set_var is safe in edition 2021; verify is single-threaded here.
-        std::env::set_var(PLANTED_ENV, "clawjail-verify-planted-secret");
 
         let outside_pid = Some(spawn_outside_sleeper(target)?);
         let (uid, gid) = target.map_or(

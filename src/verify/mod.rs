@@ -3,12 +3,16 @@
 //! one row per action. Exit 0 only when every row passes.
 //!
 //! How (see `runner` for the processes, `checks` for the battery, `row` for verdicts):
-//! 1. Resolve the target user and variables as `plan::prepare` does; expand the policy.
-//! 2. While root, set up fixtures (`fixtures`): scratch files outside every list, a
+//! 1. Plant a secret in verify's own environment, then prepare the Plan exactly like
+//!    `run`, with the clawjail binary itself as the command (`clawjail __verify-exec
+//!    ACTION ARGS`), so rows that must cross an exec can. Everything below comes from this
+//!    Plan (ids, caps, expanded entries, ports, scopes, the rules by inode), never from a
+//!    second expansion of the policy; absent deny paths get a stand-in and the Plan is
+//!    prepared again.
+//! 2. While root, set up fixtures (`fixtures`): scratch files no rule reaches, a
 //!    loopback listener on an unlisted port, abstract and pathname unix sockets, a
-//!    sleeping process of the target uid, an fd leaked on purpose, a planted secret.
-//! 3. Prepare the Plan exactly like `run`, with the clawjail binary itself as the command
-//!    (`clawjail __verify-exec ACTION ARGS`), so rows that must cross an exec can.
+//!    sleeping process of the target uid, an fd leaked on purpose.
+//! 3. Derive the battery (`checks`) from the Plan and the fixtures.
 //! 4. Control child: the target ids only. Confined child: `launch::apply(plan)`. Each runs
 //!    every attempt in a grandchild and reports JSON lines over a pipe.
 //! 5. Verdicts (`row::decide`), then `row::settle` (INCONCLUSIVE rows covered by a PASS of
@@ -62,10 +66,9 @@ use std::ffi::OsString;
 
 use serde::Serialize;
 
-use crate::identity::Ids;
 use crate::plan::{self, PlanError, PrepareOptions};
-use crate::policy::Loaded;
-use checks::{Check, Inputs, PolicyView};
+use crate::policy::{Loaded, PathEntry};
+use checks::{Check, Inputs, PolicyLines};
 use row::{Evidence, Got, Row, Status};
 
 /// What verify adds that a `run` target would not have, printed with every report.
@@ -144,16 +147,6 @@ pub fn attempt_in_process(action: crate::probe::Action, args: &[String]) -> Got 
     }
 }
 
-fn target_ids(loaded: &Loaded) -> Result<(Ids, Option<String>, bool), PlanError> {
-    if nix::unistd::geteuid().is_root() {
-        let u = plan::user::resolve(&loaded.source, &loaded.policy.identity)?;
-        Ok((u.ids, u.home, true))
-    } else {
-        let u = plan::user::caller();
-        Ok((u.ids, u.home, false))
-    }
-}
-
 /// Prepare the plan `run` would apply, with clawjail itself as the command. If the binary
 /// cannot be the target (not executable by the target uid), prepare without a command:
 /// the in-process rows still run, the "after exec" rows say why they could not.
@@ -169,10 +162,10 @@ fn prepare_plan(
         .read
         .iter()
         .chain(&fs.write)
-        .any(|e| e.get_ref() == "/proc/self")
+        .any(|e| e.get_ref().written() == "/proc/self")
     {
         fs.read
-            .push(toml::Spanned::new(0..0, "/proc/self".to_string()));
+            .push(toml::Spanned::new(0..0, PathEntry::required("/proc/self")));
         added.push(PROC_SELF_GRANT.to_string());
     }
     let loaded = &loaded;
@@ -199,22 +192,29 @@ fn prepare_plan(
 
 /// Run the whole battery.
 pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, VerifyError> {
-    let (ids, home, privileged) = target_ids(loaded)?;
-    let vars = plan::build_vars(loaded, &ids, home.as_deref(), cli_vars, privileged, None)?;
-    let view = PolicyView::new(loaded, &vars);
     let exe = std::env::current_exe().map_err(VerifyError::SelfExe)?;
-    let mut fx = fixtures::Fixtures::set_up(
-        privileged.then_some(&ids),
-        &|p| view.listed(p),
-        &view.connect,
-        &view.bind,
-    )?;
-    // After the fixtures: the planted secret must already be in our environment when
-    // prepare builds the target's envp from it.
-    // Absent deny paths get an empty target-owned stand-in before the plan is built, so
-    // their rows attempt something real (removed when `canaries` drops).
+    // Before the plan: prepare builds the target's envp from our environment, and the
+    // planted secret must be in it (the env row checks it does not get through).
+    fixtures::plant_secret();
+    let lines = PolicyLines::new(loaded);
+    // A plan `run` could not prepare is `run`'s error, not a table of "not confined" rows:
+    // stop here (the fixtures and stand-ins are removed as they drop).
+    let mut grants = Vec::new();
+    let mut plan = prepare_plan(loaded, cli_vars, &exe, &mut grants)?;
+    // The ids the plan applies (resolved once, in prepare).
+    let ids = plan.identity.ids().clone();
+    let privileged = plan.privileged;
+    // Absent deny paths get an empty target-owned stand-in, so their rows attempt
+    // something real (removed when `canaries` drops); the plan is then prepared again,
+    // so its rules see them as `run` would.
     let canaries = if privileged {
-        let deny: Vec<std::path::PathBuf> = view.deny.iter().map(|e| e.path.clone()).collect();
+        let deny: Vec<std::path::PathBuf> = plan
+            .landlock
+            .listed()
+            .iter()
+            .filter(|e| e.list == crate::landlock::ListKind::Deny)
+            .map(|e| e.path.clone())
+            .collect();
         canary::plant(&deny, &ids)
     } else {
         canary::Canaries::default()
@@ -230,16 +230,30 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
             "fixtures: empty directories for absent deny paths, owned by the target and removed afterwards: {}",
             list.join(", ")
         ));
+        // The first plan's listeners, pty and fds go before the second is prepared.
+        drop(plan);
+        grants.clear();
+        plan = prepare_plan(loaded, cli_vars, &exe, &mut grants)?;
     }
-    // A plan `run` could not prepare is `run`'s error, not a table of "not confined" rows:
-    // stop here (the fixtures and stand-ins are removed as they drop).
     added.extend(egress::note(loaded));
-    let mut plan = prepare_plan(loaded, cli_vars, &exe, &mut added)?;
+    added.extend(grants);
+    // Scratch files go where no rule of the plan reaches (decided by inode); the
+    // unlisted ports avoid every port the rules or the policy name.
+    let (bind, connect) = plan.landlock.ports();
+    let (listed_bind, listed_connect) = plan.landlock.listed_ports();
+    let connect_all: Vec<u16> = listed_connect.iter().chain(connect).copied().collect();
+    let bind_all: Vec<u16> = listed_bind.iter().chain(bind).copied().collect();
+    let mut fx = fixtures::Fixtures::set_up(
+        privileged.then_some(&ids),
+        &|p| !plan.landlock.granted(p).rights.is_empty(),
+        &connect_all,
+        &bind_all,
+    )?;
     let (checks, cleanup) = checks::derive(&Inputs {
-        view: &view,
+        lines: &lines,
+        home: plan.vars.get("HOME").map(std::path::PathBuf::from),
         fx: &fx,
-        // The ids and capabilities the plan applies (resolved once, in prepare).
-        ids: plan.identity.ids(),
+        ids: &ids,
         privileged,
         keep_mask: plan.caps.keep.iter().fold(0, |m, c| m | c.bitmask()),
         ipc_namespace: plan.namespaces.ipc,
@@ -266,10 +280,11 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
     );
     let mut rows: Vec<Row> = checks
         .iter()
-        .map(|c| finish_row(c, &view, &control, &confined))
+        .map(|c| finish_row(c, &lines, &control, &confined))
         .collect();
     // [egress]: the destinations, each through `run` of this policy (src/verify/egress.rs).
-    rows.extend(egress::rows(loaded, cli_vars, &exe));
+    let egress_rules = plan.egress.as_ref().map(|e| &e.rules);
+    rows.extend(egress::rows(loaded, egress_rules, cli_vars, &exe));
     let passed = row::settle(&mut rows);
     drop(fx);
     drop(canaries);
@@ -287,7 +302,7 @@ pub fn run(loaded: &Loaded, cli_vars: &[(String, String)]) -> Result<Report, Ver
 
 fn finish_row(
     c: &Check,
-    view: &PolicyView,
+    lines: &PolicyLines,
     control: &HashMap<String, Got>,
     confined: &HashMap<String, Got>,
 ) -> Row {
@@ -310,7 +325,7 @@ fn finish_row(
         control: control_got.as_ref(),
         policy_allows: c.policy_allows.as_deref(),
         risk: c.risk,
-        accepted: c.risk.is_some_and(|r| view.accepts(r)),
+        accepted: c.risk.is_some_and(|r| lines.accepts(r)),
         limit_note: c.limit_note,
     };
     let (status, mut note, gap) = row::decide(&ev);

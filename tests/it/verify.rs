@@ -459,3 +459,23 @@ fn verify_egress_rows_fail_without_the_broker() {
         .iter()
         .any(|r| r["id"].as_str().unwrap().starts_with("egress-")));
 }
+
+/// The scratch directory goes where no rule of the plan reaches, decided by inode: a read
+/// entry that reaches /var/tmp through a symlink (a name the policy spells differently)
+/// moves it elsewhere, so the read-outside row attempts a file that really is outside.
+/// Deciding by the entry's name (a path prefix) put it in /var/tmp, under the rule, and
+/// the row failed.
+#[test]
+fn scratch_avoids_what_a_symlinked_entry_reaches() {
+    require_root!();
+    let s = Scratch::new("verify-scratch-link");
+    let link = s.join("vartmp");
+    std::os::unix::fs::symlink("/var/tmp", &link).unwrap();
+    let p = base_policy(&["/usr/lib", "/lib", link.to_str().unwrap()], &[]);
+    let (_, v) = verify(&s.policy(&p), &[]);
+    let r = row(&v, "read-outside");
+    assert!(r["control"].as_str().unwrap().starts_with("ok"), "{r:#}");
+    if confined(&v) {
+        assert_eq!(r["status"], "PASS", "{r:#}");
+    }
+}

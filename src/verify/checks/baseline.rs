@@ -3,10 +3,10 @@
 use super::*;
 
 pub(super) fn baseline(inp: &Inputs<'_>) -> Vec<Check> {
-    let view = inp.view;
+    let view = inp.lines;
     let fx = inp.fx;
     let mut v = Vec::new();
-    if let Some(home) = &view.home {
+    if let Some(home) = &inp.home {
         for (id, rel, risk) in [
             ("home-ssh", ".ssh", "ssh-keys"),
             ("home-aws", ".aws", "cloud-credentials"),

@@ -68,9 +68,7 @@ pub(super) fn path_row(id: &str, kind: Kind, label: &str, path: &Path) -> Check 
 }
 
 pub(super) fn deny_paths(inp: &Inputs<'_>) -> Vec<Check> {
-    inp.view
-        .deny
-        .iter()
+    inp.listed(ListKind::Deny)
         .enumerate()
         .map(|(i, e)| {
             path_row(
@@ -144,12 +142,12 @@ pub(super) fn outside_paths(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec
 }
 
 /// The first directory of the write set that exists (link and write attempts go there).
-pub(super) fn write_dir(view: &PolicyView) -> Option<&Entry> {
-    view.write.iter().find(|e| e.path.is_dir())
+pub(super) fn write_dir<'a>(inp: &'a Inputs<'_>) -> Option<&'a Listed> {
+    inp.listed(ListKind::Write).find(|e| e.path.is_dir())
 }
 
 pub(super) fn links(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
-    let Some(w) = write_dir(inp.view) else {
+    let Some(w) = write_dir(inp) else {
         return Vec::new();
     };
     let token = &inp.fx.token;
@@ -189,11 +187,9 @@ pub(super) fn links(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> 
 }
 
 pub(super) fn allowed(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check> {
-    let view = inp.view;
     let mut v = Vec::new();
-    if let Some((e, (action, target))) = view
-        .read
-        .iter()
+    if let Some((e, (action, target))) = inp
+        .listed(ListKind::Read)
         .filter(|e| inp.reachable(&e.path).is_some())
         .find_map(|e| attack_for(&e.path).map(|a| (e, a)))
     {
@@ -207,7 +203,7 @@ pub(super) fn allowed(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check
             Expect::Allowed,
         ));
     }
-    if let Some(w) = write_dir(view) {
+    if let Some(w) = write_dir(inp) {
         let f = w
             .path
             .join(format!(".clawjail-verify-{}-write", inp.fx.token));
@@ -222,7 +218,7 @@ pub(super) fn allowed(inp: &Inputs<'_>, cleanup: &mut Vec<PathBuf>) -> Vec<Check
             Expect::Allowed,
         ));
     }
-    if let Some(p) = view.connect.iter().copied().find(|p| *p != 0) {
+    if let Some(p) = inp.listed_connect_port() {
         v.push(Check::new(
             "tcp-connect-listed",
             Kind::Enforcement,

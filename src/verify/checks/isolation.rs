@@ -6,7 +6,7 @@ use super::*;
 /// What Landlock and its scopes do not cover (docs/isolation.md): file metadata outside
 /// the grants, other processes of the same uid, SysV IPC; and the limits that remain.
 pub(super) fn isolation(inp: &Inputs<'_>) -> Vec<Check> {
-    let view = inp.view;
+    let view = inp.lines;
     let fx = inp.fx;
     let file = fx.owned_file.display().to_string();
     let mut v = Vec::new();

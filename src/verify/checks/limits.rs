@@ -49,7 +49,7 @@ pub(super) fn limits(inp: &Inputs<'_>) -> Vec<Check> {
         "Landlock does not control UDP (DNS included); use nftables or systemd IPAddressDeny=",
     );
     v.push(udp);
-    if let Some(p) = inp.view.connect.iter().copied().find(|p| *p != 0) {
+    if let Some(p) = inp.listed_connect_port() {
         let mut c = Check::new(
             "dest-address",
             Kind::Limit,

@@ -4,8 +4,9 @@
 //!
 //! One file per probe family: `fs` (Landlock filesystem), `net` (TCP, UDP, unix sockets,
 //! scopes), `baseline` (secrets, ptrace, seccomp guards), `isolation` (what Landlock does
-//! not mediate), `process` (ids, caps, no_new_privs, fds, env), `limits`. `view` names the
-//! policy lines for messages; coverage is decided on the plan's rules (`Inputs`).
+//! not mediate), `process` (ids, caps, no_new_privs, fds, env), `limits`. `lines` names
+//! the policy lines for messages (from the typed policy's spans); paths, ports, scopes and
+//! coverage come from the Plan `run` applies (`Inputs`), never from a second expansion.
 
 use std::path::{Path, PathBuf};
 
@@ -14,24 +15,25 @@ use super::row::{Expect, Kind};
 use landlock::AccessFs;
 
 use crate::identity::Ids;
-use crate::policy::{vars::Vars, Loaded, PortSpec};
+use crate::landlock::{ListKind, Listed};
+use crate::policy::Loaded;
 use crate::probe::Action;
 
 mod baseline;
 mod fs;
 mod isolation;
 mod limits;
+mod lines;
 mod net;
 mod process;
-mod view;
 
 use baseline::*;
 use fs::*;
 use isolation::*;
 use limits::*;
+pub use lines::PolicyLines;
 use net::*;
 use process::*;
-pub use view::{Entry, PolicyView};
 
 /// Risk names `[risk] accept` understands: each lets one baseline row be ACCEPTED
 /// instead of FAIL when the policy allows that action (docs/verify-audit.md).
@@ -137,7 +139,10 @@ impl Check {
 
 /// Everything verify needs to derive the battery.
 pub struct Inputs<'a> {
-    pub view: &'a PolicyView,
+    /// Policy lines for messages and `[risk] accept`.
+    pub lines: &'a PolicyLines,
+    /// The target user's home (`${HOME}` as the plan expanded it).
+    pub home: Option<PathBuf>,
     pub fx: &'a Fixtures,
     pub ids: &'a Ids,
     /// Started as root: ids switch and the bounding set is emptied.
@@ -161,11 +166,30 @@ impl Inputs<'_> {
             return None;
         }
         Some(
-            self.view
-                .located(path)
+            self.located(path)
                 .map(|e| e.at.clone())
                 .unwrap_or_else(|| format!("Landlock rule: {}", g.why.join("; "))),
         )
+    }
+
+    /// The `[filesystem]` entries of one list, as the plan expanded them.
+    pub fn listed(&self, list: ListKind) -> impl Iterator<Item = &Listed> {
+        listed(self.landlock, list)
+    }
+
+    /// The entry that names a parent of `path`, for messages only (`located`).
+    pub fn located(&self, path: &Path) -> Option<&Listed> {
+        located(self.landlock, path)
+    }
+
+    /// The first `network.connect` port the policy lists (not 0).
+    pub fn listed_connect_port(&self) -> Option<u16> {
+        self.landlock
+            .listed_ports()
+            .1
+            .iter()
+            .copied()
+            .find(|p| *p != 0)
     }
 
     /// A file can be created in `path`'s directory under the rules `run` applies.
@@ -179,11 +203,26 @@ impl Inputs<'_> {
     }
 }
 
+fn listed(
+    landlock: &crate::landlock::LandlockPlan,
+    list: ListKind,
+) -> impl Iterator<Item = &Listed> {
+    landlock.listed().iter().filter(move |e| e.list == list)
+}
+
+/// The write, read or exec entry that names a parent of `path`, for messages only:
+/// whether `path` is reachable is decided by the rules (`Inputs::reachable`), by inode.
+fn located<'a>(landlock: &'a crate::landlock::LandlockPlan, path: &Path) -> Option<&'a Listed> {
+    [ListKind::Write, ListKind::Read, ListKind::Exec]
+        .into_iter()
+        .find_map(|k| listed(landlock, k).find(|e| path.starts_with(&e.path)))
+}
+
 /// The whole battery, in display order.
 pub fn derive(inp: &Inputs<'_>) -> (Vec<Check>, Vec<PathBuf>) {
     let mut cleanup = Vec::new();
     let mut v = Vec::new();
-    v.extend(risk_names(inp.view));
+    v.extend(risk_names(inp.lines));
     v.extend(deny_paths(inp));
     v.extend(outside_paths(inp, &mut cleanup));
     v.extend(links(inp, &mut cleanup));
@@ -198,8 +237,9 @@ pub fn derive(inp: &Inputs<'_>) -> (Vec<Check>, Vec<PathBuf>) {
 }
 
 /// A FAIL row for every `[risk] accept` name verify does not know (a typo accepts nothing).
-fn risk_names(view: &PolicyView) -> Vec<Check> {
-    view.accept
+fn risk_names(lines: &PolicyLines) -> Vec<Check> {
+    lines
+        .accept
         .iter()
         .filter(|a| !RISKS.iter().any(|(n, _)| n == a))
         .map(|a| {
@@ -228,46 +268,57 @@ mod tests {
     use super::*;
     use crate::policy::{Origin, Source};
 
-    fn view(text: &str) -> PolicyView {
-        let loaded =
-            crate::policy::load(Source::new(Origin::Flag("p.toml".into()), text.into())).unwrap();
-        let mut vars = Vars::new();
-        vars.set("HOME", "/home/oc");
-        vars.set("STATE_DIR", "/home/oc/.openclaw");
-        vars.set("PORT", "18789");
-        PolicyView::new(&loaded, &vars)
+    fn loaded(text: &str) -> Loaded {
+        crate::policy::load(Source::new(Origin::Flag("p.toml".into()), text.into())).unwrap()
     }
 
-    #[test]
-    fn a_parent_entry_is_named_for_messages() {
-        let v = view("version = 1\n[filesystem]\nread = [\"~\"]\ndeny = [\"~/.ssh\"]\n");
-        let e = v.located(Path::new("/home/oc/.aws/credentials")).unwrap();
-        assert_eq!(e.at, "filesystem.read \"~\" (p.toml:3:9)");
+    fn lines(text: &str) -> PolicyLines {
+        PolicyLines::new(&loaded(text))
     }
 
+    /// Entries and ports come from the plan, expanded once by `plan::prepare`.
     #[test]
-    fn ports_expand_variables() {
-        let v = view("version = 1\n[network]\nbind = [\"${PORT}\"]\nconnect = [443]\n");
-        assert_eq!(v.bind, [18789]);
-        assert_eq!(v.connect, [443]);
+    fn entries_and_ports_come_from_the_plan() {
+        let l = loaded(
+            "version = 1\n[identity]\nuser = 65534\ngroup = 65534\n[filesystem]\nread = [\"/usr\"]\ndeny = [\"?/usr/no-such-dir-cj\"]\n[network]\nbind = [\"${PORT}\"]\nconnect = [443]\n",
+        );
+        let opts = crate::plan::PrepareOptions {
+            cli_vars: vec![("PORT".into(), "18789".into())],
+            ..Default::default()
+        };
+        let plan = crate::plan::prepare(&l, &opts).unwrap();
+        let deny: Vec<&Listed> = plan
+            .landlock
+            .listed()
+            .iter()
+            .filter(|e| e.list == ListKind::Deny)
+            .collect();
+        assert_eq!(deny.len(), 1);
+        assert_eq!(
+            deny[0].at,
+            "filesystem.deny \"?/usr/no-such-dir-cj\" (p.toml:7:9)"
+        );
+        assert_eq!(plan.landlock.listed_ports(), (&[18789][..], &[443][..]));
+        let e = located(&plan.landlock, Path::new("/usr/lib/x")).unwrap();
+        assert_eq!(e.at, "filesystem.read \"/usr\" (p.toml:6:9)");
     }
 
     #[test]
     fn seccomp_allowances_are_located() {
-        let v = view("version = 1\n[seccomp]\nallow = [\"io_uring_setup\"]\n");
+        let v = lines("version = 1\n[seccomp]\nallow = [\"io_uring_setup\"]\n");
         assert_eq!(
             v.seccomp_allows(&["io_uring_setup"]).as_deref(),
             Some("seccomp.allow \"io_uring_setup\" (p.toml:3:10)")
         );
-        let v = view("version = 1\n[seccomp]\naction = \"log\"\n");
+        let v = lines("version = 1\n[seccomp]\naction = \"log\"\n");
         assert!(v.seccomp_allows(&["ptrace"]).unwrap().contains("p.toml:3"));
-        let v = view("version = 1\n[network]\nunix = true\n");
+        let v = lines("version = 1\n[network]\nunix = true\n");
         assert_eq!(v.unix.as_deref(), Some("network.unix = true (p.toml:3)"));
     }
 
     #[test]
     fn unknown_risk_names_fail() {
-        let v = view("version = 1\n[risk]\naccept = [\"io-uring\", \"io_uring\"]\n");
+        let v = lines("version = 1\n[risk]\naccept = [\"io-uring\", \"io_uring\"]\n");
         let rows = risk_names(&v);
         assert_eq!(rows.len(), 1);
         assert!(rows[0]

@@ -34,9 +34,10 @@ pub(super) fn network(inp: &Inputs<'_>) -> Vec<Check> {
 
 pub(super) fn scopes(inp: &Inputs<'_>) -> Vec<Check> {
     let fx = inp.fx;
-    let view = inp.view;
+    use landlock::Scope;
     // socket(AF_UNIX) is refused by seccomp unless network.unix; then the scope decides.
-    let (abs_expect, abs_layer) = match (view.unix.is_some(), view.abstract_outside) {
+    let abstract_outside = !inp.landlock.scoped(Scope::AbstractUnixSocket);
+    let (abs_expect, abs_layer) = match (inp.lines.unix.is_some(), abstract_outside) {
         (false, _) => (Expect::Denied, "seccomp"),
         (true, false) => (Expect::Denied, "landlock-scope"),
         (true, true) => (Expect::Allowed, "landlock-scope"),
@@ -61,7 +62,7 @@ pub(super) fn scopes(inp: &Inputs<'_>) -> Vec<Check> {
             format!("SIGCONT to pid {pid} (same uid, outside the sandbox)"),
             Action::Kill,
             vec![pid.to_string(), libc::SIGCONT.to_string()],
-            if view.signal_outside {
+            if !inp.landlock.scoped(Scope::Signal) {
                 Expect::Allowed
             } else {
                 Expect::Denied
