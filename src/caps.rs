@@ -38,8 +38,16 @@ pub fn read_cap_last_cap() -> io::Result<u32> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("cap_last_cap: {s:?}")))
 }
 
-/// `prctl(PR_CAPBSET_DROP, n)` for every n in 0..=cap_last_cap except the kept ones.
-/// Returns the number of capabilities dropped.
+/// Make the bounding set hold nothing in 0..=cap_last_cap but the kept capabilities:
+/// `prctl(PR_CAPBSET_DROP, n)` for each other n that is still in it. Returns how many
+/// capabilities the bounding set now lacks (every n not kept).
+///
+/// The bounding set is inherited across fork(2) (credentials are copied; capabilities(7)),
+/// so the launch drops it once, before the session fork, and the supervisor, the namespace
+/// init and the target each call this again: PR_CAPBSET_READ finds nothing left and no
+/// credentials are committed (every PR_CAPBSET_DROP commits a new `struct cred`, even for a
+/// cap already gone). What a new user namespace gave back (a full bounding set,
+/// user_namespaces(7)) is found and dropped the same way.
 pub fn drop_bounding_set(
     k: &mut impl Kernel,
     last_cap: u32,
@@ -50,8 +58,13 @@ pub fn drop_bounding_set(
         if keep.iter().any(|c| c.index() as u32 == n) {
             continue;
         }
-        k.capbset_drop(n)
-            .map_err(|e| (format!("prctl(PR_CAPBSET_DROP, {n})"), e))?;
+        let held = k
+            .capbset_read(n)
+            .map_err(|e| (format!("prctl(PR_CAPBSET_READ, {n})"), e))?;
+        if held {
+            k.capbset_drop(n)
+                .map_err(|e| (format!("prctl(PR_CAPBSET_DROP, {n})"), e))?;
+        }
         dropped += 1;
     }
     Ok(dropped)

@@ -271,6 +271,11 @@ pub fn init_logging(format: LogFormat) {
         Ok("off") => tracing::level_filters::LevelFilter::OFF,
         _ => tracing::level_filters::LevelFilter::INFO,
     };
+    if level == tracing::level_filters::LevelFilter::OFF {
+        // No subscriber at all: every event is then disabled at its call site, and the
+        // launch does not pay for building a formatter it never uses (docs/performance.md).
+        return;
+    }
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
@@ -464,13 +469,7 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
     }
     // Written while still root, so the record is root-owned; a failure is only a warning.
     crate::runrecord::leave_for_run(&plan, &loaded.policy);
-    let applied = crate::launch::apply(&plan).map_err(|e| Failure::new(125, e))?;
-    let e = crate::launch::exec(&plan, &applied);
-    let code = if e.source.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    };
+    let (code, e) = crate::launch::apply_and_exec(&plan);
     Err(Failure::new(code, e))
 }
 
@@ -537,12 +536,6 @@ fn cmd_learn(a: LearnArgs) -> Result<i32, Failure> {
         "clawjail learn: base policy {} ({}); deny entries enforced, allowlists opened",
         plan.source.file, plan.source.selected_by
     );
-    let applied = crate::launch::apply(&plan).map_err(|e| Failure::new(125, e))?;
-    let e = crate::launch::exec(&plan, &applied);
-    let code = if e.source.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    };
+    let (code, e) = crate::launch::apply_and_exec(&plan);
     Err(Failure::new(code, e))
 }

@@ -70,6 +70,9 @@ pub trait Kernel {
     fn set_pdeathsig(&mut self, sig: i32) -> io::Result<()>;
 
     // Capabilities (caps.rs).
+    /// prctl(PR_CAPBSET_READ, cap): whether `cap` is still in the bounding set. Changes
+    /// nothing; behind the seam because the drops that follow depend on its answer.
+    fn capbset_read(&mut self, cap: u32) -> io::Result<bool>;
     /// prctl(PR_CAPBSET_DROP, cap).
     fn capbset_drop(&mut self, cap: u32) -> io::Result<()>;
     /// prctl(PR_SET_SECUREBITS, bits).
@@ -201,6 +204,10 @@ impl Kernel for Real {
 
     fn set_pdeathsig(&mut self, sig: i32) -> io::Result<()> {
         sys::set_pdeathsig(sig)
+    }
+
+    fn capbset_read(&mut self, cap: u32) -> io::Result<bool> {
+        sys::capbset_read(cap)
     }
 
     fn capbset_drop(&mut self, cap: u32) -> io::Result<()> {

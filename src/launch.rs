@@ -22,9 +22,9 @@ pub enum Step {
     PrivateTmp,
     OpenResources,
     NewNamespaces,
+    DropBoundingSet,
     NewSession,
     EgressNamespace,
-    DropBoundingSet,
     LockSecurebits,
     SetIds,
     SetCapabilitySets,
@@ -48,12 +48,17 @@ impl Step {
         Step::PrivateTmp,
         Step::OpenResources,
         Step::NewNamespaces,
+        // Before the session fork: the bounding set is inherited across fork(2), so one
+        // drop serves the supervisor, the namespace init and the target (each re-reads it
+        // with PR_CAPBSET_READ and drops whatever is still there: caps::drop_bounding_set).
+        // It removes nothing from the effective set, so the unshare calls after it still
+        // have CAP_SYS_ADMIN.
+        Step::DropBoundingSet,
         Step::NewSession,
         // Runs in the child of the session fork (`[egress]` always forks), before the
         // target exists and while caps are still held: CAP_SYS_ADMIN for unshare and
         // CAP_NET_ADMIN for lo (src/egress/wire.rs).
         Step::EgressNamespace,
-        Step::DropBoundingSet,
         Step::LockSecurebits,
         Step::SetIds,
         Step::SetCapabilitySets,
@@ -99,7 +104,7 @@ impl Step {
             Step::NewNamespaces => "unshare(CLONE_NEWPID | CLONE_NEWIPC) when the start allows it; a PID namespace makes new-session fork (supervisor, namespace init, target)",
             Step::NewSession => "setsid(), or fork once and leave a supervisor (process-group leader, --init, a PID namespace, a terminal on fds 0-2: the target gets a new pty)",
             Step::EgressNamespace => "[egress] only, in the forked child: unshare(CLONE_NEWNET) with CAP_SYS_ADMIN (otherwise CLONE_NEWUSER|CLONE_NEWNET: unprivileged, the caller's uid/gid mapped; a root start in a container, identity maps), lo up, AnyIP routes, capture and DNS sockets sent to the supervisor's broker (SCM_RIGHTS)",
-            Step::DropBoundingSet => "PR_CAPBSET_DROP 0..=cap_last_cap (needs CAP_SETPCAP, so before the uid switch); root start only",
+            Step::DropBoundingSet => "PR_CAPBSET_DROP 0..=cap_last_cap (needs CAP_SETPCAP, so before the uid switch), once, before the session fork that every process inherits it through; each process re-reads it (PR_CAPBSET_READ) and drops what a new user namespace gave back; root start only",
             Step::LockSecurebits => "NOROOT + NO_SETUID_FIXUP off, both locked; KEEP_CAPS only when a cap is kept; root start only",
             Step::SetIds => "setgroups -> setresgid -> setresuid, then prove root cannot be regained; root start only",
             Step::SetCapabilitySets => "P/E/I and ambient = the kept set (usually empty)",
@@ -159,15 +164,84 @@ pub fn apply(plan: &Plan) -> Result<Applied, LaunchError> {
     apply_with(&mut Real, plan)
 }
 
+/// `apply`, then step 18 (exec). Returns only on failure, with `run`'s exit code: 125
+/// when a step failed (the target never ran), 127 when exec found no target, 126 when it
+/// refused it. In a PID namespace the target is started with `sys::spawn_vfork` (the steps
+/// after the init and the exec run in the init's memory: no address space is copied only
+/// to be replaced by the exec), and its failure is reported and exited on there, exactly
+/// as this function's caller would. The calls and their order are `apply_with`'s (the
+/// recording fake pins them with a plain fork).
+pub fn apply_and_exec(plan: &Plan) -> (i32, LaunchError) {
+    let finish = |session| -> i32 {
+        let (code, e) = confine_and_exec(&mut Real, plan, session);
+        eprintln!("clawjail: {e}");
+        code
+    };
+    match apply_until(&mut Real, plan, Some(&finish)) {
+        Ok(applied) => {
+            let e = exec(plan, &applied);
+            (exec_code(&e), e)
+        }
+        Err(e) => (125, e),
+    }
+}
+
+/// Steps 7..=18 in the target-to-be; returns only on failure (see `apply_and_exec`).
+fn confine_and_exec(
+    k: &mut impl Kernel,
+    plan: &Plan,
+    session: SessionOutcome,
+) -> (i32, LaunchError) {
+    match confine(k, plan, session) {
+        Ok(applied) => {
+            let e = exec_with(k, plan, &applied);
+            (exec_code(&e), e)
+        }
+        Err(e) => (125, e),
+    }
+}
+
+/// 127 when the target was not found at exec, else 126 (the shell's convention).
+fn exec_code(e: &LaunchError) -> i32 {
+    if e.source.kind() == io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
+}
+
 /// [`apply`] through a [`Kernel`]: `Real` for a launch, the recording fake in the unit
 /// tests (src/launch_tests.rs), which pin the exact call order this function makes.
 pub fn apply_with(k: &mut impl Kernel, plan: &Plan) -> Result<Applied, LaunchError> {
+    apply_until(k, plan, None)
+}
+
+/// Steps 4..=6 and the namespace init; then `confine`. With `spawn_target` (the caller
+/// execs right after), a PID namespace's target runs it in a `spawn_vfork` child and never
+/// returns here.
+fn apply_until(
+    k: &mut impl Kernel,
+    plan: &Plan,
+    spawn_target: Option<&dyn Fn(SessionOutcome) -> i32>,
+) -> Result<Applied, LaunchError> {
     k.begin_step(Step::NewNamespaces.name());
     // Step 4/18: unshare(2) needs CAP_SYS_ADMIN, so before the bounding set and ids go;
     // before the session fork, because CLONE_NEWPID moves only the children created after
     // it (pid_namespaces(7)): the fork below puts the child into the new namespace.
     crate::namespaces::enter(k, &plan.namespaces).map_err(at(Step::NewNamespaces))?;
-    // Step 5/18: before the uid switch, so the supervisor (if we fork) can still switch
+    // Step 5/18: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set, which the uid
+    // switch removes (capabilities(7)), so before step 9; before the session fork, because
+    // the bounding set is inherited across fork(2): one drop (41 credential commits) instead
+    // of one in each of the supervisor, the namespace init and the target. It keeps what
+    // the supervisor keeps too (`clawjail learn`); the target drops that below.
+    if let IdentityPlan::Switch { .. } = &plan.identity {
+        k.begin_step(Step::DropBoundingSet.name());
+        let mut keep = plan.caps.keep.clone();
+        keep.extend_from_slice(crate::supervisor::bounding_kept(&plan.supervisor));
+        crate::caps::drop_bounding_set(k, plan.caps.last_cap, &keep)
+            .map_err(at(Step::DropBoundingSet))?;
+    }
+    // Step 6/18: before the uid switch, so the supervisor (if we fork) can still switch
     // its own ids; setsid(2) EPERM for a process-group leader means fork. A PID namespace
     // always forks (the caller stays outside it), like `--init`; so does a terminal on
     // fds 0-2 (the supervisor relays the target's new pty).
@@ -201,22 +275,37 @@ pub fn apply_with(k: &mut impl Kernel, plan: &Plan) -> Result<Applied, LaunchErr
         // The forked child is pid 1 of the new namespace; the target must not be its init
         // (an init ignores signals it has no handler for, and its exit kills the rest).
         k.begin_step(Step::NewNamespaces.name());
+        if let Some(finish) = spawn_target {
+            let e = crate::namespaces::spawn_in_namespace(k, &plan.supervisor, |init| {
+                finish(SessionOutcome::Forked { supervisor: init })
+            });
+            return Err(at(Step::NewNamespaces)(e));
+        }
         let init = crate::namespaces::fork_namespace_init(k, &plan.supervisor)
             .map_err(at(Step::NewNamespaces))?;
         session = SessionOutcome::Forked { supervisor: init };
     }
+    confine(k, plan, session)
+}
 
+/// Steps 5 (again) and 8..=17 in the process that will exec (the child after a fork).
+fn confine(
+    k: &mut impl Kernel,
+    plan: &Plan,
+    session: SessionOutcome,
+) -> Result<Applied, LaunchError> {
     let mut bounding_dropped = None;
     if let IdentityPlan::Switch { ids } = &plan.identity {
-        // Step 7/18: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set, which the
-        // uid switch removes (capabilities(7)); so strictly before step 8.
+        // Step 5/18 again, in the target-to-be: PR_CAPBSET_READ finds nothing left to drop,
+        // unless a new user namespace (the egress step in a container) brought back a full
+        // bounding set (user_namespaces(7)) or the learn supervisor's caps were kept.
         k.begin_step(Step::DropBoundingSet.name());
         bounding_dropped = Some(
             crate::caps::drop_bounding_set(k, plan.caps.last_cap, &plan.caps.keep)
                 .map_err(at(Step::DropBoundingSet))?,
         );
         // Step 8/18: PR_SET_SECUREBITS also needs CAP_SETPCAP. NO_SETUID_FIXUP stays off so
-        // step 8 itself clears P/E/ambient; KEEP_CAPS keeps P across it only if a cap is kept.
+        // step 9 itself clears P/E/ambient; KEEP_CAPS keeps P across it only if a cap is kept.
         k.begin_step(Step::LockSecurebits.name());
         crate::caps::lock_securebits(k, plan.caps.securebits).map_err(at(Step::LockSecurebits))?;
         // Step 9/18: groups and gid first: both need CAP_SETGID, which setresuid removes.
@@ -224,7 +313,7 @@ pub fn apply_with(k: &mut impl Kernel, plan: &Plan) -> Result<Applied, LaunchErr
         crate::identity::set_res_ids(k, ids).map_err(at(Step::SetIds))?;
         crate::identity::assert_root_unrecoverable(k, ids).map_err(at(Step::SetIds))?;
     }
-    // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 8.
+    // PR_SET_PDEATHSIG is cleared by any euid/egid change (prctl(2)), so after step 9.
     k.begin_step(Step::SetIds.name());
     crate::session::die_with_supervisor(k, session).map_err(at(Step::SetIds))?;
     // Step 10/18: set P/E/I to the kept set and raise it as ambient (a cap can be raised into
@@ -418,9 +507,9 @@ mod tests {
                 "private-tmp",
                 "open-resources",
                 "new-namespaces",
+                "drop-bounding-set",
                 "new-session",
                 "egress-namespace",
-                "drop-bounding-set",
                 "lock-securebits",
                 "set-ids",
                 "set-capability-sets",

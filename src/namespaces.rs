@@ -14,7 +14,7 @@
 //! children that follow (unshare(2): "the caller is not moved into the new namespace"), and
 //! the first child becomes the namespace's init: when it exits the kernel SIGKILLs the
 //! rest, and orphans are re-parented to it. So the target is not that init: the first child
-//! forks once more and stays as a tiny init (reaps every orphan, relays signals; the same
+//! forks once more (for `run`, a vfork-style `sys::spawn_vfork`) and stays as a tiny init (reaps every orphan, relays signals; the same
 //! supervisor loop as `--init`), and the target runs as pid 2. An init ignores signals it
 //! has no handler for (pid_namespaces(7)), which would make SIGTERM a no-op for a target
 //! running as pid 1; a blocked signal is never ignored, and the init's loop blocks and
@@ -211,6 +211,41 @@ pub fn fork_namespace_init(
     if pid == 0 {
         return Ok(init);
     }
+    become_init(sup, pid)
+}
+
+/// `fork_namespace_init` for a launch that execs the target right after its last step
+/// (`run`, `learn`): the target is started with `sys::spawn_vfork` and runs `target` (the
+/// remaining steps and the exec, given the init's pid) in the init's memory while the init
+/// waits for its exec. The same process tree and order as the fork, without copying the
+/// init's address space only for the target's exec to throw it away (docs/performance.md).
+/// Returns only when the mount or the spawn failed, before the target exists.
+pub fn spawn_in_namespace(
+    k: &mut impl Kernel,
+    sup: &crate::supervisor::SupervisorPlan,
+    target: impl FnOnce(libc::pid_t) -> i32,
+) -> (String, io::Error) {
+    if let Err((call, e)) = mount_own_proc(k) {
+        return (
+            format!(
+                "{call} in the target's PID namespace (process.pid_namespace = false avoids it)"
+            ),
+            e,
+        );
+    }
+    let init = k.getpid();
+    match crate::sys::spawn_vfork(|| target(init)) {
+        Ok(pid) => become_init(sup, pid),
+        Err(e) => (
+            "clone(CLONE_VM | CLONE_VFORK) of the target in its PID namespace".to_string(),
+            e,
+        ),
+    }
+}
+
+/// The namespace init's life after the target exists: the supervisor loop (reap, relay,
+/// exit with the target's status).
+fn become_init(sup: &crate::supervisor::SupervisorPlan, target: libc::pid_t) -> ! {
     // The outer supervisor's death must end the namespace: the init dies with it, and the
     // kernel then SIGKILLs the target and everything else inside (pid_namespaces(7)).
     let inner = crate::supervisor::SupervisorPlan {
@@ -219,7 +254,7 @@ pub fn fork_namespace_init(
         learn: None,
         ..sup.clone()
     };
-    crate::supervisor::run(pid, &inner, None, None, None)
+    crate::supervisor::run(target, &inner, None, None, None)
 }
 
 /// unshare(CLONE_NEWNS), `mount --make-rprivate /`, `mount -t proc proc /proc`.

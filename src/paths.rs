@@ -17,12 +17,13 @@
 //! Needs: /proc (directory listings read through /proc/self/fd/N, which names the opened
 //! inode itself, not a path).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::stat::{fchmod, fstat, mkdirat, Mode};
@@ -165,6 +166,39 @@ pub struct Trust {
     pub writable: Vec<FileId>,
     /// The caller's real uid and gid (the unprivileged rule trusts the caller's own links).
     pub caller: (u32, u32),
+    /// Directories already opened by a walk under this trust (see [`DirCache`]).
+    dirs: DirCache,
+}
+
+/// The directories the walks of one plan have opened, by canonical path: a later walk
+/// through the same directory starts from the fd (and the stat) the first one pinned
+/// instead of opening every component from `/` again (the shipped gateway policy walks
+/// /usr, /var/lib/<home> and the npm prefix dozens of times: ~700 openat/fstat/close per
+/// launch, docs/performance.md). Only directories reached on the way to another component
+/// are kept, never a symlink (a link is judged afresh each time) and never a walk's last
+/// component (its caller gets an fd of its own). Each entry is the inode the trust rules
+/// accepted when it was first opened, so one plan sees one snapshot of every directory it
+/// walks through, as a single walk always did. It lives as long as the [`Trust`]: built
+/// by `plan::prepare` after the private /tmp is mounted (so /tmp is the private tmpfs's)
+/// and dropped with it, before any launch step; a directory created later (`ensure_dir`)
+/// is found by openat beneath its cached parent, since missing names are not cached.
+#[derive(Debug, Clone, Default)]
+struct DirCache(Arc<Mutex<HashMap<PathBuf, CachedDir>>>);
+
+/// A directory's fd (O_PATH, shared with the walks' stacks) and the stat judged at its open.
+type CachedDir = (Arc<OwnedFd>, Meta);
+
+impl DirCache {
+    fn get(&self, path: &Path) -> Option<CachedDir> {
+        let map = self.0.lock().ok()?;
+        map.get(path).map(|(fd, meta)| (Arc::clone(fd), *meta))
+    }
+
+    fn put(&self, path: &Path, fd: &Arc<OwnedFd>, meta: Meta) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(path.to_path_buf(), (Arc::clone(fd), meta));
+        }
+    }
 }
 
 impl Trust {
@@ -179,6 +213,7 @@ impl Trust {
                 nix::unistd::getuid().as_raw(),
                 nix::unistd::getgid().as_raw(),
             ),
+            dirs: DirCache::default(),
         }
     }
 
@@ -260,9 +295,10 @@ fn open_nofollow(dir: &OwnedFd, name: &OsStr) -> Result<OwnedFd, nix::Error> {
     )
 }
 
-/// One directory on the walk: its fd, stat and canonical path.
+/// One directory on the walk: its fd (shared with the trust's [`DirCache`]), stat and
+/// canonical path.
 struct Step {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     meta: Meta,
     path: PathBuf,
 }
@@ -280,7 +316,11 @@ struct Walk<'a> {
 /// What the next component turned out to be.
 enum Next {
     /// Opened (not a symlink); `last` when no component follows.
-    Opened { fd: OwnedFd, meta: Meta, last: bool },
+    Opened {
+        fd: Arc<OwnedFd>,
+        meta: Meta,
+        last: bool,
+    },
     /// The component does not exist.
     Missing(OsString),
     /// A trusted symlink was expanded into `pending`.
@@ -299,8 +339,16 @@ impl<'a> Walk<'a> {
                 why: "not an absolute path".into(),
             });
         }
-        let fd = open_root(path)?;
-        let meta = stat_fd(&fd, path)?;
+        let root = Path::new("/");
+        let (fd, meta) = match trust.dirs.get(root) {
+            Some(hit) => hit,
+            None => {
+                let fd = Arc::new(open_root(path)?);
+                let meta = stat_fd(&fd, path)?;
+                trust.dirs.put(root, &fd, meta);
+                (fd, meta)
+            }
+        };
         Ok(Walk {
             path,
             trust,
@@ -335,6 +383,12 @@ impl<'a> Walk<'a> {
             return Ok(Next::Moved);
         }
         let here = self.top().path.join(&name);
+        let last = self.pending.is_empty();
+        if !last {
+            if let Some((fd, meta)) = self.trust.dirs.get(&here) {
+                return Ok(Next::Opened { fd, meta, last });
+            }
+        }
         let fd = match open_nofollow(&self.top().fd, &name) {
             Ok(fd) => fd,
             Err(nix::Error::ENOENT) => return Ok(Next::Missing(name)),
@@ -347,7 +401,6 @@ impl<'a> Walk<'a> {
             }
         };
         let meta = stat_fd(&fd, &here)?;
-        let last = self.pending.is_empty();
         if meta.is_symlink() {
             // readlinkat(2): an empty pathname reads the link behind an O_PATH|O_NOFOLLOW fd,
             // so the link judged below is the very inode that was opened.
@@ -390,10 +443,14 @@ impl<'a> Walk<'a> {
                 at: here,
             });
         }
+        let fd = Arc::new(fd);
+        if !last {
+            self.trust.dirs.put(&here, &fd, meta);
+        }
         Ok(Next::Opened { fd, meta, last })
     }
 
-    fn push(&mut self, fd: OwnedFd, meta: Meta, name: &OsStr) {
+    fn push(&mut self, fd: Arc<OwnedFd>, meta: Meta, name: &OsStr) {
         let path = self.top().path.join(name);
         self.stack.push(Step { fd, meta, path });
     }
@@ -401,6 +458,20 @@ impl<'a> Walk<'a> {
     fn ancestors(&self) -> Vec<FileId> {
         self.stack.iter().map(|s| s.meta.id).collect()
     }
+}
+
+/// An fd of the caller's own: the walk's last component was opened fresh (no other owner);
+/// a directory the cache also holds (a path that ends in `..`, or `/` itself) is dup'ed.
+fn unshared(fd: Arc<OwnedFd>, path: &Path) -> Result<OwnedFd, PathError> {
+    Arc::try_unwrap(fd).or_else(|shared| {
+        shared.try_clone().map_err(|e| {
+            PathError::io(
+                path,
+                "dup",
+                nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
+            )
+        })
+    })
 }
 
 /// The components of `p` as names (`/` dropped, `..` kept for the walk to apply).
@@ -432,7 +503,7 @@ pub fn resolve(path: &Path, trust: &Trust) -> Result<Resolved, PathError> {
                 let mut ancestors = ancestors;
                 ancestors.pop();
                 return Ok(Resolved {
-                    fd: top.fd,
+                    fd: unshared(top.fd, path)?,
                     path: top.path,
                     meta: top.meta,
                     ancestors,
@@ -450,7 +521,7 @@ pub fn resolve(path: &Path, trust: &Trust) -> Result<Resolved, PathError> {
                 if last {
                     let ancestors = w.ancestors();
                     return Ok(Resolved {
-                        fd,
+                        fd: unshared(fd, path)?,
                         path: w.top().path.join(&name),
                         meta,
                         ancestors,
@@ -758,7 +829,7 @@ pub fn ensure_dir(
                     Ok((fd, meta)) => {
                         retried = false;
                         created.push(parent_path.join(&n));
-                        w.push(fd, meta, &n);
+                        w.push(Arc::new(fd), meta, &n);
                     }
                     Err(nix::Error::EEXIST) if !retried => {
                         // Someone created it between our open and mkdirat: judge it afresh.
@@ -838,6 +909,7 @@ mod tests {
             root_start: root,
             writable,
             caller: (caller, caller),
+            dirs: DirCache::default(),
         }
     }
 
@@ -883,6 +955,43 @@ mod tests {
         // Group-writable by the caller's own group is still the caller's.
         let own_group = meta(libc::S_IFDIR | 0o775, 1000, 1000);
         assert_eq!(link_refused(&own_group, &own, &[], &t), None);
+    }
+
+    /// The per-plan directory cache: a second walk through the same directories starts
+    /// from the pinned fds (and gets the same answer), its last component is opened fresh,
+    /// and a symlink is judged on every walk (never cached).
+    #[test]
+    fn walks_of_one_trust_share_directories_but_judge_every_link() {
+        let base = scratch("dircache");
+        let sub = base.join("dir/sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("a"), b"a").unwrap();
+        std::fs::write(sub.join("b"), b"b").unwrap();
+        let shared = base.join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::os::unix::fs::symlink(&sub, shared.join("link")).unwrap();
+        let me = Trust::for_caller();
+        let a = resolve(&sub.join("a"), &me).unwrap();
+        let cached = me.dirs.get(&sub).expect("dir/sub is cached").1;
+        let b = resolve(&sub.join("b"), &me).unwrap();
+        assert_eq!(a.ancestors, b.ancestors);
+        assert_eq!(a.ancestors.last(), Some(&cached.id));
+        assert_ne!(a.meta.id, b.meta.id);
+        // Last components are the caller's own fds, not cache entries.
+        assert!(me.dirs.get(&sub.join("b")).is_none());
+        assert_ne!(a.fd.as_raw_fd(), b.fd.as_raw_fd());
+        // The same answer as a walk without a cache.
+        let fresh = resolve(&sub.join("b"), &Trust::for_caller()).unwrap();
+        assert_eq!((fresh.meta.id, fresh.ancestors), (b.meta.id, b.ancestors));
+        // A link in a world-writable directory is refused on every walk, not only the first.
+        let strict = trust(true, 65534, vec![]);
+        for _ in 0..2 {
+            let e = resolve(&shared.join("link/a"), &strict).unwrap_err();
+            assert!(matches!(e, PathError::UnsafeSymlink { .. }), "{e}");
+        }
+        assert!(strict.dirs.get(&shared.join("link")).is_none());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -36,6 +36,18 @@ pub fn capbset_drop(cap: u32) -> io::Result<()> {
     .map(drop)
 }
 
+/// `prctl(PR_CAPBSET_READ, cap)` — prctl(2): whether `cap` is in the bounding set. Needs
+/// no capability and commits no credentials (PR_CAPBSET_DROP always does, even for a cap
+/// already gone).
+pub fn capbset_read(cap: u32) -> io::Result<bool> {
+    // SAFETY: PR_CAPBSET_READ takes an integer argument and touches no memory of ours.
+    check(
+        unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) }
+            as libc::c_long,
+    )
+    .map(|r| r == 1)
+}
+
 /// `prctl(PR_SET_SECUREBITS, bits)` — capabilities(7) "The securebits flags".
 pub fn set_securebits(bits: u32) -> io::Result<()> {
     // SAFETY: integer arguments only.
@@ -197,6 +209,80 @@ pub fn fork() -> io::Result<libc::pid_t> {
     } else {
         Ok(pid)
     }
+}
+
+/// Run `f` in a child that shares this process's memory until it execs or exits, the way
+/// posix_spawn(3) starts a program: clone(CLONE_VM | CLONE_VFORK | SIGCHLD) on a stack of
+/// its own. The parent is suspended until the child calls execve(2) or exits (clone(2),
+/// CLONE_VFORK), so the two never run at the same time and the child may run ordinary
+/// Rust code on the parent's heap. Unlike fork(2), no page table is copied, no page is
+/// copied on write, and the child's execve has no address space of its own to tear down
+/// (docs/performance.md). `f`'s return value becomes the child's exit status through
+/// _exit(2): no atexit handler and no stdio flush (the buffers are the parent's).
+///
+/// The child shares the parent's thread pointer: code that signals "this thread"
+/// (abort(3), raise(3)) would reach the suspended parent instead, which then dies; the
+/// launch it belongs to ends either way and the target never runs.
+///
+/// Only called while clawjail is single-threaded, like [`fork`].
+pub fn spawn_vfork<F: FnOnce() -> i32>(f: F) -> io::Result<libc::pid_t> {
+    // What the launch's remaining steps need, with room for a debug build; untouched pages
+    // cost nothing (MAP_NORESERVE).
+    const STACK: usize = 8 << 20;
+    extern "C" fn child<F: FnOnce() -> i32>(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `slot` below, on the parent's stack; the parent is suspended
+        // in clone() until this child execs or exits (CLONE_VFORK), so it is alive and
+        // nothing else touches it.
+        let slot = unsafe { &mut *arg.cast::<Option<F>>() };
+        let code = slot.take().map_or(125, |f| f());
+        // SAFETY: _exit(2) ends this child only; nothing of the parent's is flushed or run.
+        unsafe { libc::_exit(code) }
+    }
+    // SAFETY: a fresh anonymous private mapping, checked for MAP_FAILED below.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let unmap = || {
+        // SAFETY: `base` is the mapping made above, which no child runs on any more (it
+        // exec'd into a new address space or exited, or was never started).
+        unsafe { libc::munmap(base, STACK) };
+    };
+    // SAFETY: the lowest page of our own mapping becomes a guard page: an overflow of the
+    // child's stack faults instead of writing below it.
+    if unsafe { libc::mprotect(base, 4096, libc::PROT_NONE) } != 0 {
+        let e = io::Error::last_os_error();
+        unmap();
+        return Err(e);
+    }
+    let mut slot = Some(f);
+    // SAFETY: `child::<F>` matches clone's callback type; the stack top is the end of our
+    // mapping (16-byte aligned: mmap returns page-aligned memory); `slot` outlives the
+    // call because CLONE_VFORK returns only after the child exec'd or exited.
+    let pid = unsafe {
+        libc::clone(
+            child::<F>,
+            base.cast::<u8>().add(STACK).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::addr_of_mut!(slot).cast(),
+        )
+    };
+    let result = if pid < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(pid)
+    };
+    unmap();
+    result
 }
 
 /// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)` — what glibc's fexecve does; works on an

@@ -56,6 +56,16 @@ const LEARN_CAPS: [caps::Capability; 4] = [
     caps::Capability::CAP_KILL,
 ];
 
+/// What the supervisor keeps in its bounding set, so the launch's one drop before the
+/// session fork (src/launch.rs, step drop-bounding-set) leaves it in place: LEARN_CAPS for
+/// `clawjail learn` on a root start, else nothing.
+pub fn bounding_kept(plan: &SupervisorPlan) -> &'static [caps::Capability] {
+    match (&plan.ids, &plan.learn) {
+        (Some(_), Some(_)) => &LEARN_CAPS,
+        _ => &[],
+    }
+}
+
 /// The supervisor's own setup, in order (docs/terminal.md lists it; a test pins it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SupervisorStep {
@@ -98,7 +108,7 @@ impl SupervisorStep {
     pub fn summary(self) -> &'static str {
         match self {
             SupervisorStep::CloseTargetSide => "close the pty slave and /dev/null: only the target holds them, so the master reports EIO once the target's side is gone",
-            SupervisorStep::DropPrivileges => "root start: bounding set (needs CAP_SETPCAP, so first), then the target's uid/gid/groups (it may still signal the child); then no capability in any set",
+            SupervisorStep::DropPrivileges => "root start: bounding set (dropped before the fork and inherited; re-read here, anything left dropped; needs CAP_SETPCAP, so first), then the target's uid/gid/groups (it may still signal the child); then no capability in any set",
             SupervisorStep::NoNewPrivs => "PR_SET_NO_NEW_PRIVS: nothing the supervisor could exec gains privileges",
             SupervisorStep::NotDumpable => "PR_SET_DUMPABLE 0, after the id switch (which resets it): the target, same uid, cannot ptrace the supervisor or open /proc/<pid>/fd (the caller's terminal)",
             SupervisorStep::EgressSockets => "[egress] only: receive the capture and DNS sockets the child made inside the target's network namespace (SCM_RIGHTS); with inbound, fork the socket factory into that namespace (setns needs CAP_SYS_ADMIN on a root start, so before the drop; no thread exists yet)",
@@ -178,11 +188,10 @@ fn set_up(
         _ => None,
     };
     // `clawjail learn` on a root start keeps uid 0 and LEARN_CAPS only (docs/learn.md).
-    let keep: &[caps::Capability] = match (&plan.ids, &plan.learn) {
-        (Some(_), Some(_)) => &LEARN_CAPS,
-        _ => &[],
-    };
+    let keep = bounding_kept(plan);
     if let Some(ids) = &plan.ids {
+        // The launch dropped the bounding set before the fork (inherited): this re-reads
+        // it and drops only what is left (caps::drop_bounding_set).
         crate::caps::drop_bounding_set(&mut crate::kernel::Real, plan.last_cap, keep)
             .map_err(at(SupervisorStep::DropPrivileges))?;
         if plan.learn.is_none() {
