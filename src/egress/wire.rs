@@ -385,6 +385,7 @@ pub fn allow_threads() -> io::Result<()> {
 /// If the broker stops for any reason the target is killed and the supervisor exits 125:
 /// the policy asked for a control that is no longer there (fail closed).
 pub fn start_broker(job: &EgressJob, got: Received, child: libc::pid_t) -> io::Result<()> {
+    raise_fd_limit_for_the_broker();
     let rules = job.rules.clone();
     let mut inbound = Vec::new();
     for (_, l) in &job.inbound {
@@ -415,6 +416,29 @@ pub fn start_broker(job: &EgressJob, got: Received, child: libc::pid_t) -> io::R
             std::process::exit(125);
         })
         .map(drop)
+}
+
+/// The broker holds two descriptors per relayed connection (shed.rs), so a supervisor
+/// started with the common soft RLIMIT_NOFILE of 1024 would refuse new connections at
+/// about 450. The target is already forked and nothing is forked from here later, so
+/// raising this process's soft limit changes nothing the target has; an unprivileged
+/// process may raise its soft limit up to its hard limit (setrlimit(2)). Capped at what the
+/// broker can use. A failure only leaves the smaller budget the broker measures anyway.
+fn raise_fd_limit_for_the_broker() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let want = (broker::MAX_CONNECTIONS * 2 + broker::MAX_DNS_TCP + 1024) as u64;
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < want => {
+            let to = want.min(hard);
+            if to > soft {
+                if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, to, hard) {
+                    tracing::debug!(error = %e, "egress broker: soft RLIMIT_NOFILE stays {soft}");
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "egress broker: getrlimit(RLIMIT_NOFILE)"),
+    }
 }
 
 /// Bind the host side of every `inbound` entry now, before the first irreversible step.

@@ -548,6 +548,79 @@ fn run_egress_unprivileged_broker_is_out_of_the_targets_reach() {
     }
 }
 
+/// The broker holds two descriptors per relayed connection, so the supervisor raises its
+/// own soft RLIMIT_NOFILE (up to the hard limit) once the target is forked; the target
+/// keeps the limit clawjail was started with. Started with a soft limit of 1024 (hard: the
+/// test's own): the target reports 1024, the supervisor (clawjail's own pid; prlimit execs
+/// it) ends above 1024.
+#[test]
+fn run_egress_broker_raises_only_the_supervisors_fd_limit() {
+    require_root!();
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    if hard <= 1024 {
+        eprintln!("skipped: the hard RLIMIT_NOFILE here is {hard}, no room above 1024");
+        return;
+    }
+    let s = Scratch::new("egress-nofile");
+    let pol = s.policy(&format!(
+        "version = 1\n[identity]\nuser = {NOBODY}\ngroup = {NOBODY}\n[filesystem]\nexec = [\"/usr/bin\", \"/usr/lib\", \"/lib\", {:?}]\n[egress]\ndomains = [\"api.example.com\"]\nports = [443]\n",
+        probe_dir().display().to_string()
+    ));
+    let mut child = Command::new("prlimit")
+        .arg(format!("--nofile=1024:{hard}"))
+        .arg(clawjail_bin())
+        .args(["run", "--policy"])
+        .arg(&pol)
+        .args(["--", "sh", "-c"])
+        .arg(format!(
+            "{} rlimit nofile; exec sleep 10",
+            probe().display()
+        ))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let soft_of = |pid: u32| -> u64 {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let l = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap()
+            .to_string();
+        l.split_whitespace().nth(3).unwrap().parse().unwrap()
+    };
+    let mut supervisor = soft_of(child.id());
+    for _ in 0..50 {
+        if supervisor > 1024 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        supervisor = soft_of(child.id());
+    }
+    child.kill().unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("ok 1024 {hard}"),
+        "the target's limit; stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        supervisor > 1024 && supervisor <= hard,
+        "the supervisor's soft RLIMIT_NOFILE stayed {supervisor}"
+    );
+}
+
 /// Inbound: the host's listeners forward into the target's namespace, and the "gateway"
 /// there sees each client's real address: a client from 192.0.2.77 is seen as 192.0.2.77
 /// (not loopback, which OpenClaw would trust for pairing), a host-loopback client as
