@@ -32,6 +32,7 @@ pub mod session;
 pub mod signals;
 pub mod supervisor;
 pub mod sys;
+pub mod syscall_table;
 pub mod terminal;
 pub mod verify;
 

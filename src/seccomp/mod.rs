@@ -29,7 +29,9 @@ pub mod learn;
 pub mod linear;
 pub mod profiles;
 pub mod rules;
-pub mod syscalls;
+/// The syscall name table lives below `policy` (which types `seccomp.allow`/`deny` names
+/// with it when the file is read) and `seccomp`: `crate::syscall_table`.
+pub use crate::syscall_table as syscalls;
 mod view;
 pub use view::SeccompView;
 

@@ -204,11 +204,11 @@ mod tests {
             SeccompProfile::Strict,
             SeccompProfile::Custom,
         ] {
-            for n in super::super::profiles::names(p) {
+            for n in crate::seccomp::profiles::names(p) {
                 names.push((format!("profile {p:?}"), n.to_string()));
             }
         }
-        for g in super::super::guards::every_setting() {
+        for g in crate::seccomp::guards::every_setting() {
             names.push(("guard".into(), g.name.to_string()));
         }
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
