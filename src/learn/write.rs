@@ -418,9 +418,6 @@ fn diff(
     allow: &[(String, String)],
 ) -> Vec<String> {
     let p = &job.base.policy;
-    let raw = |v: &[toml::Spanned<String>]| -> BTreeSet<String> {
-        v.iter().map(|s| s.get_ref().clone()).collect()
-    };
     let written = |v: &[toml::Spanned<crate::policy::PathEntry>]| -> BTreeSet<String> {
         v.iter().map(|s| s.get_ref().written()).collect()
     };
@@ -455,7 +452,10 @@ fn diff(
     };
     one("network.bind", ports(&p.network.bind), unq(bind));
     one("network.connect", ports(&p.network.connect), unq(connect));
-    one("seccomp.allow", raw(&p.seccomp.allow), unq(allow));
+    let names = |v: &[toml::Spanned<crate::policy::Syscall>]| -> BTreeSet<String> {
+        v.iter().map(|s| s.get_ref().to_string()).collect()
+    };
+    one("seccomp.allow", names(&p.seccomp.allow), unq(allow));
     out
 }
 

@@ -491,6 +491,12 @@ mod tests {
                 "limits.nofle",
                 (3, 1),
             ),
+            (
+                "[seccomp]\nallow = [\"io_uring_setpu\"]\n",
+                "unknown-syscall",
+                "seccomp.allow",
+                (3, 10),
+            ),
         ];
         for (text, code, key, pos) in cases {
             let e = err(&format!("version = 1\n{text}"));

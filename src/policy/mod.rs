@@ -23,7 +23,7 @@ use toml::Spanned;
 pub use diag::PolicyError;
 pub use values::{
     Cap, EnvName, Flag, LimitKind, LimitValue, Limits, Located, Mode, PathEntry, PathTemplate,
-    PortSpec,
+    PortSpec, Syscall,
 };
 
 /// The policy compiled into the binary, used when neither `--policy`, `$CLAWJAIL_POLICY`
@@ -394,10 +394,10 @@ pub struct Seccomp {
     pub action: Located<SeccompAction>,
     /// Extra syscalls to allow (names).
     #[serde(default)]
-    pub allow: Vec<Spanned<String>>,
+    pub allow: Vec<Spanned<Syscall>>,
     /// Extra syscalls to deny (names).
     #[serde(default)]
-    pub deny: Vec<Spanned<String>>,
+    pub deny: Vec<Spanned<Syscall>>,
 }
 
 /// Where the policy first uses `${TMP}`: a `[filesystem]` entry (read, write, exec, deny),

@@ -29,6 +29,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("invalid port ", "bad-port"),
     ("invalid limit ", "bad-value"),
     ("invalid environment variable name ", "bad-env-name"),
+    ("unknown syscall ", "unknown-syscall"),
 ];
 
 /// A value with its span, for keys that have a default: the span is `0..0` when the key
@@ -167,6 +168,44 @@ impl<'de> Deserialize<'de> for EnvName {
         parse_str(d, "an environment variable name", |s| {
             super::check_env_name(s).map(|()| EnvName(s.to_string()))
         })
+    }
+}
+
+/// A syscall name of the filter's table (`seccomp.allow`, `seccomp.deny`), with the nearest
+/// known name suggested for a misspelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Syscall(pub &'static str);
+
+impl Syscall {
+    pub fn parse(s: &str) -> Result<Syscall, String> {
+        use crate::syscall_table as syscalls;
+        let wanted = s.trim();
+        match syscalls::number(wanted).and_then(syscalls::name) {
+            Some(name) => Ok(Syscall(name)),
+            None => {
+                let hint = match syscalls::nearest(wanted) {
+                    Some(n) => format!("; did you mean \"{n}\"?"),
+                    None => String::new(),
+                };
+                Err(format!("unknown syscall \"{wanted}\" (x86_64){hint}"))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Syscall {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(
+            d,
+            "a syscall name such as \"io_uring_setup\"",
+            Syscall::parse,
+        )
+    }
+}
+
+impl fmt::Display for Syscall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
     }
 }
 

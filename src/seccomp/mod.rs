@@ -246,8 +246,8 @@ fn build_table(inp: &SeccompInputs<'_>) -> Result<Vec<Entry>, SeccompError> {
             allowed.insert(nr, (name, "profile".to_string()));
         }
     }
-    let denied_names = resolve_all(inp.src, &cfg.deny, "seccomp.deny")?;
-    for (name, span) in resolve_all(inp.src, &cfg.allow, "seccomp.allow")? {
+    let denied_names = resolve_all(&cfg.deny);
+    for (name, span) in resolve_all(&cfg.allow) {
         if let Some(g) = guards
             .get(name)
             .filter(|g| !matches!(g.treatment, Treatment::AllowIf(_)))
@@ -391,34 +391,11 @@ fn build_table(inp: &SeccompInputs<'_>) -> Result<Vec<Entry>, SeccompError> {
     Ok(table.into_values().collect())
 }
 
-/// Resolve names to known syscalls, or fail at the first unknown one with a suggestion.
+/// The names and their spans (parsed when the policy was loaded: `policy::Syscall`).
 fn resolve_all(
-    src: &Source,
-    names: &[Spanned<String>],
-    key: &str,
-) -> Result<Vec<(&'static str, std::ops::Range<usize>)>, PolicyError> {
-    names
-        .iter()
-        .map(|n| {
-            let wanted = n.get_ref().trim();
-            match syscalls::X86_64.iter().find(|(s, _)| *s == wanted) {
-                Some(&(s, _)) => Ok((s, n.span())),
-                None => {
-                    let hint = match syscalls::nearest(wanted) {
-                        Some(s) => format!("; did you mean \"{s}\"?"),
-                        None => String::new(),
-                    };
-                    Err(PolicyError::at(
-                        src,
-                        n.span(),
-                        "unknown-syscall",
-                        key,
-                        format!("unknown syscall \"{wanted}\" (x86_64){hint}"),
-                    ))
-                }
-            }
-        })
-        .collect()
+    names: &[Spanned<crate::policy::Syscall>],
+) -> Vec<(&'static str, std::ops::Range<usize>)> {
+    names.iter().map(|n| (n.get_ref().0, n.span())).collect()
 }
 
 /// What a denial returns under each action.

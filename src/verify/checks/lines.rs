@@ -60,8 +60,12 @@ impl PolicyLines {
                 .iter()
                 .map(|s| {
                     (
-                        s.get_ref().clone(),
-                        format!("seccomp.allow {:?} ({})", s.get_ref(), at(loaded, s.span())),
+                        s.get_ref().to_string(),
+                        format!(
+                            "seccomp.allow {:?} ({})",
+                            s.get_ref().0,
+                            at(loaded, s.span())
+                        ),
                     )
                 })
                 .collect(),
