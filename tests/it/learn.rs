@@ -327,20 +327,9 @@ const GATEWAY_ALLOWLIST: &[(&str, &str)] = &[
     ),
 ];
 
+/// The status line of `GET path`.
 fn http_status(port: u16, path: &str) -> Option<String> {
-    use std::net::TcpStream;
-    use std::time::Duration;
-    let mut c =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        c,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    c.read_to_string(&mut out).ok()?;
-    out.lines().next().map(str::to_string)
+    http_get(port, path)?.lines().next().map(str::to_string)
 }
 
 /// Poll /healthz until 200 or `child` exits or `limit` passes; true when healthy.

@@ -165,20 +165,6 @@ fn start_gateway(s: &Setup, run: &Run, tier: &str) -> Gateway {
     Gateway { child, log }
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut c =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        c,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    c.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
 /// Wait for `GET /healthz` to answer 200; returns the time it took.
 fn wait_healthy(gw: &mut Gateway, port: u16, limit: Duration) -> Duration {
     let t = Instant::now();

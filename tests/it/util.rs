@@ -344,3 +344,24 @@ pub fn spawn_test_resolver(
         }
     });
 }
+
+/// `GET path` from 127.0.0.1:`port` (HTTP/1.1, Connection: close): the whole answer, or
+/// None when the connection or the read fails. Loopback only, bounded waits.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let mut c = std::net::TcpStream::connect_timeout(
+        &([127, 0, 0, 1], port).into(),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    c.read_to_string(&mut out).ok()?;
+    Some(out)
+}
